@@ -1,0 +1,320 @@
+//! Meta-RL environments: task families, task distributions and the batched [`VecEnv`].
+//!
+//! A task family ([`Env`]) is a stateless value that knows its dynamics and rewards; a
+//! [`Task`] is per-row data (a goal, a corner, a sensor bias). One meta-batch of M tasks ×
+//! K rollouts is one [`VecEnv`] of M·K rows stepped in lock-step, row `m·K + k` being
+//! rollout `k` of task `m`. Each row has its own random stream, so a batch of N rows
+//! produces exactly what N single-row environments with the same seeds produce.
+//!
+//! Episodes end by `terminated` (the task's own end, e.g. goal reached or pole fallen) or
+//! `truncated` (the horizon); the two are reported separately. A finished row stays
+//! finished until the next [`VecEnv::reset`]: its reward is 0 and its mask is off.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::rng::{self, Rng};
+
+pub mod cartpole;
+pub mod goal1d;
+pub mod nav2d;
+pub mod point_corners;
+pub mod sine;
+pub mod six_circles;
+
+/// Static description of an environment family.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct EnvSpec {
+    /// Name used by `--env`.
+    pub name: &'static str,
+    /// Observation size.
+    pub obs_dim: usize,
+    /// Action size.
+    pub act_dim: usize,
+    /// Episode length at which rows are truncated.
+    pub horizon: usize,
+    /// One-line description of the task family (shown by `metarl list-envs`).
+    pub summary: &'static str,
+}
+
+/// One task's parameters: the per-row data that distinguishes tasks of a family.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+pub enum Task {
+    /// A goal position in the plane (nav2d).
+    Goal2d {
+        /// Goal x.
+        x: f32,
+        /// Goal y.
+        y: f32,
+    },
+    /// The index (0..4) of the rewarded corner (point-corners).
+    Corner {
+        /// Corner index.
+        index: usize,
+    },
+    /// Which goals on the circle are correct (six-circles); indices into the circle.
+    Combo {
+        /// Indices of the correct goals, sorted.
+        correct: Vec<usize>,
+    },
+    /// A goal on the line (goal-1d).
+    Goal1d {
+        /// Goal position.
+        goal: f32,
+    },
+    /// A constant bias added to the observed pole angle, in radians (cartpole-biased).
+    SensorBias {
+        /// Bias in radians.
+        bias: f32,
+    },
+}
+
+/// A task family: dynamics, rewards and task sampling, stepped one row at a time by
+/// [`VecEnv`]. Implementations are stateless; all per-row state lives in the `state`
+/// slices that [`VecEnv`] owns.
+pub trait Env: Send + Sync + Debug {
+    /// The family's static description.
+    fn spec(&self) -> &EnvSpec;
+    /// Length of one row's internal state vector (may exceed `obs_dim`).
+    fn state_dim(&self) -> usize;
+    /// Draws a task from the family's task distribution.
+    fn sample_task(&self, rng: &mut Rng) -> Task;
+    /// Writes the initial state of one row for `task`.
+    fn reset(&self, task: &Task, state: &mut [f32], rng: &mut Rng);
+    /// Advances one row by one step under `action` (unclipped; the family clips) and
+    /// returns `(reward, terminated)`. Deterministic given `state` and `action`.
+    fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool);
+    /// Writes the observation of one row.
+    fn observe(&self, task: &Task, state: &[f32], obs: &mut [f32]);
+    /// Whether a finished episode counts as a success, for families that define one.
+    /// Called once per row when its episode ends (`terminated` says how it ended).
+    fn success(&self, task: &Task, state: &[f32], terminated: bool) -> Option<bool> {
+        let _ = (task, state, terminated);
+        None
+    }
+    /// The 2-D position of a row, for point environments that can be drawn by `metarl plot`.
+    fn position(&self, state: &[f32]) -> Option<[f32; 2]> {
+        let _ = state;
+        None
+    }
+}
+
+/// Names accepted by [`make`], in display order.
+pub const ENV_NAMES: &[&str] = &[
+    "nav2d",
+    "point-corners",
+    "point-corners-dense",
+    "six-circles",
+    "goal-1d",
+    "cartpole-biased",
+];
+
+/// Builds the task family called `name` with its default (paper) settings.
+pub fn make(name: &str) -> Result<Arc<dyn Env>> {
+    let env: Arc<dyn Env> = match name {
+        "nav2d" => Arc::new(nav2d::Nav2d::default()),
+        "point-corners" => Arc::new(point_corners::PointCorners::default()),
+        "point-corners-dense" => Arc::new(point_corners::PointCorners::new(
+            point_corners::RewardType::Dense,
+        )),
+        "six-circles" => Arc::new(six_circles::SixCircles::default()),
+        "goal-1d" => Arc::new(goal1d::Goal1d::default()),
+        "cartpole-biased" => Arc::new(cartpole::CartpoleBiased::default()),
+        "sine" => {
+            return Err(Error::invalid(
+                "env",
+                name,
+                "a reinforcement-learning environment; `sine` is the supervised family, used by sine-maml",
+            ))
+        }
+        _ => {
+            return Err(Error::UnknownEnv {
+                name: name.to_string(),
+                allowed: ENV_NAMES.join(", "),
+            })
+        }
+    };
+    Ok(env)
+}
+
+/// Samples tasks of one family: fresh tasks for training, and a fixed held-out set
+/// (the same for every run and seed) for evaluation.
+#[derive(Clone, Debug)]
+pub struct TaskDistribution {
+    env: Arc<dyn Env>,
+}
+
+/// Root seed of the held-out evaluation tasks; fixed so that every run is scored on the
+/// same tasks (Finn et al. fix theirs with `np.random.seed(1)`).
+pub const HELD_OUT_SEED: u64 = 1;
+
+impl TaskDistribution {
+    /// The task distribution of `env`.
+    pub fn new(env: Arc<dyn Env>) -> Self {
+        Self { env }
+    }
+
+    /// Draws `n` training tasks from `rng`.
+    pub fn sample(&self, n: usize, rng: &mut Rng) -> Vec<Task> {
+        (0..n).map(|_| self.env.sample_task(rng)).collect()
+    }
+
+    /// The first `n` tasks of the fixed held-out set: independent of any run's seed, and
+    /// a prefix of the set for a larger `n`.
+    pub fn held_out(&self, n: usize) -> Vec<Task> {
+        let mut rng = rng::stream(HELD_OUT_SEED, "held-out-tasks");
+        self.sample(n, &mut rng)
+    }
+}
+
+/// What one lock-step [`VecEnv::step`] returns, one entry per row.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Step {
+    /// Observations after the step, `[N, obs_dim]` row-major.
+    pub obs: Vec<f32>,
+    /// Rewards; 0 for rows that had already finished.
+    pub reward: Vec<f32>,
+    /// The task ended this step (goal reached, failure).
+    pub terminated: Vec<bool>,
+    /// The horizon was reached this step without termination.
+    pub truncated: Vec<bool>,
+    /// The row was still running before this step (its transition is real data).
+    pub active: Vec<bool>,
+    /// For rows that finished this step: the family's success verdict, if it defines one.
+    pub success: Vec<Option<bool>>,
+}
+
+/// A batch of rows, each a (task, rollout) pair, stepped in lock-step.
+#[derive(Debug)]
+pub struct VecEnv {
+    env: Arc<dyn Env>,
+    tasks: Vec<Task>,
+    rngs: Vec<Rng>,
+    state: Vec<f32>,
+    t: Vec<usize>,
+    done: Vec<bool>,
+}
+
+impl VecEnv {
+    /// One row per entry of `tasks`; row `i` draws its initial states from its own
+    /// stream, sub-stream `seeds[i]`-seeded.
+    pub fn new(env: Arc<dyn Env>, tasks: Vec<Task>, seeds: &[u64]) -> Self {
+        assert_eq!(tasks.len(), seeds.len(), "one seed per row");
+        let n = tasks.len();
+        let sd = env.state_dim();
+        Self {
+            rngs: seeds.iter().map(|&s| rng::substream(s, "env-row", 0)).collect(),
+            env,
+            tasks,
+            state: vec![0.0; n * sd],
+            t: vec![0; n],
+            done: vec![true; n],
+        }
+    }
+
+    /// `tasks.len() × rollouts` rows, row `m·rollouts + k` running task `m`; row seeds are
+    /// drawn from `rng`.
+    pub fn for_tasks(env: Arc<dyn Env>, tasks: &[Task], rollouts: usize, rng: &mut Rng) -> Self {
+        let rows: Vec<Task> = tasks
+            .iter()
+            .flat_map(|t| std::iter::repeat_n(t.clone(), rollouts))
+            .collect();
+        let seeds: Vec<u64> = (0..rows.len()).map(|_| rng::next_seed(rng)).collect();
+        Self::new(env, rows, &seeds)
+    }
+
+    /// The family's description.
+    pub fn spec(&self) -> &EnvSpec {
+        self.env.spec()
+    }
+
+    /// The family.
+    pub fn env(&self) -> &Arc<dyn Env> {
+        &self.env
+    }
+
+    /// Number of rows.
+    pub fn num_rows(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// The task of every row.
+    pub fn tasks(&self) -> &[Task] {
+        &self.tasks
+    }
+
+    /// Internal state of row `i`.
+    pub fn row_state(&self, i: usize) -> &[f32] {
+        let sd = self.env.state_dim();
+        &self.state[i * sd..(i + 1) * sd]
+    }
+
+    /// Starts a new episode in every row and returns the observations `[N, obs_dim]`.
+    pub fn reset(&mut self) -> Vec<f32> {
+        let sd = self.env.state_dim();
+        for i in 0..self.num_rows() {
+            let s = &mut self.state[i * sd..(i + 1) * sd];
+            self.env.reset(&self.tasks[i], s, &mut self.rngs[i]);
+            self.t[i] = 0;
+            self.done[i] = false;
+        }
+        self.observe()
+    }
+
+    /// Observations of every row, `[N, obs_dim]`.
+    pub fn observe(&self) -> Vec<f32> {
+        let (sd, od) = (self.env.state_dim(), self.env.spec().obs_dim);
+        let mut obs = vec![0.0; self.num_rows() * od];
+        for i in 0..self.num_rows() {
+            self.env.observe(
+                &self.tasks[i],
+                &self.state[i * sd..(i + 1) * sd],
+                &mut obs[i * od..(i + 1) * od],
+            );
+        }
+        obs
+    }
+
+    /// Steps every running row with its action (`actions` is `[N, act_dim]`).
+    pub fn step(&mut self, actions: &[f32]) -> Step {
+        let n = self.num_rows();
+        let (sd, ad) = (self.env.state_dim(), self.env.spec().act_dim);
+        let horizon = self.env.spec().horizon;
+        assert_eq!(actions.len(), n * ad, "actions must be [N, act_dim]");
+        let mut out = Step {
+            obs: Vec::new(),
+            reward: vec![0.0; n],
+            terminated: vec![false; n],
+            truncated: vec![false; n],
+            active: vec![false; n],
+            success: vec![None; n],
+        };
+        for i in 0..n {
+            if self.done[i] {
+                continue;
+            }
+            let s = &mut self.state[i * sd..(i + 1) * sd];
+            let (r, term) = self.env.step(&self.tasks[i], s, &actions[i * ad..(i + 1) * ad]);
+            self.t[i] += 1;
+            out.active[i] = true;
+            out.reward[i] = r;
+            out.terminated[i] = term;
+            out.truncated[i] = !term && self.t[i] >= horizon;
+            if term || out.truncated[i] {
+                self.done[i] = true;
+                out.success[i] = self.env.success(&self.tasks[i], s, term);
+            }
+        }
+        out.obs = self.observe();
+        out
+    }
+
+    /// True when every row has finished its episode.
+    pub fn all_done(&self) -> bool {
+        self.done.iter().all(|&d| d)
+    }
+}

@@ -1,0 +1,192 @@
+//! Burn modules shared by every algorithm: MLPs, the Gaussian policy, the deterministic
+//! policy and the MLP value baseline.
+//!
+//! Parameters are initialised from an explicit [`Rng`] (never Burn's global generator),
+//! so the same seed gives the same network on every backend.
+
+use burn::module::Param;
+use burn::nn::Linear;
+use burn::prelude::*;
+use rand_distr::{Distribution, Normal, Uniform};
+use serde::{Deserialize, Serialize};
+
+use crate::rng::Rng;
+
+pub mod deterministic;
+pub mod gaussian;
+pub mod value;
+
+pub use deterministic::{DeterministicPolicy, DeterministicPolicyConfig};
+pub use gaussian::{GaussianPolicy, GaussianPolicyConfig};
+pub use value::{MlpValue, MlpValueConfig};
+
+/// Element-wise nonlinearity of hidden layers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Activation {
+    /// Hyperbolic tangent (ProMP, ES-MAML policies).
+    Tanh,
+    /// Rectified linear unit (Finn's sine network).
+    Relu,
+    /// No nonlinearity.
+    Identity,
+}
+
+impl Activation {
+    /// Applies the nonlinearity.
+    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Activation::Tanh => x.tanh(),
+            Activation::Relu => burn::tensor::activation::relu(x),
+            Activation::Identity => x,
+        }
+    }
+
+    /// Applies the nonlinearity to one scalar (plain-Rust forwards, e.g. ES populations).
+    pub fn apply_scalar(self, x: f32) -> f32 {
+        match self {
+            Activation::Tanh => x.tanh(),
+            Activation::Relu => x.max(0.0),
+            Activation::Identity => x,
+        }
+    }
+
+    /// Parses `tanh`, `relu` or `identity`.
+    pub fn parse(s: &str) -> crate::Result<Self> {
+        match s {
+            "tanh" => Ok(Activation::Tanh),
+            "relu" => Ok(Activation::Relu),
+            "identity" => Ok(Activation::Identity),
+            _ => Err(crate::Error::invalid("activation", s, "tanh, relu, identity")),
+        }
+    }
+}
+
+/// How the weights of a layer are drawn (biases start at zero in every scheme).
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind")]
+pub enum Init {
+    /// Glorot/Xavier uniform, U(±√(6/(fan_in+fan_out))) (rllab and ProMP policies).
+    XavierUniform,
+    /// He normal, N(0, 2/fan_in) (ES-MAML's numpy policies).
+    HeNormal,
+    /// Normal with the given standard deviation, truncated at two standard deviations
+    /// (Finn's sine network uses 0.01).
+    TruncatedNormal {
+        /// Standard deviation before truncation.
+        std: f32,
+    },
+    /// All zeros.
+    Zeros,
+}
+
+impl Init {
+    fn sample(self, fan_in: usize, fan_out: usize, n: usize, rng: &mut Rng) -> Vec<f32> {
+        match self {
+            Init::XavierUniform => {
+                let a = (6.0 / (fan_in + fan_out) as f32).sqrt();
+                let u = Uniform::new_inclusive(-a, a).expect("finite bounds");
+                (0..n).map(|_| u.sample(rng)).collect()
+            }
+            Init::HeNormal => {
+                let d = Normal::new(0.0, (2.0 / fan_in as f32).sqrt()).expect("finite std");
+                (0..n).map(|_| d.sample(rng)).collect()
+            }
+            Init::TruncatedNormal { std } => {
+                let d = Normal::new(0.0f32, 1.0).expect("unit normal");
+                (0..n)
+                    .map(|_| loop {
+                        let z = d.sample(rng);
+                        if z.abs() <= 2.0 {
+                            break z * std;
+                        }
+                    })
+                    .collect()
+            }
+            Init::Zeros => vec![0.0; n],
+        }
+    }
+}
+
+/// A fully connected layer `x W + b` with `W: [d_in, d_out]` drawn by `init` from `rng`.
+pub fn linear(d_in: usize, d_out: usize, init: Init, rng: &mut Rng, device: &Device) -> Linear {
+    let w = init.sample(d_in, d_out, d_in * d_out, rng);
+    Linear {
+        weight: Param::from_tensor(Tensor::from_data(TensorData::new(w, [d_in, d_out]), device)),
+        bias: Some(Param::from_tensor(Tensor::zeros([d_out], device))),
+    }
+}
+
+/// A multilayer perceptron: hidden layers with one activation, a linear output layer.
+#[derive(Module, Debug)]
+pub struct Mlp {
+    /// Layers, input first; the last one is the output layer.
+    pub layers: Vec<Linear>,
+    /// Nonlinearity after every hidden layer.
+    #[module(skip)]
+    pub activation: Activation,
+}
+
+impl Mlp {
+    /// An MLP `d_in → hidden… → d_out`; `init` draws every layer's weights.
+    pub fn new(
+        d_in: usize,
+        hidden: &[usize],
+        d_out: usize,
+        activation: Activation,
+        init: Init,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        let sizes: Vec<usize> = std::iter::once(d_in)
+            .chain(hidden.iter().copied())
+            .chain(std::iter::once(d_out))
+            .collect();
+        let layers = sizes
+            .windows(2)
+            .map(|w| linear(w[0], w[1], init, rng, device))
+            .collect();
+        Self { layers, activation }
+    }
+
+    /// Forward pass over a batch `[B, d_in] → [B, d_out]`.
+    pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
+        let last = self.layers.len() - 1;
+        self.layers.iter().enumerate().fold(x, |h, (i, layer)| {
+            let z = layer.forward(h);
+            if i < last {
+                self.activation.apply(z)
+            } else {
+                z
+            }
+        })
+    }
+
+    /// Input size.
+    pub fn d_in(&self) -> usize {
+        self.layers[0].weight.lazy_shape().as_slice()[0]
+    }
+
+    /// Output size.
+    pub fn d_out(&self) -> usize {
+        self.layers[self.layers.len() - 1].weight.lazy_shape().as_slice()[1]
+    }
+}
+
+/// A `[rows, cols]` tensor from row-major `f32` data on `device` (in the device's float
+/// type).
+pub fn tensor2(data: Vec<f32>, rows: usize, cols: usize, device: &Device) -> Tensor<2> {
+    Tensor::from_data(TensorData::new(data, [rows, cols]), device)
+}
+
+/// Reads any float tensor back as a flat `Vec<f32>`.
+pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.try_into_vec_as::<f32>()
+        .expect("a float tensor should read back as f32")
+}
+
+/// Reads any float tensor back as a flat `Vec<f64>` (gradient checks).
+pub fn to_vec_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
+    t.try_into_vec_as::<f64>()
+        .expect("a float tensor should read back as f64")
+}

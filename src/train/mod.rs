@@ -1,0 +1,165 @@
+//! The training harness shared by every binary: configs, the run directory, the
+//! iteration loop with its cadence, progress reporting, `progress.csv`, `summary.json` and
+//! atomic checkpoints with exact resume.
+//!
+//! An algorithm implements [`Trainable`]: `step()` does one meta-iteration and returns its
+//! [`Metrics`]; it never touches files, timers or the terminal. [`run`] owns those.
+
+use std::path::Path;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+
+pub mod checkpoint;
+pub mod config;
+pub mod progress;
+pub mod reporter;
+pub mod run_dir;
+
+pub use checkpoint::{Checkpoint, RngState};
+pub use config::{load_toml, to_toml};
+pub use progress::ProgressCsv;
+pub use reporter::Reporter;
+pub use run_dir::RunDir;
+
+/// Named scalar results of one iteration, in column order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metrics(pub Vec<(String, f64)>);
+
+impl Metrics {
+    /// An empty set of metrics.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a metric (builder style).
+    pub fn with(mut self, name: impl Into<String>, value: f64) -> Self {
+        self.push(name, value);
+        self
+    }
+
+    /// Appends a metric.
+    pub fn push(&mut self, name: impl Into<String>, value: f64) {
+        self.0.push((name.into(), value));
+    }
+
+    /// The value of metric `name`, if present.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    /// The first metric whose value is NaN or infinite.
+    pub fn first_non_finite(&self) -> Option<&str> {
+        self.0.iter().find(|(_, v)| !v.is_finite()).map(|(n, _)| n.as_str())
+    }
+}
+
+/// An algorithm the harness can train, checkpoint and resume.
+pub trait Trainable {
+    /// Runs meta-iteration `iteration` (0-based) and returns its metrics. Metrics named
+    /// `pre_return` and `post_return_<k>` are shown live by the progress reporter;
+    /// `env_steps` (steps taken this iteration) is accumulated by the harness.
+    fn step(&mut self, iteration: usize) -> Result<Metrics>;
+
+    /// Whether the learned parameters are all finite (checked before every checkpoint).
+    fn parameters_finite(&self) -> bool;
+
+    /// Everything needed to continue exactly: modules, optimizer state, RNG states.
+    fn checkpoint(&self) -> Result<Checkpoint>;
+
+    /// Restores the state written by [`Trainable::checkpoint`].
+    fn restore(&mut self, checkpoint: &Checkpoint) -> Result<()>;
+}
+
+/// Cadence and limits of a training run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoopConfig {
+    /// Total meta-iterations.
+    pub iterations: usize,
+    /// Write a checkpoint every this many iterations (and at the end).
+    pub checkpoint_every: usize,
+    /// Suppress the progress bar and log lines.
+    pub quiet: bool,
+}
+
+/// What [`run`] measured over the iterations it executed.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoopResult {
+    /// Metrics of the last iteration.
+    pub last: Metrics,
+    /// Iterations executed by this call (fewer than requested when resuming).
+    pub iterations_run: usize,
+    /// Wall-clock seconds spent in `step()` by this call.
+    pub step_seconds: f64,
+    /// Total environment steps, including those before a resume.
+    pub env_steps: f64,
+}
+
+/// Runs `algo` from its current iteration to `cfg.iterations`, appending one row per
+/// iteration to `progress.csv`, checkpointing atomically, and stopping with
+/// [`Error::NonFinite`] (after the last good checkpoint is on disk) when a metric or
+/// parameter stops being finite. `start` is the first iteration to run (0, or the
+/// checkpoint's iteration when resuming).
+pub fn run<T: Trainable>(
+    algo: &mut T,
+    run_dir: &RunDir,
+    cfg: &LoopConfig,
+    start: usize,
+    label: &str,
+) -> Result<LoopResult> {
+    let mut csv = ProgressCsv::open(&run_dir.progress_path(), start)?;
+    let mut reporter = Reporter::new(label, start, cfg.iterations, cfg.quiet);
+    let mut env_steps = csv.column_sum("env_steps");
+    let (mut step_seconds, mut last) = (0.0, Metrics::new());
+    let t0 = Instant::now();
+    for it in start..cfg.iterations {
+        let ts = Instant::now();
+        let mut m = algo.step(it)?;
+        step_seconds += ts.elapsed().as_secs_f64();
+        if let Some(name) = m.first_non_finite() {
+            return Err(Error::NonFinite {
+                iteration: it,
+                quantity: name.to_string(),
+            });
+        }
+        if !algo.parameters_finite() {
+            return Err(Error::NonFinite {
+                iteration: it,
+                quantity: "parameters".into(),
+            });
+        }
+        env_steps += m.get("env_steps").unwrap_or(0.0);
+        let mut row = Metrics::new().with("iteration", it as f64);
+        row.0.append(&mut m.0);
+        row.push("total_env_steps", env_steps);
+        row.push("wall_seconds", t0.elapsed().as_secs_f64());
+        csv.append(&row)?;
+        reporter.update(it, &row);
+        let done = it + 1;
+        if done % cfg.checkpoint_every.max(1) == 0 || done == cfg.iterations {
+            let mut ck = algo.checkpoint()?;
+            ck.iteration = done;
+            ck.save(&run_dir.checkpoint_path())?;
+        }
+        last = row;
+    }
+    reporter.finish();
+    Ok(LoopResult {
+        last,
+        iterations_run: cfg.iterations.saturating_sub(start),
+        step_seconds,
+        env_steps,
+    })
+}
+
+/// The git commit of the working directory, when it can be read.
+pub fn git_commit(dir: &Path) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(dir)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

@@ -1,0 +1,140 @@
+//! Struct-of-arrays trajectories `[T, N, ·]`, time-major, with masks.
+//!
+//! Row `i` is one episode; rows of one task are contiguous (`rows_per_task` of them), so
+//! task `m` owns rows `m·K .. (m+1)·K`. Entry `(t, i)` of a `[T, N]` array is at
+//! `t·N + i`; of a `[T, N, D]` array at `(t·N + i)·D + j`. `mask[t·N + i]` is 1 when the
+//! transition at step t of row i is real data and 0 after the episode ended.
+
+use crate::env::Task;
+
+/// A batch of episodes sampled in lock-step.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Trajectories {
+    /// Number of time steps stored (the horizon, or fewer if every row ended early).
+    pub steps: usize,
+    /// Number of rows (episodes).
+    pub rows: usize,
+    /// Episodes per task.
+    pub rows_per_task: usize,
+    /// Observation size.
+    pub obs_dim: usize,
+    /// Action size.
+    pub act_dim: usize,
+    /// Observation before the action at t, `[T, N, obs_dim]`.
+    pub obs: Vec<f32>,
+    /// Action taken at t (unclipped, as sampled), `[T, N, act_dim]`.
+    pub act: Vec<f32>,
+    /// log π(a_t|s_t) under the sampling policy, `[T, N]` (0 for deterministic policies).
+    pub logp: Vec<f32>,
+    /// Reward of the transition at t, `[T, N]`.
+    pub reward: Vec<f32>,
+    /// 1 where the transition at t is real, `[T, N]`.
+    pub mask: Vec<f32>,
+    /// The episode terminated at t, `[T, N]`.
+    pub terminated: Vec<bool>,
+    /// The episode was truncated by the horizon at t, `[T, N]`.
+    pub truncated: Vec<bool>,
+    /// Per row: the family's success verdict at the end of the episode, if it defines one.
+    pub success: Vec<Option<bool>>,
+    /// The task of each group of `rows_per_task` rows, `[N / rows_per_task]`.
+    pub tasks: Vec<Task>,
+}
+
+impl Trajectories {
+    /// Number of tasks.
+    pub fn num_tasks(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// Undiscounted return of every row, `[N]`.
+    pub fn episode_returns(&self) -> Vec<f32> {
+        let n = self.rows;
+        let mut out = vec![0.0f64; n];
+        for t in 0..self.steps {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o += (self.reward[t * n + i] * self.mask[t * n + i]) as f64;
+            }
+        }
+        out.into_iter().map(|x| x as f32).collect()
+    }
+
+    /// Mean undiscounted episode return over all rows.
+    pub fn mean_return(&self) -> f64 {
+        let r = self.episode_returns();
+        r.iter().map(|&x| x as f64).sum::<f64>() / r.len().max(1) as f64
+    }
+
+    /// Mean undiscounted episode return of each task, `[M]`.
+    pub fn task_returns(&self) -> Vec<f64> {
+        self.episode_returns()
+            .chunks(self.rows_per_task.max(1))
+            .map(|c| c.iter().map(|&x| x as f64).sum::<f64>() / c.len() as f64)
+            .collect()
+    }
+
+    /// Number of real transitions (environment steps taken).
+    pub fn env_steps(&self) -> usize {
+        self.mask.iter().filter(|&&m| m > 0.0).count()
+    }
+
+    /// Fraction of rows whose episode succeeded, for families that define success.
+    pub fn success_rate(&self) -> Option<f64> {
+        let v: Vec<bool> = self.success.iter().filter_map(|s| *s).collect();
+        if v.is_empty() {
+            None
+        } else {
+            Some(v.iter().filter(|&&s| s).count() as f64 / v.len() as f64)
+        }
+    }
+
+    /// Length of every row's episode, `[N]`.
+    pub fn lengths(&self) -> Vec<usize> {
+        (0..self.rows)
+            .map(|i| (0..self.steps).filter(|&t| self.mask[t * self.rows + i] > 0.0).count())
+            .collect()
+    }
+
+    /// The rows `lo..hi` as their own batch (same steps), e.g. one task's episodes.
+    pub fn select_rows(&self, lo: usize, hi: usize) -> Trajectories {
+        assert!(lo < hi && hi <= self.rows, "row range must lie inside the batch");
+        assert!(
+            lo % self.rows_per_task == 0 && hi % self.rows_per_task == 0,
+            "row range must cover whole tasks"
+        );
+        let (n, k) = (self.rows, hi - lo);
+        let pick = |v: &[f32], d: usize| -> Vec<f32> {
+            (0..self.steps)
+                .flat_map(|t| v[(t * n + lo) * d..(t * n + hi) * d].iter().copied())
+                .collect()
+        };
+        let pick_b = |v: &[bool]| -> Vec<bool> {
+            (0..self.steps)
+                .flat_map(|t| v[t * n + lo..t * n + hi].iter().copied())
+                .collect()
+        };
+        Trajectories {
+            steps: self.steps,
+            rows: k,
+            rows_per_task: self.rows_per_task,
+            obs_dim: self.obs_dim,
+            act_dim: self.act_dim,
+            obs: pick(&self.obs, self.obs_dim),
+            act: pick(&self.act, self.act_dim),
+            logp: pick(&self.logp, 1),
+            reward: pick(&self.reward, 1),
+            mask: pick(&self.mask, 1),
+            terminated: pick_b(&self.terminated),
+            truncated: pick_b(&self.truncated),
+            success: self.success[lo..hi].to_vec(),
+            tasks: self.tasks[lo / self.rows_per_task..hi / self.rows_per_task].to_vec(),
+        }
+    }
+
+    /// One batch per task.
+    pub fn split_tasks(&self) -> Vec<Trajectories> {
+        let k = self.rows_per_task;
+        (0..self.num_tasks())
+            .map(|m| self.select_rows(m * k, (m + 1) * k))
+            .collect()
+    }
+}

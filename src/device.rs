@@ -60,9 +60,10 @@ impl DeviceKind {
         let from_env = std::env::var("BURN_DEVICE").ok();
         match flag.or(from_env.as_deref()) {
             Some(name) => name.parse(),
-            None => DeviceKind::compiled().first().copied().ok_or_else(|| {
-                Error::Other("metarl was built without any backend feature".into())
-            }),
+            None => DeviceKind::compiled()
+                .first()
+                .copied()
+                .ok_or_else(|| Error::Other("metarl was built without any backend feature".into())),
         }
     }
 

@@ -84,7 +84,11 @@ impl Error {
     }
 
     /// Shorthand for [`Error::InvalidConfig`].
-    pub fn invalid(field: impl Into<String>, value: impl ToString, allowed: impl Into<String>) -> Self {
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl ToString,
+        allowed: impl Into<String>,
+    ) -> Self {
         Error::InvalidConfig {
             field: field.into(),
             value: value.to_string(),

@@ -5,12 +5,17 @@
 //! (batched sampling), [`estimate`] (returns, GAE, baselines), [`train`] (configs, run
 //! directory, logging, checkpoints), [`plot`].
 
+pub mod cli;
 pub mod device;
-// pub mod env;
+pub mod env;
 pub mod error;
+pub mod estimate;
 pub mod nn;
 pub mod params;
+pub mod plot;
 pub mod rng;
+pub mod rollout;
 pub mod train;
+pub mod traj;
 
 pub use error::{Error, Result};

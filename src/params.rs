@@ -85,7 +85,11 @@ impl ModuleVisitor for Collect<'_> {
 /// [`flatten`] order — the currency Burn optimizers take. Optimizers descend, so pass the
 /// negated estimate to ascend an objective.
 pub fn to_gradients<M: Module>(module: &M, grad: &[f32], device: &Device) -> GradientsParams {
-    assert_eq!(grad.len(), module.num_params(), "one gradient entry per parameter");
+    assert_eq!(
+        grad.len(),
+        module.num_params(),
+        "one gradient entry per parameter"
+    );
     let mut c = Collect {
         src: grad,
         off: 0,
@@ -120,7 +124,9 @@ impl ModuleVisitor for GradFlatten<'_> {
     fn visit_float<const D: usize>(&mut self, p: &Param<Tensor<D>>) {
         match self.grads.get::<D>(p.id) {
             Some(g) => self.out.extend(crate::nn::to_vec(g)),
-            None => self.out.extend(std::iter::repeat_n(0.0, p.lazy_shape().num_elements())),
+            None => self
+                .out
+                .extend(std::iter::repeat_n(0.0, p.lazy_shape().num_elements())),
         }
     }
 }

@@ -40,7 +40,10 @@ pub fn sample<A: Actor>(
     device: &Device,
 ) -> Trajectories {
     let n = env.num_rows();
-    assert!(rows_per_task > 0 && n % rows_per_task == 0, "rows must group into whole tasks");
+    assert!(
+        rows_per_task > 0 && n % rows_per_task == 0,
+        "rows must group into whole tasks"
+    );
     let spec = env.spec().clone();
     let (od, ad, h) = (spec.obs_dim, spec.act_dim, spec.horizon);
     let mut tr = Trajectories {
@@ -52,10 +55,11 @@ pub fn sample<A: Actor>(
         tasks: env.tasks().iter().step_by(rows_per_task).cloned().collect(),
         ..Default::default()
     };
-    for v in [&mut tr.obs] {
-        v.reserve(h * n * od);
-    }
+    tr.obs.reserve(h * n * od);
     let mut obs = env.reset();
+    if let Some(p) = env.positions() {
+        tr.positions.extend(p);
+    }
     while tr.steps < h && !env.all_done() {
         let (act, logp) = actor.act(tensor2(obs.clone(), n, od, device), rng);
         let step = env.step(&act);
@@ -63,7 +67,8 @@ pub fn sample<A: Actor>(
         tr.act.extend_from_slice(&act);
         tr.logp.extend_from_slice(&logp);
         tr.reward.extend_from_slice(&step.reward);
-        tr.mask.extend(step.active.iter().map(|&a| if a { 1.0 } else { 0.0 }));
+        tr.mask
+            .extend(step.active.iter().map(|&a| if a { 1.0 } else { 0.0 }));
         tr.terminated.extend_from_slice(&step.terminated);
         tr.truncated.extend_from_slice(&step.truncated);
         for (s, new) in tr.success.iter_mut().zip(&step.success) {
@@ -72,7 +77,11 @@ pub fn sample<A: Actor>(
             }
         }
         obs = step.obs;
+        if let Some(p) = env.positions() {
+            tr.positions.extend(p);
+        }
         tr.steps += 1;
     }
+    tr.last_obs = obs;
     tr
 }

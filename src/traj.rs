@@ -38,6 +38,11 @@ pub struct Trajectories {
     pub success: Vec<Option<bool>>,
     /// The task of each group of `rows_per_task` rows, `[N / rows_per_task]`.
     pub tasks: Vec<Task>,
+    /// Observation after the last step, `[N, obs_dim]`.
+    pub last_obs: Vec<f32>,
+    /// For point environments, the 2-D position before each step and after the last,
+    /// `[T + 1, N, 2]`; empty otherwise.
+    pub positions: Vec<f32>,
 }
 
 impl Trajectories {
@@ -90,13 +95,20 @@ impl Trajectories {
     /// Length of every row's episode, `[N]`.
     pub fn lengths(&self) -> Vec<usize> {
         (0..self.rows)
-            .map(|i| (0..self.steps).filter(|&t| self.mask[t * self.rows + i] > 0.0).count())
+            .map(|i| {
+                (0..self.steps)
+                    .filter(|&t| self.mask[t * self.rows + i] > 0.0)
+                    .count()
+            })
             .collect()
     }
 
     /// The rows `lo..hi` as their own batch (same steps), e.g. one task's episodes.
     pub fn select_rows(&self, lo: usize, hi: usize) -> Trajectories {
-        assert!(lo < hi && hi <= self.rows, "row range must lie inside the batch");
+        assert!(
+            lo < hi && hi <= self.rows,
+            "row range must lie inside the batch"
+        );
         assert!(
             lo % self.rows_per_task == 0 && hi % self.rows_per_task == 0,
             "row range must cover whole tasks"
@@ -127,6 +139,18 @@ impl Trajectories {
             truncated: pick_b(&self.truncated),
             success: self.success[lo..hi].to_vec(),
             tasks: self.tasks[lo / self.rows_per_task..hi / self.rows_per_task].to_vec(),
+            last_obs: self.last_obs[lo * self.obs_dim..hi * self.obs_dim].to_vec(),
+            positions: if self.positions.is_empty() {
+                Vec::new()
+            } else {
+                (0..=self.steps)
+                    .flat_map(|t| {
+                        self.positions[(t * n + lo) * 2..(t * n + hi) * 2]
+                            .iter()
+                            .copied()
+                    })
+                    .collect()
+            },
         }
     }
 
@@ -137,4 +161,42 @@ impl Trajectories {
             .map(|m| self.select_rows(m * k, (m + 1) * k))
             .collect()
     }
+}
+
+/// Writes the positions of a point-environment batch as CSV rows
+/// `phase,task,rollout,t,x,y,goal_x,goal_y` (the input of `metarl plot`), one row per
+/// visited position while the episode runs; `goals[m]` is task m's first goal, if any.
+/// `header` adds the column names first.
+pub fn positions_csv(
+    traj: &Trajectories,
+    phase: &str,
+    goals: &[Option<[f32; 2]>],
+    header: bool,
+) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    if header {
+        out.push_str("phase,task,rollout,t,x,y,goal_x,goal_y\n");
+    }
+    if traj.positions.is_empty() {
+        return out;
+    }
+    let (n, k) = (traj.rows, traj.rows_per_task);
+    let lengths = traj.lengths();
+    for i in 0..n {
+        let (m, r) = (i / k, i % k);
+        let (gx, gy) = match goals.get(m).copied().flatten() {
+            Some([x, y]) => (x.to_string(), y.to_string()),
+            None => (String::new(), String::new()),
+        };
+        for t in 0..=lengths[i] {
+            let (x, y) = (
+                traj.positions[(t * n + i) * 2],
+                traj.positions[(t * n + i) * 2 + 1],
+            );
+            writeln!(out, "{phase},{m},{r},{t},{x},{y},{gx},{gy}")
+                .expect("writing to a String cannot fail");
+        }
+    }
+    out
 }

@@ -21,7 +21,9 @@ fn policy(device: &Device) -> metarl::nn::GaussianPolicy {
 }
 
 fn data() -> (Vec<f32>, Vec<f32>) {
-    let obs = vec![0.1, -0.4, 0.9, 1.2, 0.3, -0.7, -0.2, 0.5, 0.05, 0.8, -1.1, 0.6];
+    let obs = vec![
+        0.1, -0.4, 0.9, 1.2, 0.3, -0.7, -0.2, 0.5, 0.05, 0.8, -1.1, 0.6,
+    ];
     let act = vec![0.3, -0.2, -1.0, 0.4, 0.7, 0.1, -0.5, 1.5];
     (obs, act)
 }
@@ -29,7 +31,11 @@ fn data() -> (Vec<f32>, Vec<f32>) {
 #[test]
 fn gaussian_log_prob_matches_the_closed_form() {
     let d = f64_device();
-    let (mu, ls, a) = (vec![0.5, -1.0, 2.0, 0.0], vec![0.3, -0.8], vec![0.1, -0.5, 3.0, 0.2]);
+    let (mu, ls, a) = (
+        vec![0.5, -1.0, 2.0, 0.0],
+        vec![0.3, -0.8],
+        vec![0.1, -0.5, 3.0, 0.2],
+    );
     let lp = to_vec_f64(gaussian_log_prob(
         tensor2(mu.clone(), 2, 2, &d),
         Tensor::from_data(TensorData::new(ls.clone(), [2]), &d),
@@ -70,7 +76,8 @@ fn kl_matches_the_closed_form_and_is_zero_against_itself() {
     let want: f64 = (0..2)
         .map(|j| {
             let (sp, sq) = ((lp[j] as f64).exp(), (lq[j] as f64).exp());
-            (sq / sp).ln() + (sp * sp + (mp[j] as f64 - mq[j] as f64).powi(2)) / (2.0 * sq * sq) - 0.5
+            (sq / sp).ln() + (sp * sp + (mp[j] as f64 - mq[j] as f64).powi(2)) / (2.0 * sq * sq)
+                - 0.5
         })
         .sum();
     assert!((kl - want).abs() < 1e-6, "{kl} vs {want}");
@@ -91,7 +98,10 @@ fn log_prob_gradient_matches_finite_differences_and_closed_form() {
     let (obs, act) = data();
     let w = vec![1.0f32, -0.5, 2.0, 0.3];
     let f = |m: &metarl::nn::GaussianPolicy, dev: &Device| -> Tensor<1> {
-        let lp = m.log_prob(tensor2(obs.clone(), 4, 3, dev), tensor2(act.clone(), 4, 2, dev));
+        let lp = m.log_prob(
+            tensor2(obs.clone(), 4, 3, dev),
+            tensor2(act.clone(), 4, 2, dev),
+        );
         (lp * Tensor::<1>::from_data(TensorData::new(w.clone(), [4]), dev)).sum()
     };
     let grads = f(&p, &ad).backward();
@@ -109,7 +119,11 @@ fn log_prob_gradient_matches_finite_differences_and_closed_form() {
             to_vec_f64(f(&m, &d))[0]
         };
         let fd = (eval(h) - eval(-h)) / (2.0 * h);
-        assert!((fd - g[k] as f64).abs() < 1e-6 * (1.0 + fd.abs()), "param {k}: fd {fd} vs autodiff {}", g[k]);
+        assert!(
+            (fd - g[k] as f64).abs() < 1e-6 * (1.0 + fd.abs()),
+            "param {k}: fd {fd} vs autodiff {}",
+            g[k]
+        );
     }
     // Closed form for the log-std block (the last two coordinates).
     let mu = to_vec_f64(base.forward(tensor2(obs.clone(), 4, 3, &d)));
@@ -135,7 +149,11 @@ fn to_vec_f64_params(m: &metarl::nn::GaussianPolicy) -> Vec<f64> {
 }
 
 /// Unflatten at full f64 precision (params::unflatten goes through f32).
-fn unflatten_f64(m: metarl::nn::GaussianPolicy, theta: &[f64], d: &Device) -> metarl::nn::GaussianPolicy {
+fn unflatten_f64(
+    m: metarl::nn::GaussianPolicy,
+    theta: &[f64],
+    d: &Device,
+) -> metarl::nn::GaussianPolicy {
     use burn::module::{ModuleMapper, Param};
     struct U<'a>(&'a [f64], usize, Device);
     impl ModuleMapper for U<'_> {
@@ -171,16 +189,30 @@ fn sample_moments_match_the_policy() {
     let d = f64_device();
     let p = policy(&d);
     let n = 20_000;
-    let obs: Vec<f32> = std::iter::repeat_n([0.2f32, -0.1, 0.4], n).flatten().collect();
+    let obs: Vec<f32> = std::iter::repeat_n([0.2f32, -0.1, 0.4], n)
+        .flatten()
+        .collect();
     let s = p.sample(tensor2(obs, n, 3, &d), &mut stream(9, "act"));
     for j in 0..2 {
-        let xs: Vec<f64> = s.actions.iter().skip(j).step_by(2).map(|&x| x as f64).collect();
+        let xs: Vec<f64> = s
+            .actions
+            .iter()
+            .skip(j)
+            .step_by(2)
+            .map(|&x| x as f64)
+            .collect();
         let mean = xs.iter().sum::<f64>() / n as f64;
         let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1) as f64;
         let mu = s.mean[j] as f64;
         // 4 standard errors of the mean and of the variance (≈ σ²·√(2/n)).
-        assert!((mean - mu).abs() < 4.0 * 0.7 / (n as f64).sqrt(), "mean {mean} vs {mu}");
-        assert!((var - 0.49).abs() < 4.0 * 0.49 * (2.0 / n as f64).sqrt(), "var {var}");
+        assert!(
+            (mean - mu).abs() < 4.0 * 0.7 / (n as f64).sqrt(),
+            "mean {mean} vs {mu}"
+        );
+        assert!(
+            (var - 0.49).abs() < 4.0 * 0.49 * (2.0 / n as f64).sqrt(),
+            "var {var}"
+        );
     }
 }
 
@@ -197,9 +229,17 @@ fn mlp_and_deterministic_policy_match_a_hand_forward() {
     let x = [0.4f64, -1.3];
     let l0 = &p.net.layers[0];
     let l1 = &p.net.layers[1];
-    let (w0, b0) = (to_vec_f64(l0.weight.val()), to_vec_f64(l0.bias.as_ref().unwrap().val()));
-    let (w1, b1) = (to_vec_f64(l1.weight.val()), to_vec_f64(l1.bias.as_ref().unwrap().val()));
-    let h: Vec<f64> = (0..3).map(|k| (x[0] * w0[k] + x[1] * w0[3 + k] + b0[k]).max(0.0)).collect();
+    let (w0, b0) = (
+        to_vec_f64(l0.weight.val()),
+        to_vec_f64(l0.bias.as_ref().unwrap().val()),
+    );
+    let (w1, b1) = (
+        to_vec_f64(l1.weight.val()),
+        to_vec_f64(l1.bias.as_ref().unwrap().val()),
+    );
+    let h: Vec<f64> = (0..3)
+        .map(|k| (x[0] * w0[k] + x[1] * w0[3 + k] + b0[k]).max(0.0))
+        .collect();
     let y: Vec<f64> = (0..2)
         .map(|o| (0..3).map(|k| h[k] * w1[k * 2 + o]).sum::<f64>() + b1[o])
         .map(f64::tanh)

@@ -16,7 +16,11 @@ fn flatten_then_unflatten_is_the_identity_and_keeps_ids() {
     let p = GaussianPolicyConfig::default().init(2, 2, &mut stream(0, "policy"), &d);
     let theta = flatten(&p);
     assert_eq!(theta.len(), 2 * 64 + 64 + 64 * 64 + 64 + 64 * 2 + 2 + 2);
-    let perturbed: Vec<f32> = theta.iter().enumerate().map(|(i, x)| x + i as f32 * 1e-3).collect();
+    let perturbed: Vec<f32> = theta
+        .iter()
+        .enumerate()
+        .map(|(i, x)| x + i as f32 * 1e-3)
+        .collect();
     let q = unflatten(p.clone(), &perturbed);
     assert_eq!(flatten(&q), perturbed);
     assert_eq!(param_ids(&q), param_ids(&p));
@@ -65,7 +69,12 @@ fn flat_gradient_step_equals_autodiff_step_on_a_linear_loss() {
 
     let (fa, fb, f0) = (flatten(&a), flatten(&b), flatten(&p));
     for k in 0..n {
-        assert!((fa[k] - fb[k]).abs() < 1e-6, "coordinate {k}: {} vs {}", fa[k], fb[k]);
+        assert!(
+            (fa[k] - fb[k]).abs() < 1e-6,
+            "coordinate {k}: {} vs {}",
+            fa[k],
+            fb[k]
+        );
         assert!((fb[k] - (f0[k] - 0.05 * c[k])).abs() < 1e-6);
     }
     // The flat-built module still runs forward.

@@ -101,6 +101,11 @@ pub trait Env: Send + Sync + Debug {
         let _ = state;
         None
     }
+    /// The goal points of `task` (drawn by `metarl plot`); empty when the task has none.
+    fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
+        let _ = task;
+        Vec::new()
+    }
 }
 
 /// Names accepted by [`make`], in display order.
@@ -139,6 +144,24 @@ pub fn make(name: &str) -> Result<Arc<dyn Env>> {
         }
     };
     Ok(env)
+}
+
+/// A draw from `U[low, high)`. Unlike `random_range`, the degenerate range `low == high`
+/// is allowed and gives `low`, so a config can pin a parameter.
+///
+/// # Panics
+/// If `low > high` or either is NaN (a misconfigured range).
+pub(crate) fn uniform(rng: &mut Rng, low: f32, high: f32) -> f32 {
+    use rand::Rng as _;
+    if low < high {
+        rng.random_range(low..high)
+    } else {
+        assert!(
+            low == high,
+            "a sampling range should have low <= high, got {low}..{high}"
+        );
+        low
+    }
 }
 
 /// Samples tasks of one family: fresh tasks for training, and a fixed held-out set
@@ -207,7 +230,10 @@ impl VecEnv {
         let n = tasks.len();
         let sd = env.state_dim();
         Self {
-            rngs: seeds.iter().map(|&s| rng::substream(s, "env-row", 0)).collect(),
+            rngs: seeds
+                .iter()
+                .map(|&s| rng::substream(s, "env-row", 0))
+                .collect(),
             env,
             tasks,
             state: vec![0.0; n * sd],
@@ -298,7 +324,9 @@ impl VecEnv {
                 continue;
             }
             let s = &mut self.state[i * sd..(i + 1) * sd];
-            let (r, term) = self.env.step(&self.tasks[i], s, &actions[i * ad..(i + 1) * ad]);
+            let (r, term) = self
+                .env
+                .step(&self.tasks[i], s, &actions[i * ad..(i + 1) * ad]);
             self.t[i] += 1;
             out.active[i] = true;
             out.reward[i] = r;
@@ -311,6 +339,14 @@ impl VecEnv {
         }
         out.obs = self.observe();
         out
+    }
+
+    /// The 2-D position of every row, `[N, 2]`, for point environments.
+    pub fn positions(&self) -> Option<Vec<f32>> {
+        (0..self.num_rows())
+            .map(|i| self.env.position(self.row_state(i)))
+            .collect::<Option<Vec<[f32; 2]>>>()
+            .map(|v| v.into_iter().flatten().collect())
     }
 
     /// True when every row has finished its episode.

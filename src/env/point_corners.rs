@@ -1,1 +1,338 @@
-//! placeholder
+//! A 2-D point that must find which of four corners is rewarded: ProMP's sparse-reward
+//! exploration benchmark.
+//!
+//! Source: Rothfuss et al. 2019 (ProMP), `jonasrothfuss/ProMP`
+//! `meta_policy_search/envs/point_envs/point_env_2d_corner.py` (`MetaPointEnvCorner`, the
+//! default of `run_scripts/pro-mp_run_point_mass.py`; mission-anchors §2.3, PM column).
+//!
+//! | | |
+//! |---|---|
+//! | observation | position `p = (x, y)`, unbounded |
+//! | action | 2-D displacement, each component clipped to `[-0.2, 0.2]` |
+//! | start | `p ~ U[-0.2, 0.2)²` (drawn from the row's stream) |
+//! | task | one of the corners `(±2, ±2)`, uniformly ([`Task::Corner`], index into [`CORNERS`]) |
+//! | dynamics | `p' = p + clip(a)` |
+//! | reward, sparse (default) | 0 if `‖p'‖₁ < 0.5`; else, if the goal is the nearest corner to `p'` (ties count as nearest), `‖p − g‖₂ − ‖p' − g‖₂` (the decrease in distance this step); else 0 |
+//! | reward, dense | `−‖p' − g‖₂` |
+//! | termination | never |
+//! | horizon | 100 |
+//! | success | final distance `‖p − g‖₂ < 0.5` |
+//!
+//! Corner indices follow ProMP's list: 0 → (−2, −2), 1 → (2, −2), 2 → (−2, 2), 3 → (2, 2).
+//!
+//! The anchor defines no success. Ours, ending within 0.5 of the rewarded corner, is the
+//! goal region of the sparse reward that ProMP's file leaves commented out
+//! (`max(sparse_reward_radius − goal_distance, 0)`, radius 0.5). Any radius below 2 implies
+//! that the goal is the nearest corner, since corners are 4 apart.
+
+use rand::Rng as _;
+
+use super::{uniform, Env, EnvSpec, Task};
+use crate::rng::Rng;
+
+/// The four corners, indexed by [`Task::Corner`]'s `index` (ProMP's order).
+pub const CORNERS: [[f32; 2]; 4] = [[-2.0, -2.0], [2.0, -2.0], [-2.0, 2.0], [2.0, 2.0]];
+
+/// How a step is rewarded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RewardType {
+    /// Progress towards the goal, paid only outside the start region and inside the goal's
+    /// quadrant (ProMP's default `sparse`).
+    Sparse,
+    /// Minus the distance to the goal (ProMP's `dense`).
+    Dense,
+}
+
+/// The four-corners family; [`Default`] gives the paper settings (sparse reward).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PointCorners {
+    /// Sparse (paper) or dense reward; fixed at construction since it names the family.
+    reward_type: RewardType,
+    /// Largest displacement per axis and step; actions are clipped to ±this. Paper: 0.2.
+    pub max_action: f32,
+    /// Each start coordinate is drawn from `U[-start_range, start_range)`. Paper: 0.2.
+    pub start_range: f32,
+    /// No sparse reward while the new position's L1 norm is below this. Paper: 0.5.
+    pub sparse_reward_radius: f32,
+    /// An episode is a success when it ends closer than this (Euclidean) to the goal. Ours: 0.5.
+    pub success_radius: f32,
+    spec: EnvSpec,
+}
+
+impl Default for PointCorners {
+    fn default() -> Self {
+        Self::new(RewardType::Sparse)
+    }
+}
+
+impl PointCorners {
+    /// The family with `reward_type` and the paper settings otherwise. Its name is
+    /// `point-corners` (sparse) or `point-corners-dense`.
+    pub fn new(reward_type: RewardType) -> Self {
+        let (name, summary) = match reward_type {
+            RewardType::Sparse => (
+                "point-corners",
+                "2-D point, goal one of 4 corners (+-2,+-2), sparse progress reward (ProMP)",
+            ),
+            RewardType::Dense => (
+                "point-corners-dense",
+                "2-D point, goal one of 4 corners (+-2,+-2), reward -distance (ProMP dense)",
+            ),
+        };
+        Self {
+            reward_type,
+            max_action: 0.2,
+            start_range: 0.2,
+            sparse_reward_radius: 0.5,
+            success_radius: 0.5,
+            spec: EnvSpec {
+                name,
+                obs_dim: 2,
+                act_dim: 2,
+                horizon: 100,
+                summary,
+            },
+        }
+    }
+
+    /// The same family with episodes truncated after `horizon` steps.
+    pub fn with_horizon(mut self, horizon: usize) -> Self {
+        self.spec.horizon = horizon;
+        self
+    }
+
+    /// The reward type.
+    pub fn reward_type(&self) -> RewardType {
+        self.reward_type
+    }
+
+    /// Sparse reward of the move `p → p_next` towards goal `g`.
+    fn sparse_reward(&self, p: [f32; 2], p_next: [f32; 2], g: [f32; 2]) -> f32 {
+        if p_next[0].abs() + p_next[1].abs() < self.sparse_reward_radius {
+            return 0.0;
+        }
+        let goal_dist = distance(p_next, g);
+        let nearest = CORNERS
+            .iter()
+            .map(|&c| distance(p_next, c))
+            .fold(f32::INFINITY, f32::min);
+        if goal_dist <= nearest {
+            distance(p, g) - goal_dist
+        } else {
+            0.0
+        }
+    }
+}
+
+/// The goal corner of a point-corners task.
+fn goal(task: &Task) -> [f32; 2] {
+    match task {
+        Task::Corner { index } => *CORNERS
+            .get(*index)
+            .unwrap_or_else(|| panic!("corner index should be below 4, got {index}")),
+        other => panic!("point-corners rows should carry Task::Corner, got {other:?}"),
+    }
+}
+
+fn distance(p: [f32; 2], g: [f32; 2]) -> f32 {
+    (p[0] - g[0]).hypot(p[1] - g[1])
+}
+
+impl Env for PointCorners {
+    fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    /// `[x, y]`.
+    fn state_dim(&self) -> usize {
+        2
+    }
+
+    fn sample_task(&self, rng: &mut Rng) -> Task {
+        Task::Corner {
+            index: rng.random_range(0..CORNERS.len()),
+        }
+    }
+
+    fn reset(&self, _task: &Task, state: &mut [f32], rng: &mut Rng) {
+        let r = self.start_range;
+        state[0] = uniform(rng, -r, r);
+        state[1] = uniform(rng, -r, r);
+    }
+
+    fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool) {
+        let g = goal(task);
+        let m = self.max_action;
+        let p = [state[0], state[1]];
+        let p_next = [p[0] + action[0].clamp(-m, m), p[1] + action[1].clamp(-m, m)];
+        state[..2].copy_from_slice(&p_next);
+        let reward = match self.reward_type {
+            RewardType::Sparse => self.sparse_reward(p, p_next, g),
+            RewardType::Dense => -distance(p_next, g),
+        };
+        (reward, false)
+    }
+
+    fn observe(&self, _task: &Task, state: &[f32], obs: &mut [f32]) {
+        obs.copy_from_slice(&state[..2]);
+    }
+
+    fn success(&self, task: &Task, state: &[f32], _terminated: bool) -> Option<bool> {
+        Some(distance([state[0], state[1]], goal(task)) < self.success_radius)
+    }
+
+    fn position(&self, state: &[f32]) -> Option<[f32; 2]> {
+        Some([state[0], state[1]])
+    }
+
+    fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
+        vec![goal(task)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::env::VecEnv;
+    use crate::rng;
+
+    const TOL: f32 = 1e-5;
+    /// Corner (2, 2).
+    const NE: Task = Task::Corner { index: 3 };
+
+    #[test]
+    fn corner_indices_follow_promp_order() {
+        assert_eq!(goal(&Task::Corner { index: 0 }), [-2.0, -2.0]);
+        assert_eq!(goal(&Task::Corner { index: 1 }), [2.0, -2.0]);
+        assert_eq!(goal(&Task::Corner { index: 2 }), [-2.0, 2.0]);
+        assert_eq!(goal(&NE), [2.0, 2.0]);
+    }
+
+    #[test]
+    fn names_follow_the_reward_type() {
+        assert_eq!(PointCorners::default().spec().name, "point-corners");
+        assert_eq!(PointCorners::default().reward_type(), RewardType::Sparse);
+        assert_eq!(
+            PointCorners::new(RewardType::Dense).spec().name,
+            "point-corners-dense"
+        );
+    }
+
+    #[test]
+    fn reset_draws_the_start_from_the_small_square_and_never_terminates() {
+        let env = PointCorners::default();
+        let mut rng = rng::stream(5, "env");
+        let mut state = [0.0; 2];
+        let mut starts = Vec::new();
+        for _ in 0..500 {
+            env.reset(&NE, &mut state, &mut rng);
+            assert!(
+                state.iter().all(|c| (-0.2..0.2).contains(c)),
+                "start {state:?}"
+            );
+            starts.push(state);
+            let (_, term) = env.step(&NE, &mut state, &[0.2, 0.2]);
+            assert!(!term);
+        }
+        // Starts are random, not fixed.
+        assert_ne!(starts[0], starts[1]);
+    }
+
+    #[test]
+    fn sparse_reward_is_zero_inside_the_l1_ball() {
+        let env = PointCorners::default();
+        let mut state = [0.1, 0.1];
+        // p' = (0.3, 0.15): ‖p'‖₁ = 0.45 < 0.5, so 0 although the move approaches (2, 2).
+        let (r, _) = env.step(&NE, &mut state, &[0.2, 0.05]);
+        assert!((state[0] - 0.3).abs() < TOL && (state[1] - 0.15).abs() < TOL);
+        assert_eq!(r, 0.0);
+    }
+
+    #[test]
+    fn sparse_reward_is_the_distance_decrease_in_the_goal_quadrant() {
+        let env = PointCorners::default();
+        let mut state = [1.0, 1.0];
+        // p = (1, 1), p' = (1.2, 1.2); ‖p − g‖ = √2 = 1.4142136, ‖p' − g‖ = 0.8·√2 = 1.1313708;
+        // reward = 0.2·√2 = 0.2828427.
+        let (r, _) = env.step(&NE, &mut state, &[0.2, 0.2]);
+        assert!((r - 0.282_842_7).abs() < TOL, "reward {r}");
+        // Moving away, still nearest to (2, 2): p' = (1.0, 1.2), ‖p' − g‖ = √(1 + 0.64) = 1.2806248;
+        // reward = 1.1313708 − 1.2806248 = −0.1492540 (negative progress is paid too).
+        let (r, _) = env.step(&NE, &mut state, &[-0.2, 0.0]);
+        assert!((r + 0.149_254).abs() < TOL, "reward {r}");
+    }
+
+    #[test]
+    fn sparse_reward_is_zero_when_another_corner_is_nearer() {
+        let env = PointCorners::default();
+        // Goal (2, 2); p' = (−1.2, 1.0) is nearest to (−2, 2) and outside the L1 ball.
+        let mut state = [-1.0, 1.0];
+        let (r, _) = env.step(&NE, &mut state, &[-0.2, 0.0]);
+        assert_eq!(r, 0.0);
+        // The same move pays its progress when (−2, 2) is the goal: p = (−1, 1), p' = (−1.2, 1);
+        // √2 − √(0.64 + 1) = 1.4142136 − 1.2806248 = 0.1335888.
+        let mut state = [-1.0, 1.0];
+        let (r, _) = env.step(&Task::Corner { index: 2 }, &mut state, &[-0.2, 0.0]);
+        assert!((r - 0.133_588_8).abs() < TOL, "reward {r}");
+    }
+
+    #[test]
+    fn actions_are_clipped_to_a_fifth_per_axis() {
+        let env = PointCorners::new(RewardType::Dense);
+        let mut state = [0.0, 0.0];
+        // clip(9, −9) = (0.2, −0.2); dense reward −‖(0.2, −0.2) − (2, 2)‖ = −√(3.24 + 4.84) = −2.8425341.
+        let (r, term) = env.step(&NE, &mut state, &[9.0, -9.0]);
+        assert!((state[0] - 0.2).abs() < TOL && (state[1] + 0.2).abs() < TOL);
+        assert!((r + 2.842_534).abs() < TOL, "reward {r}");
+        assert!(!term);
+    }
+
+    #[test]
+    fn success_means_ending_within_half_a_unit_of_the_goal_corner() {
+        let env = PointCorners::default();
+        assert_eq!(env.success(&NE, &[1.7, 1.7], false), Some(true)); // 0.42 away
+        assert_eq!(env.success(&NE, &[1.6, 1.6], false), Some(false)); // 0.57 away
+        assert_eq!(env.success(&NE, &[-2.0, -2.0], false), Some(false)); // wrong corner
+        assert_eq!(env.position(&[1.6, -0.3]), Some([1.6, -0.3]));
+    }
+
+    #[test]
+    fn tasks_cover_all_four_corners_evenly() {
+        let env = PointCorners::default();
+        let mut rng = rng::stream(2, "tasks");
+        let mut counts = [0usize; 4];
+        for _ in 0..4000 {
+            match env.sample_task(&mut rng) {
+                Task::Corner { index } => counts[index] += 1,
+                other => panic!("unexpected task {other:?}"),
+            }
+        }
+        // Each near 1000; 6 standard deviations (√(4000·¼·¾) ≈ 27) of slack.
+        assert!(
+            counts.iter().all(|&c| (840..1160).contains(&c)),
+            "{counts:?}"
+        );
+    }
+
+    #[test]
+    fn vec_env_truncates_exactly_at_the_horizon() {
+        let env = Arc::new(PointCorners::default());
+        let horizon = env.spec().horizon;
+        assert_eq!(horizon, 100);
+        let mut venv = VecEnv::new(env, vec![NE], &[11]);
+        assert_eq!(venv.reset().len(), 2);
+        for t in 1..=horizon {
+            let step = venv.step(&[0.2, 0.2]);
+            assert!(step.active[0] && !step.terminated[0]);
+            assert_eq!(step.truncated[0], t == horizon, "step {t}");
+            assert_eq!(venv.all_done(), t == horizon);
+            if t == horizon {
+                // 100 steps of (0.2, 0.2) end far past the corner: not a success.
+                assert_eq!(step.success[0], Some(false));
+                assert!(venv.row_state(0)[0] > 19.0);
+            }
+        }
+    }
+}

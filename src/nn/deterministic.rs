@@ -35,9 +35,23 @@ impl Default for DeterministicPolicyConfig {
 
 impl DeterministicPolicyConfig {
     /// Builds a policy for `obs_dim → act_dim`, drawing weights from `rng`.
-    pub fn init(&self, obs_dim: usize, act_dim: usize, rng: &mut Rng, device: &Device) -> DeterministicPolicy {
+    pub fn init(
+        &self,
+        obs_dim: usize,
+        act_dim: usize,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> DeterministicPolicy {
         DeterministicPolicy {
-            net: Mlp::new(obs_dim, &self.hidden, act_dim, self.activation, self.init, rng, device),
+            net: Mlp::new(
+                obs_dim,
+                &self.hidden,
+                act_dim,
+                self.activation,
+                self.init,
+                rng,
+                device,
+            ),
             tanh_output: self.tanh_output,
         }
     }

@@ -51,7 +51,11 @@ impl GaussianPolicyConfig {
             ));
         }
         if !(self.init_std.is_finite() && self.init_std > 0.0) {
-            return Err(crate::Error::invalid(format!("{prefix}init_std"), self.init_std, "> 0"));
+            return Err(crate::Error::invalid(
+                format!("{prefix}init_std"),
+                self.init_std,
+                "> 0",
+            ));
         }
         if !(self.min_std.is_finite() && self.min_std > 0.0 && self.min_std <= self.init_std) {
             return Err(crate::Error::invalid(
@@ -64,8 +68,22 @@ impl GaussianPolicyConfig {
     }
 
     /// Builds a policy for `obs_dim → act_dim`, drawing weights from `rng`.
-    pub fn init(&self, obs_dim: usize, act_dim: usize, rng: &mut Rng, device: &Device) -> GaussianPolicy {
-        let mean = Mlp::new(obs_dim, &self.hidden, act_dim, self.activation, self.init, rng, device);
+    pub fn init(
+        &self,
+        obs_dim: usize,
+        act_dim: usize,
+        rng: &mut Rng,
+        device: &Device,
+    ) -> GaussianPolicy {
+        let mean = Mlp::new(
+            obs_dim,
+            &self.hidden,
+            act_dim,
+            self.activation,
+            self.init,
+            rng,
+            device,
+        );
         let log_std = Tensor::full([act_dim], self.init_std.ln(), device);
         GaussianPolicy {
             mean,
@@ -179,7 +197,9 @@ pub fn gaussian_log_prob(mu: Tensor<2>, log_std: Tensor<1>, act: Tensor<2>) -> T
     assert_eq!(log_std.dims(), [a], "log_std must be [A]");
     let ls = log_std.unsqueeze::<2>();
     let z = (act - mu) / ls.clone().exp();
-    (z.powi_scalar(2).mul_scalar(-0.5) - ls).sum_dim(1).squeeze_dim::<1>(1)
+    (z.powi_scalar(2).mul_scalar(-0.5) - ls)
+        .sum_dim(1)
+        .squeeze_dim::<1>(1)
         .sub_scalar(a as f64 * 0.5 * (2.0 * PI).ln())
 }
 

@@ -57,7 +57,11 @@ impl Activation {
             "tanh" => Ok(Activation::Tanh),
             "relu" => Ok(Activation::Relu),
             "identity" => Ok(Activation::Identity),
-            _ => Err(crate::Error::invalid("activation", s, "tanh, relu, identity")),
+            _ => Err(crate::Error::invalid(
+                "activation",
+                s,
+                "tanh, relu, identity",
+            )),
         }
     }
 }
@@ -169,7 +173,10 @@ impl Mlp {
 
     /// Output size.
     pub fn d_out(&self) -> usize {
-        self.layers[self.layers.len() - 1].weight.lazy_shape().as_slice()[1]
+        self.layers[self.layers.len() - 1]
+            .weight
+            .lazy_shape()
+            .as_slice()[1]
     }
 }
 

@@ -32,7 +32,15 @@ impl MlpValueConfig {
     /// Builds a value network for `obs_dim` inputs, drawing weights from `rng`.
     pub fn init(&self, obs_dim: usize, rng: &mut Rng, device: &Device) -> MlpValue {
         MlpValue {
-            net: Mlp::new(obs_dim, &self.hidden, 1, self.activation, self.init, rng, device),
+            net: Mlp::new(
+                obs_dim,
+                &self.hidden,
+                1,
+                self.activation,
+                self.init,
+                rng,
+                device,
+            ),
         }
     }
 }

@@ -162,7 +162,11 @@ impl Checkpoint {
     /// Reads the checkpoint in `dir` (or its `.old` twin after an interrupted swap).
     pub fn load(dir: &Path) -> Result<Self> {
         let old = sibling(dir, ".old");
-        let src = if dir.join(STATE).exists() { dir.to_path_buf() } else { old };
+        let src = if dir.join(STATE).exists() {
+            dir.to_path_buf()
+        } else {
+            old
+        };
         let state_path = src.join(STATE);
         let text = fs::read(&state_path).map_err(|_| Error::RunDir {
             path: dir.to_path_buf(),
@@ -182,6 +186,44 @@ impl Checkpoint {
             extra: state.extra,
         })
     }
+}
+
+/// A module's parameters as burnpack bytes (for [`Checkpoint::with_file`]).
+pub fn module_bytes<M: burn::module::Module>(module: &M) -> Result<Vec<u8>> {
+    let bytes = module
+        .clone()
+        .into_record()
+        .into_bytes()
+        .map_err(|e| Error::Other(format!("cannot serialize module: {e:?}")))?;
+    Ok(bytes.to_vec())
+}
+
+/// Loads parameters saved by [`module_bytes`] into `module` (same architecture).
+pub fn load_module<M: burn::module::Module>(module: M, bytes: &[u8]) -> Result<M> {
+    let record =
+        burn::store::ModuleRecord::from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
+            .map_err(|e| Error::Other(format!("corrupt module record: {e:?}")))?;
+    module
+        .try_load_record(record)
+        .map_err(|e| Error::Other(format!("module record does not fit: {e:?}")))
+}
+
+/// An optimizer's state (e.g. Adam moments) as bytes.
+pub fn optimizer_bytes(optim: &burn::optim::ModuleOptimizer) -> Result<Vec<u8>> {
+    let bytes = optim
+        .into_bytes()
+        .map_err(|e| Error::Other(format!("cannot serialize optimizer: {e:?}")))?;
+    Ok(bytes.to_vec())
+}
+
+/// Restores optimizer state saved by [`optimizer_bytes`].
+pub fn load_optimizer(
+    optim: burn::optim::ModuleOptimizer,
+    bytes: &[u8],
+) -> Result<burn::optim::ModuleOptimizer> {
+    optim
+        .from_bytes(burn::tensor::Bytes::from_bytes_vec(bytes.to_vec()))
+        .map_err(|e| Error::Other(format!("corrupt optimizer record: {e:?}")))
 }
 
 #[cfg(test)]
@@ -217,7 +259,10 @@ mod tests {
         ck2.iteration = 8;
         ck2.save(&dir).unwrap();
         assert_eq!(Checkpoint::load(&dir).unwrap(), ck2);
-        let names: Vec<_> = fs::read_dir(d.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from("checkpoint")]);
     }
 
@@ -225,7 +270,11 @@ mod tests {
     fn an_interrupted_swap_still_loads_the_previous_checkpoint() {
         let d = tempfile::tempdir().unwrap();
         let dir = d.path().join("checkpoint");
-        let ck = Checkpoint { iteration: 2, ..Default::default() }.with_file("a", vec![9]);
+        let ck = Checkpoint {
+            iteration: 2,
+            ..Default::default()
+        }
+        .with_file("a", vec![9]);
         ck.save(&dir).unwrap();
         // Simulate a crash after the first rename: only checkpoint.old exists.
         fs::rename(&dir, d.path().join("checkpoint.old")).unwrap();

@@ -16,7 +16,9 @@ pub mod progress;
 pub mod reporter;
 pub mod run_dir;
 
-pub use checkpoint::{Checkpoint, RngState};
+pub use checkpoint::{
+    load_module, load_optimizer, module_bytes, optimizer_bytes, Checkpoint, RngState,
+};
 pub use config::{load_toml, to_toml};
 pub use progress::ProgressCsv;
 pub use reporter::Reporter;
@@ -50,7 +52,10 @@ impl Metrics {
 
     /// The first metric whose value is NaN or infinite.
     pub fn first_non_finite(&self) -> Option<&str> {
-        self.0.iter().find(|(_, v)| !v.is_finite()).map(|(n, _)| n.as_str())
+        self.0
+            .iter()
+            .find(|(_, v)| !v.is_finite())
+            .map(|(n, _)| n.as_str())
     }
 }
 

@@ -48,10 +48,17 @@ impl ProgressCsv {
 
     /// Sum of a column over the rows kept from before a resume (0 if absent).
     pub fn column_sum(&self, name: &str) -> f64 {
-        let Some(j) = self.header.as_ref().and_then(|h| h.iter().position(|c| c == name)) else {
+        let Some(j) = self
+            .header
+            .as_ref()
+            .and_then(|h| h.iter().position(|c| c == name))
+        else {
             return 0.0;
         };
-        self.kept.iter().filter_map(|r| r.get(j)?.parse::<f64>().ok()).sum()
+        self.kept
+            .iter()
+            .filter_map(|r| r.get(j)?.parse::<f64>().ok())
+            .sum()
     }
 
     /// Appends one row; the first row fixes the header, later rows must match it.
@@ -63,7 +70,10 @@ impl ProgressCsv {
                 self.header = Some(names);
             }
             Some(h) if *h != names => {
-                return Err(other(&self.path, format!("row columns {names:?} differ from header {h:?}")))
+                return Err(other(
+                    &self.path,
+                    format!("row columns {names:?} differ from header {h:?}"),
+                ))
             }
             Some(_) => {}
         }
@@ -86,7 +96,12 @@ type Rows = (Option<Vec<String>>, Vec<Vec<String>>);
 
 fn read_rows(path: &Path, start: usize) -> Result<Rows> {
     let mut rdr = csv::Reader::from_path(path).map_err(|e| other(path, e))?;
-    let header: Vec<String> = rdr.headers().map_err(|e| other(path, e))?.iter().map(String::from).collect();
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| other(path, e))?
+        .iter()
+        .map(String::from)
+        .collect();
     let it_col = header.iter().position(|c| c == "iteration");
     let mut kept = Vec::new();
     for rec in rdr.records() {

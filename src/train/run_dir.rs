@@ -20,7 +20,10 @@ impl RunDir {
         let path = match out {
             Some(p) => {
                 let non_empty = p.exists()
-                    && fs::read_dir(p).map_err(|e| Error::io(p, e))?.next().is_some();
+                    && fs::read_dir(p)
+                        .map_err(|e| Error::io(p, e))?
+                        .next()
+                        .is_some();
                 if non_empty {
                     return Err(Error::RunDir {
                         path: p.to_path_buf(),
@@ -50,7 +53,11 @@ impl RunDir {
             path: path.to_path_buf(),
         };
         let ck = dir.checkpoint_path();
-        let has_ck = ck.join("state.json").exists() || ck.with_file_name("checkpoint.old").join("state.json").exists();
+        let has_ck = ck.join("state.json").exists()
+            || ck
+                .with_file_name("checkpoint.old")
+                .join("state.json")
+                .exists();
         if !dir.config_path().exists() || !has_ck {
             return Err(Error::RunDir {
                 path: path.to_path_buf(),
@@ -117,7 +124,10 @@ mod tests {
         fs::write(d.path().join("progress.csv"), "keep me").unwrap();
         let e = RunDir::create(Some(d.path()), "x", "nav2d", 1).unwrap_err();
         assert!(e.is_user_error(), "{e}");
-        assert_eq!(fs::read_to_string(d.path().join("progress.csv")).unwrap(), "keep me");
+        assert_eq!(
+            fs::read_to_string(d.path().join("progress.csv")).unwrap(),
+            "keep me"
+        );
     }
 
     #[test]

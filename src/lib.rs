@@ -5,6 +5,7 @@
 //! (batched sampling), [`estimate`] (returns, GAE, baselines), [`train`] (configs, run
 //! directory, logging, checkpoints), [`plot`].
 
+pub mod algo;
 pub mod cli;
 pub mod device;
 pub mod env;

@@ -1,0 +1,4 @@
+//! One file per algorithm, each reading like its paper's pseudocode. Algorithms never
+//! import each other; what two of them need lives in a lower layer.
+
+pub mod sine_maml;

@@ -1,0 +1,187 @@
+//! A functional MLP whose backward pass is written as ordinary tensor ops, so that
+//! autodiff can differentiate *through* a gradient step: the route to exact second-order
+//! meta-gradients in Burn, whose public autodiff is first-order (burn-primer §4 (b)).
+//!
+//! Parameters are batched over tasks: layer `l` has `w[l]: [B, d_in, d_out]` and
+//! `b[l]: [B, 1, d_out]`, where `B` is 1 for shared meta-parameters θ (broadcast over tasks)
+//! or `M` for per-task adapted parameters θ'_i. Inputs are `[M, K, d_in]` (M tasks × K
+//! points). With z_l = h_l W_l + b_l and h_{l+1} = σ(z_l) (no σ after the last layer):
+//!
+//! ```text
+//! dz_L = ∂loss/∂out
+//! dW_l = h_lᵀ dz_l            (per task: [M, d_in, d_out])
+//! db_l = Σ_k dz_l             ([M, 1, d_out])
+//! dz_{l−1} = (dz_l W_lᵀ) ⊙ σ'(z_{l−1}),   tanh' = 1 − h², relu' = 1[z > 0]
+//! ```
+//!
+//! Every op is a differentiable Burn op (the ReLU mask is a constant, exact almost
+//! everywhere), so `backward()` of a loss built on adapted parameters returns the exact
+//! meta-gradient, Hessian-vector terms included.
+
+use burn::prelude::*;
+
+use super::{Activation, Mlp};
+
+/// Parameters of an MLP as plain (possibly tracked) tensors, batched over tasks.
+#[derive(Clone, Debug)]
+pub struct MlpParams {
+    /// Weights `[B, d_in, d_out]`, input layer first.
+    pub w: Vec<Tensor<3>>,
+    /// Biases `[B, 1, d_out]`.
+    pub b: Vec<Tensor<3>>,
+    /// Hidden nonlinearity.
+    pub activation: Activation,
+}
+
+/// What the forward pass keeps for the backward pass.
+#[derive(Clone, Debug)]
+pub struct Cache {
+    /// Input of every layer, `h[0] = x`, `[M, K, d_in_l]`.
+    h: Vec<Tensor<3>>,
+}
+
+impl MlpParams {
+    /// The module's parameters (tracked when the module is on an autodiff device), with a
+    /// task dimension of 1.
+    pub fn from_mlp(mlp: &Mlp) -> Self {
+        let w = mlp
+            .layers
+            .iter()
+            .map(|l| l.weight.val().unsqueeze::<3>())
+            .collect();
+        let b = mlp
+            .layers
+            .iter()
+            .map(|l| {
+                l.bias
+                    .as_ref()
+                    .expect("metarl MLP layers should have biases")
+                    .val()
+                    .unsqueeze::<3>()
+            })
+            .collect();
+        Self {
+            w,
+            b,
+            activation: mlp.activation,
+        }
+    }
+
+    /// Number of layers.
+    pub fn num_layers(&self) -> usize {
+        self.w.len()
+    }
+
+    /// θ − α·g, layer by layer (broadcasting a shared θ against per-task g).
+    pub fn sub_scaled(&self, g: &MlpParams, alpha: f64) -> MlpParams {
+        let step = |p: &[Tensor<3>], q: &[Tensor<3>]| -> Vec<Tensor<3>> {
+            p.iter()
+                .zip(q)
+                .map(|(p, q)| p.clone() - q.clone().mul_scalar(alpha))
+                .collect()
+        };
+        MlpParams {
+            w: step(&self.w, &g.w),
+            b: step(&self.b, &g.b),
+            activation: self.activation,
+        }
+    }
+
+    /// The same parameters cut from the autodiff graph (constants for the outer loss):
+    /// first-order MAML treats inner gradients this way.
+    pub fn detach(&self) -> MlpParams {
+        MlpParams {
+            w: self.w.iter().map(|t| t.clone().detach()).collect(),
+            b: self.b.iter().map(|t| t.clone().detach()).collect(),
+            activation: self.activation,
+        }
+    }
+}
+
+/// `x [M, K, d_in] → out [M, K, d_out]`, keeping what [`backward`] needs.
+pub fn forward(p: &MlpParams, x: Tensor<3>) -> (Tensor<3>, Cache) {
+    let last = p.num_layers() - 1;
+    let mut h = vec![x];
+    for l in 0..last {
+        let z = layer(p, l, h[l].clone());
+        h.push(p.activation.apply(z));
+    }
+    let out = layer(p, last, h[last].clone());
+    (out, Cache { h })
+}
+
+/// Forward pass only.
+pub fn predict(p: &MlpParams, x: Tensor<3>) -> Tensor<3> {
+    forward(p, x).0
+}
+
+fn layer(p: &MlpParams, l: usize, h: Tensor<3>) -> Tensor<3> {
+    let w = batched(p.w[l].clone(), &h);
+    h.matmul(w) + p.b[l].clone()
+}
+
+/// Expands a shared `[1, ·, ·]` weight to the task count of `like` so matmuls line up.
+fn batched(w: Tensor<3>, like: &Tensor<3>) -> Tensor<3> {
+    let [bw, r, c] = w.dims();
+    let m = like.dims()[0];
+    if bw == m {
+        w
+    } else {
+        assert_eq!(
+            bw, 1,
+            "weights must be shared [1, ·, ·] or per task [M, ·, ·]"
+        );
+        w.expand([m, r, c])
+    }
+}
+
+/// Gradients of a loss with respect to every parameter, per task (`[M, ·, ·]`), given
+/// `dout = ∂loss/∂out` of shape `[M, K, d_out]`. Written in differentiable tensor ops.
+pub fn backward(p: &MlpParams, cache: &Cache, dout: Tensor<3>) -> MlpParams {
+    let n = p.num_layers();
+    let mut gw = Vec::with_capacity(n);
+    let mut gb = Vec::with_capacity(n);
+    let mut dz = dout;
+    for l in (0..n).rev() {
+        let h = cache.h[l].clone();
+        gw.push(h.clone().swap_dims(1, 2).matmul(dz.clone()));
+        gb.push(dz.clone().sum_dim(1));
+        if l > 0 {
+            let dh = dz.matmul(batched(p.w[l].clone(), &h).swap_dims(1, 2));
+            dz = dh * activation_grad(p.activation, h);
+        } else {
+            break;
+        }
+    }
+    gw.reverse();
+    gb.reverse();
+    MlpParams {
+        w: gw,
+        b: gb,
+        activation: p.activation,
+    }
+}
+
+/// σ'(z) expressed through the layer output h = σ(z).
+fn activation_grad(a: Activation, h: Tensor<3>) -> Tensor<3> {
+    match a {
+        Activation::Tanh => h.powi_scalar(2).neg().add_scalar(1.0),
+        // h = max(z, 0) > 0 exactly where z > 0; the mask is a constant.
+        Activation::Relu => h.greater_elem(0.0).float().detach(),
+        Activation::Identity => h.ones_like(),
+    }
+}
+
+/// Mean squared error per task, `[M]`: L_i = (1/K) Σ_k (y_ik − t_ik)² (summed over output
+/// dimensions), and its gradient with respect to `y`, `2 (y − t) / K`.
+pub fn mse_and_grad(y: Tensor<3>, t: Tensor<3>) -> (Tensor<1>, Tensor<3>) {
+    let [_, k, _] = y.dims();
+    let diff = y - t;
+    let loss = diff
+        .clone()
+        .powi_scalar(2)
+        .sum_dim(2)
+        .mean_dim(1)
+        .flatten::<1>(0, 2);
+    (loss, diff.mul_scalar(2.0 / k as f64))
+}

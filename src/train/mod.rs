@@ -15,6 +15,7 @@ pub mod config;
 pub mod progress;
 pub mod reporter;
 pub mod run_dir;
+pub mod sine_maml;
 
 pub use checkpoint::{
     load_module, load_optimizer, module_bytes, optimizer_bytes, Checkpoint, RngState,

@@ -23,6 +23,9 @@ pub struct Reporter {
 /// The live summary of a row: `pre -12.3 post -4.5` from `pre_return`/`post_return_<k>`
 /// (the last inner step shown), or the first metric when neither exists.
 pub fn headline(row: &Metrics) -> String {
+    if let (Some(a), Some(b)) = (row.get("pre_mse"), row.get("post_mse")) {
+        return format!("mse pre {a:.3} post {b:.3}");
+    }
     let pre = row.get("pre_return");
     let post = row
         .0

@@ -17,7 +17,9 @@ fn summary(dir: &Path) -> serde_json::Value {
 
 fn without_wall_clock(path: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(path).unwrap();
-    text.lines().map(|l| l.rsplit_once(',').unwrap().0.to_string()).collect()
+    text.lines()
+        .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+        .collect()
 }
 
 #[test]
@@ -25,18 +27,49 @@ fn a_short_run_lowers_the_one_step_mse_well_below_the_zero_step_mse() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("run");
     let o = sine_maml(&[
-        "--iterations", "1000", "--seed", "3", "--eval-tasks", "200", "--quiet", "--out", out.to_str().unwrap(),
+        "--iterations",
+        "1000",
+        "--seed",
+        "3",
+        "--eval-tasks",
+        "200",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let s = summary(&out);
-    let mse: Vec<f64> = s["eval"]["mse"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
-    let ci: Vec<f64> = s["eval"]["ci95"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect();
+    let mse: Vec<f64> = s["eval"]["mse"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let ci: Vec<f64> = s["eval"]["ci95"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
     assert_eq!(mse.len(), 11);
-    assert!(mse[1] < 0.6 * mse[0], "1-step {} vs 0-step {}", mse[1], mse[0]);
-    assert!(mse[1] + ci[1] < mse[0] - ci[0], "the gap exceeds the confidence intervals");
+    assert!(
+        mse[1] < 0.6 * mse[0],
+        "1-step {} vs 0-step {}",
+        mse[1],
+        mse[0]
+    );
+    assert!(
+        mse[1] + ci[1] < mse[0] - ci[0],
+        "the gap exceeds the confidence intervals"
+    );
     assert!(mse[10] < mse[1]);
     assert!(s["train"]["meta_iterations_per_second"].as_f64().unwrap() > 0.0);
-    for f in ["config.toml", "progress.csv", "eval.csv", "checkpoint/state.json"] {
+    for f in [
+        "config.toml",
+        "progress.csv",
+        "eval.csv",
+        "checkpoint/state.json",
+    ] {
         assert!(out.join(f).exists(), "{f} missing");
     }
 }
@@ -63,7 +96,15 @@ fn resume_continues_exactly_and_same_seed_repeats() {
     let d = tempfile::tempdir().unwrap();
     let full = d.path().join("full");
     let part = d.path().join("part");
-    let common = ["--seed", "5", "--eval-tasks", "20", "--quiet", "--meta-batch", "5"];
+    let common = [
+        "--seed",
+        "5",
+        "--eval-tasks",
+        "20",
+        "--quiet",
+        "--meta-batch",
+        "5",
+    ];
     let run = |out: &Path, iters: &str| {
         let mut a: Vec<&str> = common.to_vec();
         a.extend(["--iterations", iters, "--out", out.to_str().unwrap()]);
@@ -72,9 +113,18 @@ fn resume_continues_exactly_and_same_seed_repeats() {
     };
     run(&full, "30");
     run(&part, "20");
-    let o = sine_maml(&["--resume", part.to_str().unwrap(), "--iterations", "30", "--quiet"]);
+    let o = sine_maml(&[
+        "--resume",
+        part.to_str().unwrap(),
+        "--iterations",
+        "30",
+        "--quiet",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(without_wall_clock(&full.join("progress.csv")), without_wall_clock(&part.join("progress.csv")));
+    assert_eq!(
+        without_wall_clock(&full.join("progress.csv")),
+        without_wall_clock(&part.join("progress.csv"))
+    );
     assert_eq!(summary(&full)["eval"]["mse"], summary(&part)["eval"]["mse"]);
     // Without --resume an existing directory is refused, not overwritten.
     let o = sine_maml(&["--out", full.to_str().unwrap(), "--iterations", "1"]);

@@ -170,6 +170,9 @@ fn run_rollout(cfg: &RolloutConfig, device: Option<&str>, save: Option<PathBuf>)
     Ok(())
 }
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     main_with(|| match cli.command {

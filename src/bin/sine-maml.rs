@@ -12,7 +12,11 @@ use metarl::train::{load_toml, RunDir};
 use metarl::{Error, Result};
 
 #[derive(Parser, Debug)]
-#[command(name = "sine-maml", version, about = "MAML on sine regression (Finn et al. 2017)")]
+#[command(
+    name = "sine-maml",
+    version,
+    about = "MAML on sine regression (Finn et al. 2017)"
+)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
@@ -72,6 +76,9 @@ fn config(a: &Args) -> Result<SineMamlRun> {
     Ok(c)
 }
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let args = Args::parse();
     main_with(|| {
@@ -85,7 +92,8 @@ fn main() -> ExitCode {
             }
             None => {
                 let cfg = config(&args)?;
-                let dir = RunDir::create(args.common.out.as_deref(), "sine-maml", "sine", cfg.seed)?;
+                let dir =
+                    RunDir::create(args.common.out.as_deref(), "sine-maml", "sine", cfg.seed)?;
                 (cfg, dir, false)
             }
         };

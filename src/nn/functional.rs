@@ -116,22 +116,25 @@ pub fn predict(p: &MlpParams, x: Tensor<3>) -> Tensor<3> {
 }
 
 fn layer(p: &MlpParams, l: usize, h: Tensor<3>) -> Tensor<3> {
-    let w = batched(p.w[l].clone(), &h);
-    h.matmul(w) + p.b[l].clone()
+    times(h, p.w[l].clone()) + p.b[l].clone()
 }
 
-/// Expands a shared `[1, ·, ·]` weight to the task count of `like` so matmuls line up.
-fn batched(w: Tensor<3>, like: &Tensor<3>) -> Tensor<3> {
-    let [bw, r, c] = w.dims();
-    let m = like.dims()[0];
+/// `x [M, K, r] · w → [M, K, c]` for shared `w: [1, r, c]` (one flat 2-D matmul over all
+/// M·K rows, no copies of w) or per-task `w: [M, r, c]` (a batched matmul).
+fn times(x: Tensor<3>, w: Tensor<3>) -> Tensor<3> {
+    let [m, k, r] = x.dims();
+    let [bw, rw, c] = w.dims();
+    assert_eq!(r, rw, "inner dimensions must agree");
     if bw == m {
-        w
+        x.matmul(w)
     } else {
         assert_eq!(
             bw, 1,
             "weights must be shared [1, ·, ·] or per task [M, ·, ·]"
         );
-        w.expand([m, r, c])
+        x.reshape([m * k, r])
+            .matmul(w.reshape([r, c]))
+            .reshape([m, k, c])
     }
 }
 
@@ -147,7 +150,7 @@ pub fn backward(p: &MlpParams, cache: &Cache, dout: Tensor<3>) -> MlpParams {
         gw.push(h.clone().swap_dims(1, 2).matmul(dz.clone()));
         gb.push(dz.clone().sum_dim(1));
         if l > 0 {
-            let dh = dz.matmul(batched(p.w[l].clone(), &h).swap_dims(1, 2));
+            let dh = times(dz, p.w[l].clone().swap_dims(1, 2));
             dz = dh * activation_grad(p.activation, h);
         } else {
             break;

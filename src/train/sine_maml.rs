@@ -55,7 +55,11 @@ impl SineMamlRun {
             return Err(Error::invalid("checkpoint_every", 0, "≥ 1"));
         }
         if self.eval_tasks < 2 {
-            return Err(Error::invalid("eval_tasks", self.eval_tasks, "≥ 2 (a confidence interval needs two)"));
+            return Err(Error::invalid(
+                "eval_tasks",
+                self.eval_tasks,
+                "≥ 2 (a confidence interval needs two)",
+            ));
         }
         self.maml.validate()
     }
@@ -82,11 +86,22 @@ pub fn evaluate(learner: &SineMaml, n: usize, steps: usize) -> (Vec<f64>, Vec<f6
     let tasks = dist.held_out(n);
     let mut rng = stream(HELD_OUT_SEED, "sine-held-out-points");
     let batch = SineBatch::sample(&dist, &tasks, learner.cfg.shots, &mut rng, &device);
-    mean_ci95(&mse_curve(&MlpParams::from_mlp(&plain), &batch, learner.cfg.inner_lr, steps))
+    mean_ci95(&mse_curve(
+        &MlpParams::from_mlp(&plain),
+        &batch,
+        learner.cfg.inner_lr,
+        steps,
+    ))
 }
 
 /// Trains (or resumes) a run in `dir` and writes `eval.csv` and `summary.json`.
-pub fn train(cfg: &SineMamlRun, dir: &RunDir, kind: DeviceKind, resume: bool, quiet: bool) -> Result<serde_json::Value> {
+pub fn train(
+    cfg: &SineMamlRun,
+    dir: &RunDir,
+    kind: DeviceKind,
+    resume: bool,
+    quiet: bool,
+) -> Result<serde_json::Value> {
     cfg.validate()?;
     let device = kind.device()?.autodiff();
     let mut learner = SineMaml::new(

@@ -188,3 +188,97 @@ pub fn mse_and_grad(y: Tensor<3>, t: Tensor<3>) -> (Tensor<1>, Tensor<3>) {
         .flatten::<1>(0, 2);
     (loss, diff.mul_scalar(2.0 / k as f64))
 }
+
+/// A Gaussian policy in functional form: an MLP mean and a log-std, batched over tasks.
+/// `log_std: [B, 1, A]`, with `B` = 1 (shared θ) or M (per-task θ'_i).
+#[derive(Clone, Debug)]
+pub struct GaussianParams {
+    /// The mean network.
+    pub mean: MlpParams,
+    /// Log standard deviation `[B, 1, A]` (unclamped).
+    pub log_std: Tensor<3>,
+}
+
+impl GaussianParams {
+    /// The parameters of a [`super::GaussianPolicy`] (tracked on an autodiff device),
+    /// with a task dimension of 1. The log-std floor is not applied here: the functional
+    /// form is for gradients, where the floor is inactive at ProMP's 1e-6.
+    pub fn from_policy(p: &super::GaussianPolicy) -> Self {
+        Self {
+            mean: MlpParams::from_mlp(&p.mean),
+            log_std: p.log_std.val().unsqueeze::<3>(),
+        }
+    }
+
+    /// θ + α·g for ascent (`alpha` may be negative for descent).
+    pub fn add_scaled(&self, g: &GaussianParams, alpha: f64) -> GaussianParams {
+        GaussianParams {
+            mean: self.mean.sub_scaled(&g.mean, -alpha),
+            log_std: self.log_std.clone() + g.log_std.clone().mul_scalar(alpha),
+        }
+    }
+
+    /// Cut from the autodiff graph.
+    pub fn detach(&self) -> GaussianParams {
+        GaussianParams {
+            mean: self.mean.detach(),
+            log_std: self.log_std.clone().detach(),
+        }
+    }
+
+    /// Means `[M, R, A]` at observations `[M, R, obs_dim]`.
+    pub fn mu(&self, obs: Tensor<3>) -> Tensor<3> {
+        predict(&self.mean, obs)
+    }
+
+    /// log π(a|s) `[M, R]` at observations `[M, R, obs_dim]` and actions `[M, R, A]`:
+    /// Σ_j [−½ ((a_j − μ_j)/σ_j)² − log σ_j − ½ ln 2π].
+    pub fn log_prob(&self, obs: Tensor<3>, act: Tensor<3>) -> Tensor<2> {
+        log_prob_at(self.mu(obs), self.log_std.clone(), act)
+    }
+
+    /// ∇_θ Σ_r w_r log π(a_r|s_r) per task, `w: [M, R]` (possibly tracked: autodiff then
+    /// differentiates through the weights too). With μ = f(s), the mean part is the MLP
+    /// backward of `∂/∂μ = w (a − μ)/σ²`; the log-std part is `Σ_r w_r ((a − μ)²/σ² − 1)`.
+    pub fn grad_weighted_log_prob(
+        &self,
+        obs: Tensor<3>,
+        act: Tensor<3>,
+        w: Tensor<2>,
+    ) -> GaussianParams {
+        let (mu, cache) = forward(&self.mean, obs);
+        let inv_var = self.log_std.clone().mul_scalar(-2.0).exp();
+        let w3 = w.unsqueeze_dim::<3>(2);
+        let diff = act - mu;
+        let dmu = diff.clone() * inv_var.clone() * w3.clone();
+        let dlog_std = ((diff.powi_scalar(2) * inv_var).sub_scalar(1.0) * w3).sum_dim(1);
+        GaussianParams {
+            mean: backward(&self.mean, &cache, dmu),
+            log_std: dlog_std,
+        }
+    }
+
+    /// KL(self ‖ other) `[M, R]` at observations `[M, R, obs_dim]`.
+    pub fn kl(&self, other: &GaussianParams, obs: Tensor<3>) -> Tensor<2> {
+        let (mp, mq) = (self.mu(obs.clone()), other.mu(obs));
+        let (lp, lq) = (self.log_std.clone(), other.log_std.clone());
+        let var_p = lp.clone().mul_scalar(2.0).exp();
+        let var_q = lq.clone().mul_scalar(2.0).exp();
+        let num = (mp - mq).powi_scalar(2) + var_p;
+        (lq - lp + num / var_q.mul_scalar(2.0))
+            .sub_scalar(0.5)
+            .sum_dim(2)
+            .squeeze_dim::<2>(2)
+    }
+}
+
+/// Diagonal Gaussian log-density `[M, R]` from means `[M, R, A]`, log-std `[B, 1, A]`
+/// and actions `[M, R, A]`.
+pub fn log_prob_at(mu: Tensor<3>, log_std: Tensor<3>, act: Tensor<3>) -> Tensor<2> {
+    let a = mu.dims()[2];
+    let z = (act - mu) / log_std.clone().exp();
+    (z.powi_scalar(2).mul_scalar(-0.5) - log_std)
+        .sum_dim(2)
+        .squeeze_dim::<2>(2)
+        .sub_scalar(a as f64 * 0.5 * (2.0 * std::f64::consts::PI).ln())
+}

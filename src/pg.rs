@@ -1,0 +1,332 @@
+//! What the policy-gradient meta-learners (PG-MAML, ProMP) share: sampling a meta-batch,
+//! turning trajectories into per-task tensors with advantages, the differentiable inner
+//! adaptation step, and per-task policies for post-update sampling.
+
+use std::sync::Arc;
+
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::env::{Env, Task, TaskDistribution, VecEnv};
+use crate::error::{Error, Result};
+use crate::estimate::{discounted_returns, fit_per_task, gae, normalize_per_task};
+use crate::nn::functional::GaussianParams;
+use crate::nn::{to_vec, GaussianPolicyConfig};
+use crate::objective::{inner_weights, Estimator};
+use crate::rng::Rng;
+use crate::rollout::{sample, Actor};
+use crate::traj::Trajectories;
+
+/// Sampling, inner-step and advantage settings shared by PG-MAML and ProMP; defaults are
+/// ProMP's (mission-anchors §3.1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetaPgConfig {
+    /// Tasks per meta-batch (ProMP: 40).
+    pub tasks: usize,
+    /// Rollouts per task and per inner step (ProMP: 20).
+    pub rollouts: usize,
+    /// Inner step size α (ProMP: 0.1).
+    pub inner_lr: f64,
+    /// Inner adaptation steps, each with fresh samples (ProMP: 1).
+    pub inner_steps: usize,
+    /// Inner-objective estimator.
+    pub estimator: Estimator,
+    /// Differentiate through the inner step (`true`) or first-order (`false`).
+    pub second_order: bool,
+    /// Discount γ (0.99).
+    pub gamma: f64,
+    /// GAE λ (1.0).
+    pub gae_lambda: f64,
+    /// Normalize advantages per task (true).
+    pub normalize_adv: bool,
+    /// The Gaussian MLP policy.
+    pub policy: GaussianPolicyConfig,
+}
+
+impl Default for MetaPgConfig {
+    fn default() -> Self {
+        Self {
+            tasks: 40,
+            rollouts: 20,
+            inner_lr: 0.1,
+            inner_steps: 1,
+            estimator: Estimator::Lvc,
+            second_order: true,
+            gamma: 0.99,
+            gae_lambda: 1.0,
+            normalize_adv: true,
+            policy: GaussianPolicyConfig::default(),
+        }
+    }
+}
+
+impl MetaPgConfig {
+    /// Validates every field; errors name it.
+    pub fn validate(&self) -> Result<()> {
+        for (f, v) in [
+            ("tasks", self.tasks),
+            ("rollouts", self.rollouts),
+            ("inner_steps", self.inner_steps),
+        ] {
+            if v == 0 {
+                return Err(Error::invalid(f, v, "≥ 1"));
+            }
+        }
+        if self.rollouts < 2 && self.normalize_adv {
+            return Err(Error::invalid(
+                "rollouts",
+                self.rollouts,
+                "≥ 2 when normalize_adv is on",
+            ));
+        }
+        if !(self.inner_lr.is_finite() && self.inner_lr >= 0.0) {
+            return Err(Error::invalid(
+                "inner_lr",
+                self.inner_lr,
+                "a finite number ≥ 0",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.gamma) {
+            return Err(Error::invalid("gamma", self.gamma, "[0, 1]"));
+        }
+        if !(0.0..=1.0).contains(&self.gae_lambda) {
+            return Err(Error::invalid("gae_lambda", self.gae_lambda, "[0, 1]"));
+        }
+        self.policy.validate("policy.")
+    }
+}
+
+/// One meta-batch of samples as per-task tensors: M tasks × K trajectories × T steps,
+/// flattened to `[M, K·T, ·]` for the network and `[M, K, T]` for per-step quantities.
+#[derive(Clone, Debug)]
+pub struct TaskBatch {
+    /// Tasks M.
+    pub m: usize,
+    /// Trajectories per task K.
+    pub k: usize,
+    /// Steps T.
+    pub t: usize,
+    /// Observations `[M, K·T, obs_dim]`.
+    pub obs: Tensor<3>,
+    /// Actions `[M, K·T, act_dim]`.
+    pub act: Tensor<3>,
+    /// Log-probabilities under the sampling policy `[M, K, T]`.
+    pub logp_old: Tensor<3>,
+    /// Advantages (normalized per task when configured) `[M, K, T]`.
+    pub adv: Tensor<3>,
+    /// DiCE's baseline-adjusted rewards r̃_t = γ^t (r_t + γ b_{t+1} − b_t)/s `[M, K, T]`.
+    pub dice_r: Tensor<3>,
+    /// 1 on real steps `[M, K, T]`.
+    pub mask: Tensor<3>,
+    /// Real samples per task `[M, 1, 1]`.
+    pub n: Tensor<3>,
+    /// Mean undiscounted return of each task `[M]`.
+    pub task_returns: Vec<f64>,
+    /// Environment steps in the batch.
+    pub env_steps: usize,
+}
+
+/// Reorders a time-major `[T, N, d]` array (N = M·K) into `[M, K, T, d]`.
+fn task_major(x: &[f32], t: usize, n: usize, d: usize) -> Vec<f32> {
+    let mut out = Vec::with_capacity(x.len());
+    for row in 0..n {
+        for s in 0..t {
+            out.extend_from_slice(&x[(s * n + row) * d..(s * n + row + 1) * d]);
+        }
+    }
+    out
+}
+
+/// Baseline values per task, advantages (GAE) and DiCE-adjusted rewards, all time-major.
+fn advantages(tr: &Trajectories, cfg: &MetaPgConfig) -> Result<(Vec<f32>, Vec<f32>)> {
+    let (t, n, k) = (tr.steps, tr.rows, tr.rows_per_task);
+    let (g, l) = (cfg.gamma as f32, cfg.gae_lambda as f32);
+    let ret = discounted_returns(&tr.reward, &tr.mask, n, g);
+    let v = fit_per_task(&tr.obs, &ret, &tr.mask, n, tr.obs_dim, k)?;
+    let raw = gae(&tr.reward, &v, &tr.mask, n, g, l);
+    let adv = if cfg.normalize_adv {
+        normalize_per_task(&raw, &tr.mask, n, k)
+    } else {
+        raw.clone()
+    };
+    // r̃_t = γ^t (r_t + γ v_{t+1} − v_t) / s_task, s_task = std of the raw advantages.
+    let scale: Vec<f32> = (0..n / k)
+        .map(|m| {
+            let vals: Vec<f32> = (0..t)
+                .flat_map(|s| (m * k..(m + 1) * k).map(move |i| (s, i)))
+                .filter(|&(s, i)| tr.mask[s * n + i] > 0.0)
+                .map(|(s, i)| raw[s * n + i])
+                .collect();
+            let mean = vals.iter().sum::<f32>() / vals.len().max(1) as f32;
+            let var =
+                vals.iter().map(|x| (x - mean).powi(2)).sum::<f32>() / vals.len().max(1) as f32;
+            if cfg.normalize_adv {
+                var.sqrt() + 1e-8
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let mut dice = vec![0.0; t * n];
+    for s in 0..t {
+        for i in 0..n {
+            let next = if s + 1 < t {
+                v[(s + 1) * n + i] * tr.mask[(s + 1) * n + i]
+            } else {
+                0.0
+            };
+            let td = tr.reward[s * n + i] + g * next - v[s * n + i];
+            dice[s * n + i] = g.powi(s as i32) * td * tr.mask[s * n + i] / scale[i / k];
+        }
+    }
+    Ok((adv, dice))
+}
+
+/// Processes sampled trajectories into a [`TaskBatch`] on `device`: linear feature
+/// baseline fitted per task, GAE(λ) advantages, per-task normalization.
+pub fn process(tr: &Trajectories, cfg: &MetaPgConfig, device: &Device) -> Result<TaskBatch> {
+    let (t, n, k) = (tr.steps, tr.rows, tr.rows_per_task);
+    let m = n / k;
+    let (adv, dice) = advantages(tr, cfg)?;
+    let t3 =
+        |v: Vec<f32>, d: usize| Tensor::<3>::from_data(TensorData::new(v, [m, k * t, d]), device);
+    let s3 = |v: &[f32]| {
+        Tensor::<3>::from_data(TensorData::new(task_major(v, t, n, 1), [m, k, t]), device)
+    };
+    let counts: Vec<f32> = (0..m)
+        .map(|j| {
+            (0..t)
+                .flat_map(|s| (j * k..(j + 1) * k).map(move |i| s * n + i))
+                .map(|i| tr.mask[i])
+                .sum()
+        })
+        .collect();
+    Ok(TaskBatch {
+        m,
+        k,
+        t,
+        obs: t3(task_major(&tr.obs, t, n, tr.obs_dim), tr.obs_dim),
+        act: t3(task_major(&tr.act, t, n, tr.act_dim), tr.act_dim),
+        logp_old: s3(&tr.logp),
+        adv: s3(&adv),
+        dice_r: s3(&dice),
+        mask: s3(&tr.mask),
+        n: Tensor::from_data(TensorData::new(counts, [m, 1, 1]), device),
+        task_returns: tr.task_returns(),
+        env_steps: tr.env_steps(),
+    })
+}
+
+impl TaskBatch {
+    /// log π_θ of the batch's actions, `[M, K, T]`.
+    pub fn log_prob(&self, theta: &GaussianParams) -> Tensor<3> {
+        theta
+            .log_prob(self.obs.clone(), self.act.clone())
+            .reshape([self.m, self.k, self.t])
+    }
+
+    /// The batch on another device (e.g. a copy of autodiff-device data for evaluation).
+    pub fn mean_return(&self) -> f64 {
+        self.task_returns.iter().sum::<f64>() / self.m.max(1) as f64
+    }
+}
+
+/// One inner step θ' = θ + α Σ_t w_t ∇ log π_θ(a_t|s_t) on each task's samples, with the
+/// estimator's weights ([`inner_weights`]). With `second_order` the result stays in the
+/// autodiff graph of θ (exact meta-gradients); otherwise the step is a constant.
+pub fn adapt(
+    theta: &GaussianParams,
+    b: &TaskBatch,
+    est: Estimator,
+    alpha: f64,
+    second_order: bool,
+) -> GaussianParams {
+    let logp = b.log_prob(theta);
+    let w = inner_weights(
+        est,
+        logp,
+        b.logp_old.clone(),
+        b.adv.clone(),
+        b.dice_r.clone(),
+        b.mask.clone(),
+        b.n.clone(),
+    );
+    let g = theta.grad_weighted_log_prob(b.obs.clone(), b.act.clone(), w.reshape([b.m, b.k * b.t]));
+    let g = if second_order { g } else { g.detach() };
+    theta.add_scaled(&g, alpha)
+}
+
+/// Per-task Gaussian policies (task m's parameters act on rows m·K..(m+1)·K) for
+/// post-update sampling; parameters are read without tracking.
+pub struct TaskPolicies {
+    params: GaussianParams,
+    rows_per_task: usize,
+    log_std: Vec<f32>,
+}
+
+impl TaskPolicies {
+    /// Wraps per-task (or shared) parameters.
+    pub fn new(params: &GaussianParams, rows_per_task: usize) -> Self {
+        let params = params.detach();
+        let log_std = to_vec(params.log_std.clone());
+        Self {
+            params,
+            rows_per_task,
+            log_std,
+        }
+    }
+}
+
+impl Actor for TaskPolicies {
+    fn act(&self, obs: Tensor<2>, rng: &mut Rng) -> (Vec<f32>, Vec<f32>) {
+        use rand_distr::{Distribution, StandardNormal};
+        let [n, od] = obs.dims();
+        let k = self.rows_per_task;
+        let mu = to_vec(self.params.mu(obs.reshape([n / k, k, od])));
+        let ad = mu.len() / n;
+        let shared = self.log_std.len() == ad;
+        let norm = 0.5 * (2.0 * std::f32::consts::PI).ln();
+        let (mut act, mut logp) = (Vec::with_capacity(mu.len()), Vec::with_capacity(n));
+        for (row, m) in mu.chunks(ad).enumerate() {
+            let ls = if shared {
+                &self.log_std[..]
+            } else {
+                &self.log_std[(row / k) * ad..(row / k + 1) * ad]
+            };
+            let mut lp = 0.0;
+            for j in 0..ad {
+                let eps: f32 = StandardNormal.sample(rng);
+                act.push(m[j] + ls[j].exp() * eps);
+                lp += -0.5 * eps * eps - ls[j] - norm;
+            }
+            logp.push(lp);
+        }
+        (act, logp)
+    }
+}
+
+/// Samples `rollouts` episodes of each task with per-task parameters `params`.
+pub fn sample_tasks(
+    env: &Arc<dyn Env>,
+    tasks: &[Task],
+    params: &GaussianParams,
+    rollouts: usize,
+    env_rng: &mut Rng,
+    act_rng: &mut Rng,
+    device: &Device,
+) -> Trajectories {
+    let mut venv = VecEnv::for_tasks(env.clone(), tasks, rollouts, env_rng);
+    sample(
+        &TaskPolicies::new(params, rollouts),
+        &mut venv,
+        rollouts,
+        act_rng,
+        device,
+    )
+}
+
+/// Samples `n` tasks of `env`.
+pub fn sample_task_batch(env: &Arc<dyn Env>, n: usize, rng: &mut Rng) -> Vec<Task> {
+    TaskDistribution::new(env.clone()).sample(n, rng)
+}

@@ -77,3 +77,119 @@ pub fn require_positive(field: &str, value: usize) -> Result<usize> {
         Ok(value)
     }
 }
+
+/// Flags of the policy-gradient meta-learners (`promp`, `pg-maml`); each overrides the
+/// config file's value.
+#[derive(Args, Clone, Debug, Default, PartialEq)]
+pub struct PgFlags {
+    /// Tasks per meta-batch.
+    #[arg(long)]
+    pub tasks: Option<usize>,
+    /// Rollouts per task and inner step.
+    #[arg(long)]
+    pub rollouts: Option<usize>,
+    /// Inner step size α.
+    #[arg(long, allow_negative_numbers = true)]
+    pub inner_lr: Option<f64>,
+    /// Inner adaptation steps (fresh samples after each).
+    #[arg(long)]
+    pub inner_steps: Option<usize>,
+    /// Inner estimator: maml, dice or lvc.
+    #[arg(long)]
+    pub estimator: Option<String>,
+    /// full (differentiate through the inner step) or none (first order).
+    #[arg(long)]
+    pub hessian: Option<String>,
+    /// Outer optimizer of pg-maml: vpg or trpo.
+    #[arg(long)]
+    pub outer: Option<String>,
+    /// Add E-MAML's pre-update credit term (pg-maml).
+    #[arg(long)]
+    pub emaml: bool,
+    /// ProMP outer steps per batch.
+    #[arg(long)]
+    pub outer_steps: Option<usize>,
+    /// ProMP KL-penalty coefficient η.
+    #[arg(long, allow_negative_numbers = true)]
+    pub kl_coef: Option<f64>,
+    /// Adapt ProMP's η towards its target KL.
+    #[arg(long)]
+    pub adaptive_kl: bool,
+}
+
+impl PgFlags {
+    /// Applies the common flags and these to a run config.
+    pub fn apply(&self, common: &CommonArgs, c: &mut crate::train::pg::PgRun) -> Result<()> {
+        use crate::algo::pg_maml::Outer;
+        c.env = common.env.clone().unwrap_or(c.env.clone());
+        c.seed = common.seed.unwrap_or(c.seed);
+        c.iterations = common.iterations.unwrap_or(c.iterations);
+        c.eval_tasks = common.eval_tasks.unwrap_or(c.eval_tasks);
+        let m = &mut c.meta;
+        m.tasks = self.tasks.unwrap_or(m.tasks);
+        m.rollouts = self.rollouts.unwrap_or(m.rollouts);
+        m.inner_lr = self.inner_lr.unwrap_or(m.inner_lr);
+        m.inner_steps = self.inner_steps.unwrap_or(m.inner_steps);
+        if let Some(e) = &self.estimator {
+            m.estimator = crate::objective::Estimator::parse(e)?;
+        }
+        if let Some(h) = &self.hessian {
+            m.second_order = match h.as_str() {
+                "full" => true,
+                "none" => false,
+                _ => return Err(Error::invalid("hessian", h, "full, none")),
+            };
+        }
+        if let Some(o) = &self.outer {
+            c.pg_maml.outer = match o.as_str() {
+                "vpg" => Outer::Vpg,
+                "trpo" => Outer::Trpo,
+                _ => return Err(Error::invalid("outer", o, "vpg, trpo")),
+            };
+        }
+        c.pg_maml.emaml |= self.emaml;
+        c.promp.outer_steps = self.outer_steps.unwrap_or(c.promp.outer_steps);
+        c.promp.kl_coef = self.kl_coef.unwrap_or(c.promp.kl_coef);
+        c.promp.adaptive_kl |= self.adaptive_kl;
+        c.validate()
+    }
+}
+
+/// The body of the `promp` and `pg-maml` binaries: new run or `--resume`, train,
+/// evaluate, print one summary line.
+pub fn run_pg(algo: crate::train::pg::PgAlgo, common: &CommonArgs, flags: &PgFlags) -> Result<()> {
+    use crate::train::pg::{train, PgRun};
+    use crate::train::{load_toml, RunDir};
+    let kind = common.device_kind()?;
+    let (cfg, dir, resume) = match &common.resume {
+        Some(path) => {
+            let dir = RunDir::open(path)?;
+            let mut cfg: PgRun = load_toml(&dir.config_path())?;
+            cfg.iterations = common.iterations.unwrap_or(cfg.iterations);
+            (cfg, dir, true)
+        }
+        None => {
+            let mut cfg: PgRun = match &common.config {
+                Some(p) => load_toml(p)?,
+                None => PgRun::default(),
+            };
+            cfg.algo = algo;
+            flags.apply(common, &mut cfg)?;
+            let dir = RunDir::create(common.out.as_deref(), algo.name(), &cfg.env, cfg.seed)?;
+            (cfg, dir, false)
+        }
+    };
+    let s = train(&cfg, &dir, kind, resume, common.quiet)?;
+    let post = s["eval"]["post_return"][cfg.meta.inner_steps - 1].as_f64().unwrap_or(f64::NAN);
+    print!(
+        "{}: held-out return pre {:.2}, post {:.2}",
+        dir.path().display(),
+        s["eval"]["pre_return"].as_f64().unwrap_or(f64::NAN),
+        post
+    );
+    if let Some(sr) = s["eval"]["success_rate"].as_f64() {
+        print!(", success rate {sr:.2}");
+    }
+    println!("; {:.3} s per iteration", s["train"]["seconds_per_iteration"].as_f64().unwrap_or(0.0));
+    Ok(())
+}

@@ -13,6 +13,7 @@ pub mod error;
 pub mod estimate;
 pub mod nn;
 pub mod objective;
+pub mod optim;
 pub mod params;
 pub mod pg;
 pub mod plot;

@@ -125,6 +125,8 @@ pub struct TaskBatch {
     pub task_returns: Vec<f64>,
     /// Environment steps in the batch.
     pub env_steps: usize,
+    /// Fraction of successful episodes, for families that define success.
+    pub success_rate: Option<f64>,
 }
 
 /// Reorders a time-major `[T, N, d]` array (N = M·K) into `[M, K, T, d]`.
@@ -215,6 +217,7 @@ pub fn process(tr: &Trajectories, cfg: &MetaPgConfig, device: &Device) -> Result
         n: Tensor::from_data(TensorData::new(counts, [m, 1, 1]), device),
         task_returns: tr.task_returns(),
         env_steps: tr.env_steps(),
+        success_rate: tr.success_rate(),
     })
 }
 
@@ -329,4 +332,66 @@ pub fn sample_tasks(
 /// Samples `n` tasks of `env`.
 pub fn sample_task_batch(env: &Arc<dyn Env>, n: usize, rng: &mut Rng) -> Vec<Task> {
     TaskDistribution::new(env.clone()).sample(n, rng)
+}
+
+/// The samples of one meta-iteration: one pre-update batch per inner step (batch s was
+/// drawn with θ'_s, θ'_0 = θ) and the post-update batch drawn with the final θ'.
+#[derive(Clone, Debug)]
+pub struct MetaSamples {
+    /// Pre-update batches, one per inner step.
+    pub pre: Vec<TaskBatch>,
+    /// Post-update batch.
+    pub post: TaskBatch,
+}
+
+impl MetaSamples {
+    /// Mean return before adaptation, then after each inner step.
+    pub fn returns(&self) -> (f64, Vec<f64>) {
+        let after: Vec<f64> = self.pre[1..].iter().chain(std::iter::once(&self.post)).map(|b| b.mean_return()).collect();
+        (self.pre[0].mean_return(), after)
+    }
+
+    /// Environment steps taken.
+    pub fn env_steps(&self) -> usize {
+        self.pre.iter().map(|b| b.env_steps).sum::<usize>() + self.post.env_steps
+    }
+}
+
+/// Random streams of PG sampling.
+pub struct SamplerRngs {
+    /// Row seeds of the environments.
+    pub env: Rng,
+    /// Action noise.
+    pub act: Rng,
+}
+
+/// Samples a meta-batch: for each inner step, rollouts with the current (per-task)
+/// parameters, then an adaptation step; finally post-update rollouts. Returns the samples
+/// and θ' (tracked through every step when `second_order`).
+pub fn sample_meta_batch(
+    env: &Arc<dyn Env>,
+    tasks: &[Task],
+    theta: &GaussianParams,
+    cfg: &MetaPgConfig,
+    rngs: &mut SamplerRngs,
+    device: &Device,
+) -> Result<(MetaSamples, GaussianParams)> {
+    let mut p = theta.clone();
+    let mut pre = Vec::with_capacity(cfg.inner_steps);
+    for _ in 0..cfg.inner_steps {
+        let tr = sample_tasks(env, tasks, &p, cfg.rollouts, &mut rngs.env, &mut rngs.act, device);
+        let b = process(&tr, cfg, device)?;
+        p = adapt(&p, &b, cfg.estimator, cfg.inner_lr, cfg.second_order);
+        pre.push(b);
+    }
+    let tr = sample_tasks(env, tasks, &p, cfg.rollouts, &mut rngs.env, &mut rngs.act, device);
+    let post = process(&tr, cfg, device)?;
+    Ok((MetaSamples { pre, post }, p))
+}
+
+/// θ' recomputed from θ on stored pre-update batches (ProMP's outer steps, TRPO's line
+/// search): the same chain of inner steps, now as a function of the current θ.
+pub fn readapt(theta: &GaussianParams, pre: &[TaskBatch], cfg: &MetaPgConfig) -> GaussianParams {
+    pre.iter()
+        .fold(theta.clone(), |p, b| adapt(&p, b, cfg.estimator, cfg.inner_lr, cfg.second_order))
 }

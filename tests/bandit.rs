@@ -51,6 +51,7 @@ fn batch(d: &Device) -> TaskBatch {
         n: t3(vec![N as f64; M], [M, 1, 1]),
         task_returns: vec![0.0; M],
         env_steps: M * N,
+        success_rate: None,
     }
 }
 

@@ -34,10 +34,13 @@ pub enum Activation {
 }
 
 impl Activation {
-    /// Applies the nonlinearity.
+    /// Applies the nonlinearity. Tanh is computed as 2/(1 + e^(−2x)) − 1: on Flex the
+    /// vectorized exp makes this 4.5× faster than the scalar libm `tanhf` that `tanh()`
+    /// calls (examples/tanh_speed.rs: 18 ms vs 80 ms on 80 000 × 64), within 2e-7 of it
+    /// in f32; both limits saturate exactly at ±1.
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
-            Activation::Tanh => x.tanh(),
+            Activation::Tanh => x.mul_scalar(-2.0).exp().add_scalar(1.0).recip().mul_scalar(2.0).sub_scalar(1.0),
             Activation::Relu => burn::tensor::activation::relu(x),
             Activation::Identity => x,
         }

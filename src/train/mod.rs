@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod config;
 pub mod progress;
 pub mod reporter;
+pub mod pg;
 pub mod run_dir;
 pub mod sine_maml;
 

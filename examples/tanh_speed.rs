@@ -1,0 +1,27 @@
+//! Micro-benchmark behind the choice of tanh formula on Flex (see nn::Activation::apply).
+use burn::prelude::*;
+use std::time::Instant;
+
+fn main() {
+    let d = metarl::device::DeviceKind::Flex.device().unwrap();
+    let x: Tensor<2> = Tensor::random([80_000, 64], burn::tensor::Distribution::Normal(0.0, 2.0), &d);
+    let time = |name: &str, f: &dyn Fn(Tensor<2>) -> Tensor<2>| {
+        let mut ts = vec![];
+        for _ in 0..7 {
+            let t = Instant::now();
+            let y = f(x.clone());
+            let _ = metarl::nn::to_vec(y.slice([0..1, 0..1]));
+            ts.push(t.elapsed().as_secs_f64() * 1e3);
+        }
+        ts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!("{name:>10}: {:.2} ms (median of 7)", ts[3]);
+    };
+    time("tanh", &|x| x.tanh());
+    time("exp-form", &|x| x.mul_scalar(-2.0).exp().add_scalar(1.0).recip().mul_scalar(2.0).sub_scalar(1.0));
+    time("sigmoid", &|x| burn::tensor::activation::sigmoid(x.mul_scalar(2.0)).mul_scalar(2.0).sub_scalar(1.0));
+    time("exp", &|x| x.exp());
+    let a = x.clone().tanh();
+    let b = x.clone().mul_scalar(-2.0).exp().add_scalar(1.0).recip().mul_scalar(2.0).sub_scalar(1.0);
+    let diff = metarl::nn::to_vec((a - b).abs().max());
+    println!("max |tanh − exp-form| = {:e}", diff[0]);
+}

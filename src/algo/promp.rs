@@ -1,0 +1,187 @@
+//! ProMP: Proximal Meta-Policy Search.
+//!
+//! Reference: Rothfuss, Lee, Clavera, Asfour, Abbeel, "ProMP: Proximal Meta-Policy Search",
+//! ICLR 2019, Algorithm 1 and eq. (13).
+//!
+//! ```text
+//! Require: task distribution ρ, step sizes α, β, KL-penalty coefficient η, clip range ε
+//! randomly initialize θ
+//! while θ not converged:
+//!     sample a batch of tasks T_i ~ ρ(T)
+//!     for n = 0, …, N − 1:
+//!         if n = 0:
+//!             θ_o ← θ
+//!             for all T_i: sample pre-update trajectories D_i with π_θ
+//!                          θ'_{o,i} ← θ + α ∇_θ J^LR_{T_i}(θ) on D_i
+//!                          sample post-update trajectories D'_i with π_θ'_{o,i}
+//!         θ ← θ + β Σ_i ∇_θ J^ProMP_{T_i}(θ) on D'_i        (Adam)
+//!
+//! J^ProMP_T(θ) = J^CLIP_T(θ') − η D̄_KL(π_θo, π_θ),   θ' = θ + α ∇_θ J^LR_T(θ)
+//! J^LR_T(θ)    = E_{τ~π_θo} Σ_t π_θ(a_t|s_t)/π_θo(a_t|s_t) A^{π_θo}(s_t, a_t)
+//! J^CLIP_T(θ') = E_{τ'~π_θ'o} Σ_t min(r_t A_t, clip(r_t, 1 − ε, 1 + ε) A_t),  r_t = π_θ'/π_θ'o
+//! ```
+//!
+//! With several inner steps the inner chain is recomputed from the stored pre-update
+//! batches at every outer step ([`crate::pg::readapt`]); the KL penalty is on the first
+//! (pre-update) batch. Deviations: KL and objectives are means over real samples; with
+//! `adaptive_kl` η is halved when the KL is below target/1.5 and doubled above 1.5·target
+//! after each batch (ProMP's `adaptive_inner_kl_penalty`).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::pg_maml::norm;
+use crate::env::Env;
+use crate::error::{Error, Result};
+use crate::nn::functional::GaussianParams;
+use crate::nn::{to_vec, GaussianPolicy};
+use crate::objective::{clipped_surrogate, likelihood_ratio, masked_mean};
+use crate::params::flatten_gradients;
+use crate::pg::{readapt, sample_meta_batch, sample_task_batch, MetaPgConfig, MetaSamples, SamplerRngs};
+use crate::rng::Rng;
+use crate::train::Metrics;
+
+/// ProMP's outer-loop settings (mission-anchors §3.1).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ProMpConfig {
+    /// Outer gradient steps N per batch of samples (5).
+    pub outer_steps: usize,
+    /// Clip range ε (0.3).
+    pub clip_eps: f64,
+    /// KL-penalty coefficient η (5e-4, fixed).
+    pub kl_coef: f64,
+    /// Adapt η towards `target_kl`.
+    pub adaptive_kl: bool,
+    /// Target KL for the adaptive penalty (0.01).
+    pub target_kl: f64,
+    /// Adam step size β (1e-3).
+    pub meta_lr: f64,
+}
+
+impl Default for ProMpConfig {
+    fn default() -> Self {
+        Self {
+            outer_steps: 5,
+            clip_eps: 0.3,
+            kl_coef: 5e-4,
+            adaptive_kl: false,
+            target_kl: 0.01,
+            meta_lr: 1e-3,
+        }
+    }
+}
+
+impl ProMpConfig {
+    /// Validates every field.
+    pub fn validate(&self) -> Result<()> {
+        if self.outer_steps == 0 {
+            return Err(Error::invalid("promp.outer_steps", 0, "≥ 1"));
+        }
+        if !(self.clip_eps > 0.0 && self.clip_eps < 1.0) {
+            return Err(Error::invalid("promp.clip_eps", self.clip_eps, "(0, 1)"));
+        }
+        if !(self.kl_coef >= 0.0 && self.kl_coef.is_finite()) {
+            return Err(Error::invalid("promp.kl_coef", self.kl_coef, "≥ 0"));
+        }
+        if !(self.meta_lr > 0.0 && self.meta_lr.is_finite()) {
+            return Err(Error::invalid("promp.meta_lr", self.meta_lr, "> 0"));
+        }
+        Ok(())
+    }
+}
+
+/// The ProMP learner.
+pub struct ProMp {
+    /// Sampling and inner-step settings (estimator `lvc`, i.e. J^LR).
+    pub meta: MetaPgConfig,
+    /// Outer-loop settings.
+    pub cfg: ProMpConfig,
+    /// The task family.
+    pub env: Arc<dyn Env>,
+    /// Meta-policy θ (autodiff device).
+    pub policy: GaussianPolicy,
+    /// Adam state.
+    pub optim: ModuleOptimizer,
+    /// The current KL coefficient η (changes only with `adaptive_kl`).
+    pub kl_coef: f64,
+    /// Task stream.
+    pub tasks_rng: Rng,
+    /// Sampling streams.
+    pub rngs: SamplerRngs,
+    device: Device,
+}
+
+impl ProMp {
+    /// A learner with a fresh policy drawn from `init_rng`.
+    pub fn new(meta: MetaPgConfig, cfg: ProMpConfig, env: Arc<dyn Env>, init_rng: &mut Rng, tasks_rng: Rng, rngs: SamplerRngs, device: &Device) -> Self {
+        let s = env.spec().clone();
+        Self {
+            policy: meta.policy.init(s.obs_dim, s.act_dim, init_rng, device),
+            kl_coef: cfg.kl_coef,
+            meta,
+            cfg,
+            env,
+            optim: AdamConfig::new().init(),
+            tasks_rng,
+            rngs,
+            device: device.clone(),
+        }
+    }
+
+    /// One iteration of Algorithm 1.
+    pub fn step(&mut self) -> Result<Metrics> {
+        let t0 = Instant::now();
+        let tasks = sample_task_batch(&self.env, self.meta.tasks, &mut self.tasks_rng);
+        let theta_o = GaussianParams::from_policy(&self.policy).detach();
+        let (samples, _) = sample_meta_batch(&self.env, &tasks, &theta_o, &self.meta, &mut self.rngs, &self.device)?;
+        let sample_seconds = t0.elapsed().as_secs_f64();
+        let t1 = Instant::now();
+        let (mut j, mut kl, mut gn) = (0.0, 0.0, 0.0);
+        for _ in 0..self.cfg.outer_steps {
+            (j, kl, gn) = self.outer_step(&samples, &theta_o);
+        }
+        if self.cfg.adaptive_kl {
+            if kl < self.cfg.target_kl / 1.5 {
+                self.kl_coef /= 2.0;
+            } else if kl > self.cfg.target_kl * 1.5 {
+                self.kl_coef *= 2.0;
+            }
+        }
+        let (pre, post) = samples.returns();
+        let mut m = Metrics::new().with("pre_return", pre);
+        for (k, r) in post.iter().enumerate() {
+            m.push(format!("post_return_{}", k + 1), *r);
+        }
+        m.push("env_steps", samples.env_steps() as f64);
+        m.push("clip_objective", j);
+        m.push("kl", kl);
+        m.push("kl_coef", self.kl_coef);
+        m.push("grad_norm", gn);
+        m.push("outer_seconds", t1.elapsed().as_secs_f64());
+        m.push("sample_seconds", sample_seconds);
+        Ok(m)
+    }
+
+    /// θ ← Adam(θ, −∇J^ProMP); returns (J^CLIP, KL, ‖∇‖) before the step.
+    fn outer_step(&mut self, s: &MetaSamples, theta_o: &GaussianParams) -> (f64, f64, f64) {
+        let theta = GaussianParams::from_policy(&self.policy);
+        let adapted = readapt(&theta, &s.pre, &self.meta);
+        let b = &s.post;
+        let ratio = likelihood_ratio(b.log_prob(&adapted), b.logp_old.clone());
+        let j = clipped_surrogate(ratio, b.adv.clone(), self.cfg.clip_eps, b.mask.clone(), b.n.clone()).mean();
+        let pre = &s.pre[0];
+        let kl = theta_o.kl(&theta, pre.obs.clone()).reshape([pre.m, pre.k, pre.t]);
+        let kl = masked_mean(kl, pre.mask.clone(), pre.n.clone()).mean();
+        let (jv, klv) = (to_vec(j.clone())[0] as f64, to_vec(kl.clone())[0] as f64);
+        let loss = (j - kl.mul_scalar(self.kl_coef)).neg();
+        let grads = GradientsParams::from_grads(loss.backward(), &self.policy);
+        let gn = norm(&flatten_gradients(&self.policy, &grads));
+        self.policy = self.optim.step(self.cfg.meta_lr, self.policy.clone(), grads);
+        (jv, klv, gn)
+    }
+}

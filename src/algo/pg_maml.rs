@@ -211,7 +211,7 @@ impl PgMaml {
     /// (J, mean KL(π_θ'_old ‖ π_θ'(θ)) on post-update states) at the policy `p`.
     fn objective_and_kl(&self, p: &GaussianPolicy, s: &MetaSamples, old: &GaussianParams) -> (Tensor<1>, Tensor<1>) {
         let theta = GaussianParams::from_policy(p);
-        let adapted = readapt(&theta, &s.pre, &self.meta);
+        let (adapted, _) = readapt(&theta, &s.pre, &self.meta);
         let b = &s.post;
         let kl = old.kl(&adapted, b.obs.clone()).reshape([b.m, b.k, b.t]);
         let kl = masked_mean(kl, b.mask.clone(), b.n.clone()).mean();

@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use super::pg_maml::norm;
 use crate::env::Env;
 use crate::error::{Error, Result};
-use crate::nn::functional::GaussianParams;
+use crate::nn::functional::{kl_at, GaussianParams};
 use crate::nn::{to_vec, GaussianPolicy};
 use crate::objective::{clipped_surrogate, likelihood_ratio, masked_mean};
 use crate::params::flatten_gradients;
@@ -141,9 +141,10 @@ impl ProMp {
         let (samples, _) = sample_meta_batch(&self.env, &tasks, &theta_o, &self.meta, &mut self.rngs, &self.device)?;
         let sample_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
+        let mu_o = theta_o.mu(samples.pre[0].obs.clone());
         let (mut j, mut kl, mut gn) = (0.0, 0.0, 0.0);
         for _ in 0..self.cfg.outer_steps {
-            (j, kl, gn) = self.outer_step(&samples, &theta_o);
+            (j, kl, gn) = self.outer_step(&samples, &theta_o, &mu_o);
         }
         if self.cfg.adaptive_kl {
             if kl < self.cfg.target_kl / 1.5 {
@@ -168,14 +169,14 @@ impl ProMp {
     }
 
     /// θ ← Adam(θ, −∇J^ProMP); returns (J^CLIP, KL, ‖∇‖) before the step.
-    fn outer_step(&mut self, s: &MetaSamples, theta_o: &GaussianParams) -> (f64, f64, f64) {
+    fn outer_step(&mut self, s: &MetaSamples, theta_o: &GaussianParams, mu_o: &Tensor<3>) -> (f64, f64, f64) {
         let theta = GaussianParams::from_policy(&self.policy);
-        let adapted = readapt(&theta, &s.pre, &self.meta);
+        let (adapted, mu) = readapt(&theta, &s.pre, &self.meta);
         let b = &s.post;
         let ratio = likelihood_ratio(b.log_prob(&adapted), b.logp_old.clone());
         let j = clipped_surrogate(ratio, b.adv.clone(), self.cfg.clip_eps, b.mask.clone(), b.n.clone()).mean();
         let pre = &s.pre[0];
-        let kl = theta_o.kl(&theta, pre.obs.clone()).reshape([pre.m, pre.k, pre.t]);
+        let kl = kl_at(mu_o.clone(), theta_o.log_std.clone(), mu, theta.log_std.clone()).reshape([pre.m, pre.k, pre.t]);
         let kl = masked_mean(kl, pre.mask.clone(), pre.n.clone()).mean();
         let (jv, klv) = (to_vec(j.clone())[0] as f64, to_vec(kl.clone())[0] as f64);
         let loss = (j - kl.mul_scalar(self.kl_coef)).neg();

@@ -237,23 +237,23 @@ impl GaussianParams {
         log_prob_at(self.mu(obs), self.log_std.clone(), act)
     }
 
+    /// Means `[M, R, A]` and the cache for [`Self::grad_weighted_log_prob`].
+    pub fn forward(&self, obs: Tensor<3>) -> (Tensor<3>, Cache) {
+        forward(&self.mean, obs)
+    }
+
     /// ∇_θ Σ_r w_r log π(a_r|s_r) per task, `w: [M, R]` (possibly tracked: autodiff then
-    /// differentiates through the weights too). With μ = f(s), the mean part is the MLP
-    /// backward of `∂/∂μ = w (a − μ)/σ²`; the log-std part is `Σ_r w_r ((a − μ)²/σ² − 1)`.
-    pub fn grad_weighted_log_prob(
-        &self,
-        obs: Tensor<3>,
-        act: Tensor<3>,
-        w: Tensor<2>,
-    ) -> GaussianParams {
-        let (mu, cache) = forward(&self.mean, obs);
+    /// differentiates through the weights too), from a forward pass `(mu, cache)` at θ.
+    /// With μ = f(s), the mean part is the MLP backward of `∂/∂μ = w (a − μ)/σ²`; the
+    /// log-std part is `Σ_r w_r ((a − μ)²/σ² − 1)`.
+    pub fn grad_weighted_log_prob(&self, mu: Tensor<3>, cache: &Cache, act: Tensor<3>, w: Tensor<2>) -> GaussianParams {
         let inv_var = self.log_std.clone().mul_scalar(-2.0).exp();
         let w3 = w.unsqueeze_dim::<3>(2);
         let diff = act - mu;
         let dmu = diff.clone() * inv_var.clone() * w3.clone();
         let dlog_std = ((diff.powi_scalar(2) * inv_var).sub_scalar(1.0) * w3).sum_dim(1);
         GaussianParams {
-            mean: backward(&self.mean, &cache, dmu),
+            mean: backward(&self.mean, cache, dmu),
             log_std: dlog_std,
         }
     }
@@ -281,4 +281,13 @@ pub fn log_prob_at(mu: Tensor<3>, log_std: Tensor<3>, act: Tensor<3>) -> Tensor<
         .sum_dim(2)
         .squeeze_dim::<2>(2)
         .sub_scalar(a as f64 * 0.5 * (2.0 * std::f64::consts::PI).ln())
+}
+
+/// KL(p ‖ q) `[M, R]` of diagonal Gaussians from their means `[M, R, A]` and log-stds
+/// `[B, 1, A]`: Σ_j [log σ_q − log σ_p + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½].
+pub fn kl_at(mp: Tensor<3>, lp: Tensor<3>, mq: Tensor<3>, lq: Tensor<3>) -> Tensor<2> {
+    let var_p = lp.clone().mul_scalar(2.0).exp();
+    let var_q = lq.clone().mul_scalar(2.0).exp();
+    let num = (mp - mq).powi_scalar(2) + var_p;
+    (lq - lp + num / var_q.mul_scalar(2.0)).sub_scalar(0.5).sum_dim(2).squeeze_dim::<2>(2)
 }

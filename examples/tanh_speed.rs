@@ -4,7 +4,11 @@ use std::time::Instant;
 
 fn main() {
     let d = metarl::device::DeviceKind::Flex.device().unwrap();
-    let x: Tensor<2> = Tensor::random([80_000, 64], burn::tensor::Distribution::Normal(0.0, 2.0), &d);
+    let x: Tensor<2> = Tensor::random(
+        [80_000, 64],
+        burn::tensor::Distribution::Normal(0.0, 2.0),
+        &d,
+    );
     let time = |name: &str, f: &dyn Fn(Tensor<2>) -> Tensor<2>| {
         let mut ts = vec![];
         for _ in 0..7 {
@@ -17,11 +21,29 @@ fn main() {
         println!("{name:>10}: {:.2} ms (median of 7)", ts[3]);
     };
     time("tanh", &|x| x.tanh());
-    time("exp-form", &|x| x.mul_scalar(-2.0).exp().add_scalar(1.0).recip().mul_scalar(2.0).sub_scalar(1.0));
-    time("sigmoid", &|x| burn::tensor::activation::sigmoid(x.mul_scalar(2.0)).mul_scalar(2.0).sub_scalar(1.0));
+    time("exp-form", &|x| {
+        x.mul_scalar(-2.0)
+            .exp()
+            .add_scalar(1.0)
+            .recip()
+            .mul_scalar(2.0)
+            .sub_scalar(1.0)
+    });
+    time("sigmoid", &|x| {
+        burn::tensor::activation::sigmoid(x.mul_scalar(2.0))
+            .mul_scalar(2.0)
+            .sub_scalar(1.0)
+    });
     time("exp", &|x| x.exp());
     let a = x.clone().tanh();
-    let b = x.clone().mul_scalar(-2.0).exp().add_scalar(1.0).recip().mul_scalar(2.0).sub_scalar(1.0);
+    let b = x
+        .clone()
+        .mul_scalar(-2.0)
+        .exp()
+        .add_scalar(1.0)
+        .recip()
+        .mul_scalar(2.0)
+        .sub_scalar(1.0);
     let diff = metarl::nn::to_vec((a - b).abs().max());
     println!("max |tanh − exp-form| = {:e}", diff[0]);
 }

@@ -180,7 +180,9 @@ pub fn run_pg(algo: crate::train::pg::PgAlgo, common: &CommonArgs, flags: &PgFla
         }
     };
     let s = train(&cfg, &dir, kind, resume, common.quiet)?;
-    let post = s["eval"]["post_return"][cfg.meta.inner_steps - 1].as_f64().unwrap_or(f64::NAN);
+    let post = s["eval"]["post_return"][cfg.meta.inner_steps - 1]
+        .as_f64()
+        .unwrap_or(f64::NAN);
     print!(
         "{}: held-out return pre {:.2}, post {:.2}",
         dir.path().display(),
@@ -190,6 +192,9 @@ pub fn run_pg(algo: crate::train::pg::PgAlgo, common: &CommonArgs, flags: &PgFla
     if let Some(sr) = s["eval"]["success_rate"].as_f64() {
         print!(", success rate {sr:.2}");
     }
-    println!("; {:.3} s per iteration", s["train"]["seconds_per_iteration"].as_f64().unwrap_or(0.0));
+    println!(
+        "; {:.3} s per iteration",
+        s["train"]["seconds_per_iteration"].as_f64().unwrap_or(0.0)
+    );
     Ok(())
 }

@@ -3,8 +3,18 @@
 
 /// Solves `A x = b` approximately with `iters` conjugate-gradient iterations, where
 /// `avp(v)` returns `A v` (A symmetric positive definite, e.g. a damped Fisher matrix).
-pub fn conjugate_gradient(avp: impl Fn(&[f32]) -> Vec<f32>, b: &[f32], iters: usize, tol: f64) -> Vec<f32> {
-    let dot = |x: &[f32], y: &[f32]| x.iter().zip(y).map(|(a, b)| *a as f64 * *b as f64).sum::<f64>();
+pub fn conjugate_gradient(
+    avp: impl Fn(&[f32]) -> Vec<f32>,
+    b: &[f32],
+    iters: usize,
+    tol: f64,
+) -> Vec<f32> {
+    let dot = |x: &[f32], y: &[f32]| {
+        x.iter()
+            .zip(y)
+            .map(|(a, b)| *a as f64 * *b as f64)
+            .sum::<f64>()
+    };
     let mut x = vec![0.0f32; b.len()];
     let mut r = b.to_vec();
     let mut p = b.to_vec();
@@ -56,13 +66,27 @@ pub fn line_search(
 ) -> LineSearch {
     for j in 0..max_backtracks {
         let frac = ratio.powi(j as i32);
-        let theta: Vec<f32> = theta0.iter().zip(step).map(|(t, s)| t + (frac * *s as f64) as f32).collect();
+        let theta: Vec<f32> = theta0
+            .iter()
+            .zip(step)
+            .map(|(t, s)| t + (frac * *s as f64) as f32)
+            .collect();
         let (f, c) = eval(&theta);
         if f.is_finite() && c.is_finite() && f > f0 && c <= max_constraint {
-            return LineSearch { theta, fraction: frac, objective: f, constraint: c };
+            return LineSearch {
+                theta,
+                fraction: frac,
+                objective: f,
+                constraint: c,
+            };
         }
     }
-    LineSearch { theta: theta0.to_vec(), fraction: 0.0, objective: f0, constraint: 0.0 }
+    LineSearch {
+        theta: theta0.to_vec(),
+        fraction: 0.0,
+        objective: f0,
+        constraint: 0.0,
+    }
 }
 
 #[cfg(test)]
@@ -73,15 +97,31 @@ mod tests {
     fn conjugate_gradient_solves_a_small_spd_system() {
         // A = [[4, 1], [1, 3]], b = [1, 2] → x = [1/11, 7/11].
         let a = [[4.0f32, 1.0], [1.0, 3.0]];
-        let avp = |v: &[f32]| vec![a[0][0] * v[0] + a[0][1] * v[1], a[1][0] * v[0] + a[1][1] * v[1]];
+        let avp = |v: &[f32]| {
+            vec![
+                a[0][0] * v[0] + a[0][1] * v[1],
+                a[1][0] * v[0] + a[1][1] * v[1],
+            ]
+        };
         let x = conjugate_gradient(avp, &[1.0, 2.0], 10, 1e-20);
-        assert!((x[0] - 1.0 / 11.0).abs() < 1e-6 && (x[1] - 7.0 / 11.0).abs() < 1e-6, "{x:?}");
+        assert!(
+            (x[0] - 1.0 / 11.0).abs() < 1e-6 && (x[1] - 7.0 / 11.0).abs() < 1e-6,
+            "{x:?}"
+        );
     }
 
     #[test]
     fn line_search_backtracks_until_the_constraint_holds() {
         // f(θ) = θ, c(θ) = θ²; from 0 along step 1 with max c 0.1: 0.8^j ≤ √0.1 first at j = 6.
-        let r = line_search(|t| (t[0] as f64, (t[0] as f64).powi(2)), &[0.0], &[1.0], 0.0, 0.1, 0.8, 15);
+        let r = line_search(
+            |t| (t[0] as f64, (t[0] as f64).powi(2)),
+            &[0.0],
+            &[1.0],
+            0.0,
+            0.1,
+            0.8,
+            15,
+        );
         assert!((r.fraction - 0.8f64.powi(6)).abs() < 1e-12);
         assert!(r.constraint <= 0.1);
         let none = line_search(|t| (-(t[0] as f64), 0.0), &[0.0], &[1.0], 0.0, 0.1, 0.8, 15);

@@ -238,17 +238,43 @@ impl TaskBatch {
 /// One inner step θ' = θ + α Σ_t w_t ∇ log π_θ(a_t|s_t) on each task's samples, with the
 /// estimator's weights ([`inner_weights`]). With `second_order` the result stays in the
 /// autodiff graph of θ (exact meta-gradients); otherwise the step is a constant.
-pub fn adapt(theta: &GaussianParams, b: &TaskBatch, est: Estimator, alpha: f64, second_order: bool) -> GaussianParams {
+pub fn adapt(
+    theta: &GaussianParams,
+    b: &TaskBatch,
+    est: Estimator,
+    alpha: f64,
+    second_order: bool,
+) -> GaussianParams {
     adapt_with_mean(theta, b, est, alpha, second_order).0
 }
 
 /// [`adapt`], also returning the policy means at θ on the batch, `[M, K·T, A]` (one
 /// forward pass serves the inner gradient and, e.g., ProMP's KL penalty).
-pub fn adapt_with_mean(theta: &GaussianParams, b: &TaskBatch, est: Estimator, alpha: f64, second_order: bool) -> (GaussianParams, Tensor<3>) {
+pub fn adapt_with_mean(
+    theta: &GaussianParams,
+    b: &TaskBatch,
+    est: Estimator,
+    alpha: f64,
+    second_order: bool,
+) -> (GaussianParams, Tensor<3>) {
     let (mu, cache) = theta.forward(b.obs.clone());
-    let logp = log_prob_at(mu.clone(), theta.log_std.clone(), b.act.clone()).reshape([b.m, b.k, b.t]);
-    let w = inner_weights(est, logp, b.logp_old.clone(), b.adv.clone(), b.dice_r.clone(), b.mask.clone(), b.n.clone());
-    let g = theta.grad_weighted_log_prob(mu.clone(), &cache, b.act.clone(), w.reshape([b.m, b.k * b.t]));
+    let logp =
+        log_prob_at(mu.clone(), theta.log_std.clone(), b.act.clone()).reshape([b.m, b.k, b.t]);
+    let w = inner_weights(
+        est,
+        logp,
+        b.logp_old.clone(),
+        b.adv.clone(),
+        b.dice_r.clone(),
+        b.mask.clone(),
+        b.n.clone(),
+    );
+    let g = theta.grad_weighted_log_prob(
+        mu.clone(),
+        &cache,
+        b.act.clone(),
+        w.reshape([b.m, b.k * b.t]),
+    );
     let g = if second_order { g } else { g.detach() };
     (theta.add_scaled(&g, alpha), mu)
 }
@@ -340,7 +366,11 @@ pub struct MetaSamples {
 impl MetaSamples {
     /// Mean return before adaptation, then after each inner step.
     pub fn returns(&self) -> (f64, Vec<f64>) {
-        let after: Vec<f64> = self.pre[1..].iter().chain(std::iter::once(&self.post)).map(|b| b.mean_return()).collect();
+        let after: Vec<f64> = self.pre[1..]
+            .iter()
+            .chain(std::iter::once(&self.post))
+            .map(|b| b.mean_return())
+            .collect();
         (self.pre[0].mean_return(), after)
     }
 
@@ -372,12 +402,28 @@ pub fn sample_meta_batch(
     let mut p = theta.clone();
     let mut pre = Vec::with_capacity(cfg.inner_steps);
     for _ in 0..cfg.inner_steps {
-        let tr = sample_tasks(env, tasks, &p, cfg.rollouts, &mut rngs.env, &mut rngs.act, device);
+        let tr = sample_tasks(
+            env,
+            tasks,
+            &p,
+            cfg.rollouts,
+            &mut rngs.env,
+            &mut rngs.act,
+            device,
+        );
         let b = process(&tr, cfg, device)?;
         p = adapt(&p, &b, cfg.estimator, cfg.inner_lr, cfg.second_order);
         pre.push(b);
     }
-    let tr = sample_tasks(env, tasks, &p, cfg.rollouts, &mut rngs.env, &mut rngs.act, device);
+    let tr = sample_tasks(
+        env,
+        tasks,
+        &p,
+        cfg.rollouts,
+        &mut rngs.env,
+        &mut rngs.act,
+        device,
+    );
     let post = process(&tr, cfg, device)?;
     Ok((MetaSamples { pre, post }, p))
 }
@@ -385,8 +431,18 @@ pub fn sample_meta_batch(
 /// θ' recomputed from θ on stored pre-update batches (ProMP's outer steps, TRPO's line
 /// search): the same chain of inner steps, now as a function of the current θ. Also
 /// returns the means of π_θ on the first batch.
-pub fn readapt(theta: &GaussianParams, pre: &[TaskBatch], cfg: &MetaPgConfig) -> (GaussianParams, Tensor<3>) {
-    let (mut p, mu0) = adapt_with_mean(theta, &pre[0], cfg.estimator, cfg.inner_lr, cfg.second_order);
+pub fn readapt(
+    theta: &GaussianParams,
+    pre: &[TaskBatch],
+    cfg: &MetaPgConfig,
+) -> (GaussianParams, Tensor<3>) {
+    let (mut p, mu0) = adapt_with_mean(
+        theta,
+        &pre[0],
+        cfg.estimator,
+        cfg.inner_lr,
+        cfg.second_order,
+    );
     for b in &pre[1..] {
         p = adapt(&p, b, cfg.estimator, cfg.inner_lr, cfg.second_order);
     }

@@ -35,7 +35,9 @@ fn batch(d: &Device) -> TaskBatch {
     let r: Vec<f64> = a.iter().map(|x| -(x - GOAL).powi(2)).collect();
     let logp: Vec<f64> = a
         .iter()
-        .map(|x| -0.5 * ((x - MU) / SIGMA).powi(2) - SIGMA.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln())
+        .map(|x| {
+            -0.5 * ((x - MU) / SIGMA).powi(2) - SIGMA.ln() - 0.5 * (2.0 * std::f64::consts::PI).ln()
+        })
         .collect();
     let t3 = |v: Vec<f64>, shape: [usize; 3]| Tensor::<3>::from_data(TensorData::new(v, shape), d);
     TaskBatch {
@@ -57,7 +59,8 @@ fn batch(d: &Device) -> TaskBatch {
 
 /// Per-batch meta-gradients dμ'_m/dμ_m for `est`.
 fn meta_grads(est: Estimator, b: &TaskBatch, d: &Device) -> Vec<f64> {
-    let leaf = |v: f64| Tensor::<3>::from_data(TensorData::new(vec![v; M], [M, 1, 1]), d).require_grad();
+    let leaf =
+        |v: f64| Tensor::<3>::from_data(TensorData::new(vec![v; M], [M, 1, 1]), d).require_grad();
     let theta = GaussianParams {
         mean: MlpParams {
             w: vec![leaf(0.0)],
@@ -89,13 +92,22 @@ fn dice_is_unbiased_maml_misses_the_pre_update_term_and_lvc_equals_dice_at_horiz
     let dice = meta_grads(Estimator::Dice, &b, &d);
     let (m_dice, se_dice) = mean_se(&dice);
     println!("DiCE mean {m_dice:.4} ± {se_dice:.4} (exact {exact})");
-    assert!((m_dice - exact).abs() < 3.0 * se_dice, "DiCE {m_dice} vs exact {exact} (SE {se_dice})");
+    assert!(
+        (m_dice - exact).abs() < 3.0 * se_dice,
+        "DiCE {m_dice} vs exact {exact} (SE {se_dice})"
+    );
 
     let maml = meta_grads(Estimator::Maml, &b, &d);
     let (m_maml, se_maml) = mean_se(&maml);
     println!("MAML mean {m_maml:.4} ± {se_maml:.4} (predicted {predicted_maml}, exact {exact})");
-    assert!((m_maml - predicted_maml).abs() < 3.0 * se_maml, "MAML {m_maml} vs predicted {predicted_maml}");
-    assert!((m_maml - exact).abs() > 20.0 * se_maml, "MAML's bias is real, not noise");
+    assert!(
+        (m_maml - predicted_maml).abs() < 3.0 * se_maml,
+        "MAML {m_maml} vs predicted {predicted_maml}"
+    );
+    assert!(
+        (m_maml - exact).abs() > 20.0 * se_maml,
+        "MAML's bias is real, not noise"
+    );
 
     let lvc = meta_grads(Estimator::Lvc, &b, &d);
     for (x, y) in lvc.iter().zip(&dice) {

@@ -36,7 +36,9 @@ use crate::nn::{to_vec, GaussianPolicy};
 use crate::objective::{emaml_term, likelihood_ratio, masked_mean, surrogate};
 use crate::optim::{conjugate_gradient, line_search};
 use crate::params::{flatten, flatten_gradients, unflatten};
-use crate::pg::{readapt, sample_meta_batch, sample_task_batch, MetaPgConfig, MetaSamples, SamplerRngs};
+use crate::pg::{
+    readapt, sample_meta_batch, sample_task_batch, MetaPgConfig, MetaSamples, SamplerRngs,
+};
 use crate::rng::Rng;
 use crate::train::Metrics;
 
@@ -117,7 +119,11 @@ impl PgMamlConfig {
             return Err(Error::invalid("pg_maml.trpo.max_kl", t.max_kl, "> 0"));
         }
         if !(t.backtrack_ratio > 0.0 && t.backtrack_ratio < 1.0) {
-            return Err(Error::invalid("pg_maml.trpo.backtrack_ratio", t.backtrack_ratio, "(0, 1)"));
+            return Err(Error::invalid(
+                "pg_maml.trpo.backtrack_ratio",
+                t.backtrack_ratio,
+                "(0, 1)",
+            ));
         }
         Ok(())
     }
@@ -144,7 +150,15 @@ pub struct PgMaml {
 
 impl PgMaml {
     /// A learner with a fresh policy drawn from `init_rng`.
-    pub fn new(meta: MetaPgConfig, cfg: PgMamlConfig, env: Arc<dyn Env>, init_rng: &mut Rng, tasks_rng: Rng, rngs: SamplerRngs, device: &Device) -> Self {
+    pub fn new(
+        meta: MetaPgConfig,
+        cfg: PgMamlConfig,
+        env: Arc<dyn Env>,
+        init_rng: &mut Rng,
+        tasks_rng: Rng,
+        rngs: SamplerRngs,
+        device: &Device,
+    ) -> Self {
         let s = env.spec().clone();
         Self {
             policy: meta.policy.init(s.obs_dim, s.act_dim, init_rng, device),
@@ -163,7 +177,14 @@ impl PgMaml {
         let t0 = Instant::now();
         let tasks = sample_task_batch(&self.env, self.meta.tasks, &mut self.tasks_rng);
         let theta = GaussianParams::from_policy(&self.policy);
-        let (samples, adapted) = sample_meta_batch(&self.env, &tasks, &theta, &self.meta, &mut self.rngs, &self.device)?;
+        let (samples, adapted) = sample_meta_batch(
+            &self.env,
+            &tasks,
+            &theta,
+            &self.meta,
+            &mut self.rngs,
+            &self.device,
+        )?;
         let sample_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let mut m = match self.cfg.outer {
@@ -184,32 +205,58 @@ impl PgMaml {
 
     /// J(θ) (to maximize) for the current post-update batch: the surrogate at θ', plus
     /// E-MAML's term when enabled.
-    fn objective(&self, s: &MetaSamples, theta: &GaussianParams, adapted: &GaussianParams) -> Tensor<1> {
+    fn objective(
+        &self,
+        s: &MetaSamples,
+        theta: &GaussianParams,
+        adapted: &GaussianParams,
+    ) -> Tensor<1> {
         let ratio = likelihood_ratio(s.post.log_prob(adapted), s.post.logp_old.clone());
-        let j = surrogate(ratio, s.post.adv.clone(), s.post.mask.clone(), s.post.n.clone()).mean();
+        let j = surrogate(
+            ratio,
+            s.post.adv.clone(),
+            s.post.mask.clone(),
+            s.post.n.clone(),
+        )
+        .mean();
         if !self.cfg.emaml {
             return j;
         }
         let r = &s.post.task_returns;
         let mean = r.iter().sum::<f64>() / r.len() as f64;
-        let std = (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / r.len() as f64).sqrt() + 1e-8;
+        let std =
+            (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / r.len() as f64).sqrt() + 1e-8;
         let rn: Vec<f32> = r.iter().map(|x| ((x - mean) / std) as f32).collect();
         let rn = Tensor::<1>::from_data(TensorData::new(rn, [r.len()]), &self.device);
         let pre = &s.pre[0];
         j + emaml_term(pre.log_prob(theta), pre.mask.clone(), pre.n.clone(), rn).mean()
     }
 
-    fn vpg_update(&mut self, s: &MetaSamples, theta: &GaussianParams, adapted: &GaussianParams) -> Metrics {
+    fn vpg_update(
+        &mut self,
+        s: &MetaSamples,
+        theta: &GaussianParams,
+        adapted: &GaussianParams,
+    ) -> Metrics {
         let j = self.objective(s, theta, adapted);
         let loss = j.clone().neg();
         let grads = GradientsParams::from_grads(loss.backward(), &self.policy);
         let norm = norm(&flatten_gradients(&self.policy, &grads));
-        self.policy = self.optim.step(self.cfg.meta_lr, self.policy.clone(), grads);
-        Metrics::new().with("surrogate", to_vec(j)[0] as f64).with("grad_norm", norm)
+        self.policy = self
+            .optim
+            .step(self.cfg.meta_lr, self.policy.clone(), grads);
+        Metrics::new()
+            .with("surrogate", to_vec(j)[0] as f64)
+            .with("grad_norm", norm)
     }
 
     /// (J, mean KL(π_θ'_old ‖ π_θ'(θ)) on post-update states) at the policy `p`.
-    fn objective_and_kl(&self, p: &GaussianPolicy, s: &MetaSamples, old: &GaussianParams) -> (Tensor<1>, Tensor<1>) {
+    fn objective_and_kl(
+        &self,
+        p: &GaussianPolicy,
+        s: &MetaSamples,
+        old: &GaussianParams,
+    ) -> (Tensor<1>, Tensor<1>) {
         let theta = GaussianParams::from_policy(p);
         let (adapted, _) = readapt(&theta, &s.pre, &self.meta);
         let b = &s.post;
@@ -236,12 +283,24 @@ impl PgMaml {
         };
         let fvp = |v: &[f32]| {
             let eps = t.fvp_step / norm(v).max(1e-12);
-            let shift = |sign: f64| theta0.iter().zip(v).map(|(a, b)| a + (sign * eps * *b as f64) as f32).collect::<Vec<_>>();
+            let shift = |sign: f64| {
+                theta0
+                    .iter()
+                    .zip(v)
+                    .map(|(a, b)| a + (sign * eps * *b as f64) as f32)
+                    .collect::<Vec<_>>()
+            };
             let (gp, gm) = (kl_grad(&shift(1.0)), kl_grad(&shift(-1.0)));
-            (0..v.len()).map(|i| ((gp[i] - gm[i]) as f64 / (2.0 * eps) + t.cg_damping * v[i] as f64) as f32).collect::<Vec<_>>()
+            (0..v.len())
+                .map(|i| ((gp[i] - gm[i]) as f64 / (2.0 * eps) + t.cg_damping * v[i] as f64) as f32)
+                .collect::<Vec<_>>()
         };
         let dir = conjugate_gradient(&fvp, &g, t.cg_iters, 1e-10);
-        let shs: f64 = dir.iter().zip(fvp(&dir)).map(|(a, b)| *a as f64 * b as f64).sum();
+        let shs: f64 = dir
+            .iter()
+            .zip(fvp(&dir))
+            .map(|(a, b)| *a as f64 * b as f64)
+            .sum();
         let beta = (2.0 * t.max_kl / shs.max(1e-12)).sqrt();
         let step: Vec<f32> = dir.iter().map(|d| (beta * *d as f64) as f32).collect();
         let eval = |th: &[f32]| {
@@ -249,7 +308,15 @@ impl PgMaml {
             let (j, kl) = self.objective_and_kl(&p, s, &old);
             (to_vec(j)[0] as f64, to_vec(kl)[0] as f64)
         };
-        let ls = line_search(eval, &theta0, &step, f0, t.max_kl, t.backtrack_ratio, t.max_backtracks);
+        let ls = line_search(
+            eval,
+            &theta0,
+            &step,
+            f0,
+            t.max_kl,
+            t.backtrack_ratio,
+            t.max_backtracks,
+        );
         self.policy = unflatten(self.policy.clone(), &ls.theta);
         Metrics::new()
             .with("surrogate", ls.objective)

@@ -41,7 +41,9 @@ use crate::nn::functional::{kl_at, GaussianParams};
 use crate::nn::{to_vec, GaussianPolicy};
 use crate::objective::{clipped_surrogate, likelihood_ratio, masked_mean};
 use crate::params::flatten_gradients;
-use crate::pg::{readapt, sample_meta_batch, sample_task_batch, MetaPgConfig, MetaSamples, SamplerRngs};
+use crate::pg::{
+    readapt, sample_meta_batch, sample_task_batch, MetaPgConfig, MetaSamples, SamplerRngs,
+};
 use crate::rng::Rng;
 use crate::train::Metrics;
 
@@ -118,7 +120,15 @@ pub struct ProMp {
 
 impl ProMp {
     /// A learner with a fresh policy drawn from `init_rng`.
-    pub fn new(meta: MetaPgConfig, cfg: ProMpConfig, env: Arc<dyn Env>, init_rng: &mut Rng, tasks_rng: Rng, rngs: SamplerRngs, device: &Device) -> Self {
+    pub fn new(
+        meta: MetaPgConfig,
+        cfg: ProMpConfig,
+        env: Arc<dyn Env>,
+        init_rng: &mut Rng,
+        tasks_rng: Rng,
+        rngs: SamplerRngs,
+        device: &Device,
+    ) -> Self {
         let s = env.spec().clone();
         Self {
             policy: meta.policy.init(s.obs_dim, s.act_dim, init_rng, device),
@@ -138,7 +148,14 @@ impl ProMp {
         let t0 = Instant::now();
         let tasks = sample_task_batch(&self.env, self.meta.tasks, &mut self.tasks_rng);
         let theta_o = GaussianParams::from_policy(&self.policy).detach();
-        let (samples, _) = sample_meta_batch(&self.env, &tasks, &theta_o, &self.meta, &mut self.rngs, &self.device)?;
+        let (samples, _) = sample_meta_batch(
+            &self.env,
+            &tasks,
+            &theta_o,
+            &self.meta,
+            &mut self.rngs,
+            &self.device,
+        )?;
         let sample_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let mu_o = theta_o.mu(samples.pre[0].obs.clone());
@@ -169,20 +186,40 @@ impl ProMp {
     }
 
     /// θ ← Adam(θ, −∇J^ProMP); returns (J^CLIP, KL, ‖∇‖) before the step.
-    fn outer_step(&mut self, s: &MetaSamples, theta_o: &GaussianParams, mu_o: &Tensor<3>) -> (f64, f64, f64) {
+    fn outer_step(
+        &mut self,
+        s: &MetaSamples,
+        theta_o: &GaussianParams,
+        mu_o: &Tensor<3>,
+    ) -> (f64, f64, f64) {
         let theta = GaussianParams::from_policy(&self.policy);
         let (adapted, mu) = readapt(&theta, &s.pre, &self.meta);
         let b = &s.post;
         let ratio = likelihood_ratio(b.log_prob(&adapted), b.logp_old.clone());
-        let j = clipped_surrogate(ratio, b.adv.clone(), self.cfg.clip_eps, b.mask.clone(), b.n.clone()).mean();
+        let j = clipped_surrogate(
+            ratio,
+            b.adv.clone(),
+            self.cfg.clip_eps,
+            b.mask.clone(),
+            b.n.clone(),
+        )
+        .mean();
         let pre = &s.pre[0];
-        let kl = kl_at(mu_o.clone(), theta_o.log_std.clone(), mu, theta.log_std.clone()).reshape([pre.m, pre.k, pre.t]);
+        let kl = kl_at(
+            mu_o.clone(),
+            theta_o.log_std.clone(),
+            mu,
+            theta.log_std.clone(),
+        )
+        .reshape([pre.m, pre.k, pre.t]);
         let kl = masked_mean(kl, pre.mask.clone(), pre.n.clone()).mean();
         let (jv, klv) = (to_vec(j.clone())[0] as f64, to_vec(kl.clone())[0] as f64);
         let loss = (j - kl.mul_scalar(self.kl_coef)).neg();
         let grads = GradientsParams::from_grads(loss.backward(), &self.policy);
         let gn = norm(&flatten_gradients(&self.policy, &grads));
-        self.policy = self.optim.step(self.cfg.meta_lr, self.policy.clone(), grads);
+        self.policy = self
+            .optim
+            .step(self.cfg.meta_lr, self.policy.clone(), grads);
         (jv, klv, gn)
     }
 }

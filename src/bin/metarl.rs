@@ -8,7 +8,7 @@ use metarl::cli::{main_with, require_positive};
 use metarl::env::{self, TaskDistribution, VecEnv, ENV_NAMES};
 use metarl::nn::GaussianPolicyConfig;
 use metarl::rng::stream;
-use metarl::train::load_toml;
+use metarl::train::{load_toml, RunDir};
 use metarl::traj::positions_csv;
 use metarl::{plot, rollout, Error, Result};
 use serde::{Deserialize, Serialize};
@@ -52,6 +52,19 @@ enum Command {
         /// Also write trajectories.csv (point environments) into this directory.
         #[arg(long)]
         save: Option<PathBuf>,
+    },
+    /// Adapt a saved meta-policy (promp / pg-maml run) on held-out tasks and report pre-
+    /// and post-adaptation returns and the success rate; writes eval.json and
+    /// trajectories.csv into the run directory.
+    Eval {
+        /// Run directory.
+        run: PathBuf,
+        /// Number of held-out tasks (default: the run's eval_tasks).
+        #[arg(long)]
+        tasks: Option<usize>,
+        /// Backend: flex, ndarray or wgpu.
+        #[arg(long)]
+        device: Option<String>,
     },
     /// Draw learning curves (progress.csv) and trajectories (trajectories.csv) as PNG.
     Plot {
@@ -195,6 +208,24 @@ fn main() -> ExitCode {
             cfg.episodes = episodes.unwrap_or(cfg.episodes);
             cfg.seed = seed.unwrap_or(cfg.seed);
             run_rollout(&cfg, device.as_deref(), save)
+        }
+        Command::Eval { run, tasks, device } => {
+            let dir = RunDir::open(&run)?;
+            let kind = metarl::device::DeviceKind::resolve(device.as_deref())?;
+            let ev = metarl::train::pg::eval_run(&dir, tasks, kind)?;
+            let post: Vec<String> = ev.post_return.iter().map(|r| format!("{r:.3}")).collect();
+            print!(
+                "{}: {} held-out tasks, return pre {:.3}, post [{}]",
+                run.display(),
+                ev.tasks,
+                ev.pre_return,
+                post.join(", ")
+            );
+            match ev.success_rate {
+                Some(s) => println!(", success rate {s:.3}"),
+                None => println!(),
+            }
+            Ok(())
         }
         Command::Plot { runs } => {
             for p in plot::plot_runs(&runs)? {

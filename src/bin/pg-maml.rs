@@ -10,7 +10,11 @@ use metarl::train::pg::PgAlgo;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
-#[command(name = "pg-maml", version, about = "PG-MAML: MAML-VPG, MAML-TRPO, E-MAML")]
+#[command(
+    name = "pg-maml",
+    version,
+    about = "PG-MAML: MAML-VPG, MAML-TRPO, E-MAML"
+)]
 struct Args {
     #[command(flatten)]
     common: CommonArgs,

@@ -246,7 +246,13 @@ impl GaussianParams {
     /// differentiates through the weights too), from a forward pass `(mu, cache)` at θ.
     /// With μ = f(s), the mean part is the MLP backward of `∂/∂μ = w (a − μ)/σ²`; the
     /// log-std part is `Σ_r w_r ((a − μ)²/σ² − 1)`.
-    pub fn grad_weighted_log_prob(&self, mu: Tensor<3>, cache: &Cache, act: Tensor<3>, w: Tensor<2>) -> GaussianParams {
+    pub fn grad_weighted_log_prob(
+        &self,
+        mu: Tensor<3>,
+        cache: &Cache,
+        act: Tensor<3>,
+        w: Tensor<2>,
+    ) -> GaussianParams {
         let inv_var = self.log_std.clone().mul_scalar(-2.0).exp();
         let w3 = w.unsqueeze_dim::<3>(2);
         let diff = act - mu;
@@ -289,5 +295,8 @@ pub fn kl_at(mp: Tensor<3>, lp: Tensor<3>, mq: Tensor<3>, lq: Tensor<3>) -> Tens
     let var_p = lp.clone().mul_scalar(2.0).exp();
     let var_q = lq.clone().mul_scalar(2.0).exp();
     let num = (mp - mq).powi_scalar(2) + var_p;
-    (lq - lp + num / var_q.mul_scalar(2.0)).sub_scalar(0.5).sum_dim(2).squeeze_dim::<2>(2)
+    (lq - lp + num / var_q.mul_scalar(2.0))
+        .sub_scalar(0.5)
+        .sum_dim(2)
+        .squeeze_dim::<2>(2)
 }

@@ -40,7 +40,13 @@ impl Activation {
     /// in f32; both limits saturate exactly at ±1.
     pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
         match self {
-            Activation::Tanh => x.mul_scalar(-2.0).exp().add_scalar(1.0).recip().mul_scalar(2.0).sub_scalar(1.0),
+            Activation::Tanh => x
+                .mul_scalar(-2.0)
+                .exp()
+                .add_scalar(1.0)
+                .recip()
+                .mul_scalar(2.0)
+                .sub_scalar(1.0),
             Activation::Relu => burn::tensor::activation::relu(x),
             Activation::Identity => x,
         }

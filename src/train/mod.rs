@@ -12,9 +12,9 @@ use crate::error::{Error, Result};
 
 pub mod checkpoint;
 pub mod config;
+pub mod pg;
 pub mod progress;
 pub mod reporter;
-pub mod pg;
 pub mod run_dir;
 pub mod sine_maml;
 

@@ -11,7 +11,10 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{config::to_toml, load_module, load_optimizer, module_bytes, optimizer_bytes, run, Checkpoint, LoopConfig, Metrics, RunDir, Trainable};
+use super::{
+    config::to_toml, load_module, load_optimizer, module_bytes, optimizer_bytes, run, Checkpoint,
+    LoopConfig, Metrics, RunDir, Trainable,
+};
 use crate::algo::pg_maml::{PgMaml, PgMamlConfig};
 use crate::algo::promp::{ProMp, ProMpConfig};
 use crate::device::DeviceKind;
@@ -118,8 +121,24 @@ impl Learner {
         };
         let (init, tasks) = (&mut stream(cfg.seed, "policy"), stream(cfg.seed, "tasks"));
         Ok(match cfg.algo {
-            PgAlgo::Promp => Learner::Promp(ProMp::new(cfg.meta.clone(), cfg.promp.clone(), envf, init, tasks, rngs, device)),
-            PgAlgo::PgMaml => Learner::PgMaml(PgMaml::new(cfg.meta.clone(), cfg.pg_maml.clone(), envf, init, tasks, rngs, device)),
+            PgAlgo::Promp => Learner::Promp(ProMp::new(
+                cfg.meta.clone(),
+                cfg.promp.clone(),
+                envf,
+                init,
+                tasks,
+                rngs,
+                device,
+            )),
+            PgAlgo::PgMaml => Learner::PgMaml(PgMaml::new(
+                cfg.meta.clone(),
+                cfg.pg_maml.clone(),
+                envf,
+                init,
+                tasks,
+                rngs,
+                device,
+            )),
         })
     }
 
@@ -171,7 +190,9 @@ impl Trainable for Learner {
                 (l.policy, l.optim, l.tasks_rng, l.rngs) = (policy, optim, ck.rng("tasks")?, rngs);
                 l.kl_coef = ck.extra["kl_coef"].as_f64().unwrap_or(l.cfg.kl_coef);
             }
-            Learner::PgMaml(l) => (l.policy, l.optim, l.tasks_rng, l.rngs) = (policy, optim, ck.rng("tasks")?, rngs),
+            Learner::PgMaml(l) => {
+                (l.policy, l.optim, l.tasks_rng, l.rngs) = (policy, optim, ck.rng("tasks")?, rngs)
+            }
         }
         Ok(())
     }
@@ -195,19 +216,48 @@ pub struct Evaluation {
 /// Samples the first `n` held-out tasks (fixed for every run), adapts the meta-policy with
 /// the run's inner step (first order: no meta-gradient is needed) and measures returns.
 /// Sampling noise comes from fixed streams, so two runs are scored on the same draws.
-pub fn evaluate(envf: &Arc<dyn Env>, policy: &GaussianPolicy, meta: &MetaPgConfig, n: usize, device: &Device) -> Result<Evaluation> {
+pub fn evaluate(
+    envf: &Arc<dyn Env>,
+    policy: &GaussianPolicy,
+    meta: &MetaPgConfig,
+    n: usize,
+    device: &Device,
+) -> Result<Evaluation> {
     let tasks = TaskDistribution::new(envf.clone()).held_out(n);
-    let (mut env_rng, mut act_rng) = (stream(HELD_OUT_SEED, "eval-env"), stream(HELD_OUT_SEED, "eval-action"));
-    let goals: Vec<_> = tasks.iter().map(|t| envf.goals(t).first().copied()).collect();
+    let (mut env_rng, mut act_rng) = (
+        stream(HELD_OUT_SEED, "eval-env"),
+        stream(HELD_OUT_SEED, "eval-action"),
+    );
+    let goals: Vec<_> = tasks
+        .iter()
+        .map(|t| envf.goals(t).first().copied())
+        .collect();
     let shown = n.min(4) * meta.rollouts;
     let mut p = GaussianParams::from_policy(&policy.valid());
     let mut csv = String::new();
     let mut returns = Vec::new();
     let mut success = None;
     for s in 0..=meta.inner_steps {
-        let tr = sample_tasks(envf, &tasks, &p, meta.rollouts, &mut env_rng, &mut act_rng, device);
-        let phase = if s == 0 { "pre".to_string() } else { format!("post-{s}") };
-        csv.push_str(&positions_csv(&tr.select_rows(0, shown), &phase, &goals, s == 0));
+        let tr = sample_tasks(
+            envf,
+            &tasks,
+            &p,
+            meta.rollouts,
+            &mut env_rng,
+            &mut act_rng,
+            device,
+        );
+        let phase = if s == 0 {
+            "pre".to_string()
+        } else {
+            format!("post-{s}")
+        };
+        csv.push_str(&positions_csv(
+            &tr.select_rows(0, shown),
+            &phase,
+            &goals,
+            s == 0,
+        ));
         returns.push(tr.mean_return());
         success = tr.success_rate();
         if s < meta.inner_steps {
@@ -225,7 +275,13 @@ pub fn evaluate(envf: &Arc<dyn Env>, policy: &GaussianPolicy, meta: &MetaPgConfi
 }
 
 /// Trains (or resumes) a run in `dir`, evaluates it and writes `summary.json`.
-pub fn train(cfg: &PgRun, dir: &RunDir, kind: DeviceKind, resume: bool, quiet: bool) -> Result<serde_json::Value> {
+pub fn train(
+    cfg: &PgRun,
+    dir: &RunDir,
+    kind: DeviceKind,
+    resume: bool,
+    quiet: bool,
+) -> Result<serde_json::Value> {
     cfg.validate()?;
     let device = kind.device()?.autodiff();
     let mut learner = Learner::new(cfg, &device)?;
@@ -246,9 +302,17 @@ pub fn train(cfg: &PgRun, dir: &RunDir, kind: DeviceKind, resume: bool, quiet: b
     let res = run(&mut learner, dir, &lc, start, cfg.algo.name())?;
     let wall = t0.elapsed().as_secs_f64();
     let envf = env::make(&cfg.env)?;
-    let ev = evaluate(&envf, learner.policy(), &cfg.meta, cfg.eval_tasks, &kind.device()?)?;
+    let ev = evaluate(
+        &envf,
+        learner.policy(),
+        &cfg.meta,
+        cfg.eval_tasks,
+        &kind.device()?,
+    )?;
     dir.write_file("trajectories.csv", ev.trajectories_csv.as_bytes())?;
-    let post_final: Vec<Option<f64>> = (1..=cfg.meta.inner_steps).map(|k| res.last.get(&format!("post_return_{k}"))).collect();
+    let post_final: Vec<Option<f64>> = (1..=cfg.meta.inner_steps)
+        .map(|k| res.last.get(&format!("post_return_{k}")))
+        .collect();
     let summary = json!({
         "algo": cfg.algo.name(),
         "estimator": cfg.meta.estimator,
@@ -280,12 +344,26 @@ pub fn eval_run(dir: &RunDir, n: Option<usize>, kind: DeviceKind) -> Result<Eval
     let device = kind.device()?;
     let envf = env::make(&cfg.env)?;
     let s = envf.spec().clone();
-    let fresh = cfg.meta.policy.init(s.obs_dim, s.act_dim, &mut stream(cfg.seed, "policy"), &device);
+    let fresh = cfg.meta.policy.init(
+        s.obs_dim,
+        s.act_dim,
+        &mut stream(cfg.seed, "policy"),
+        &device,
+    );
     let ck = Checkpoint::load(&dir.checkpoint_path())?;
     let policy = load_module(fresh, ck.file("policy.bpk")?)?;
-    let ev = evaluate(&envf, &policy, &cfg.meta, n.unwrap_or(cfg.eval_tasks), &device)?;
+    let ev = evaluate(
+        &envf,
+        &policy,
+        &cfg.meta,
+        n.unwrap_or(cfg.eval_tasks),
+        &device,
+    )?;
     dir.write_file("trajectories.csv", ev.trajectories_csv.as_bytes())?;
     let j = json!({ "tasks": ev.tasks, "iteration": ck.iteration, "pre_return": ev.pre_return, "post_return": ev.post_return, "success_rate": ev.success_rate });
-    dir.write_file("eval.json", &serde_json::to_vec_pretty(&j).map_err(|e| Error::Other(e.to_string()))?)?;
+    dir.write_file(
+        "eval.json",
+        &serde_json::to_vec_pretty(&j).map_err(|e| Error::Other(e.to_string()))?,
+    )?;
     Ok(ev)
 }

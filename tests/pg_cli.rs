@@ -1,0 +1,209 @@
+//! Short nav2d runs of `promp` and of each `pg-maml` variant improve the post-update
+//! return; TRPO steps respect the KL trust region; resume is exact; `metarl eval` works
+//! on a saved run; bad flags exit 2.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn bin(name: &str) -> &'static str {
+    match name {
+        "promp" => env!("CARGO_BIN_EXE_promp"),
+        "pg-maml" => env!("CARGO_BIN_EXE_pg-maml"),
+        _ => env!("CARGO_BIN_EXE_metarl"),
+    }
+}
+
+fn run(name: &str, args: &[&str]) -> Output {
+    let o = Command::new(bin(name))
+        .args(args)
+        .env_remove("BURN_DEVICE")
+        .output()
+        .expect("binary runs");
+    o
+}
+
+/// progress.csv as (header, rows), every cell parsed.
+fn progress(dir: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
+    let mut r = csv::Reader::from_path(dir.join("progress.csv")).unwrap();
+    let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
+    let rows = r
+        .records()
+        .map(|x| x.unwrap().iter().map(|c| c.parse().unwrap()).collect())
+        .collect();
+    (h, rows)
+}
+
+fn column(dir: &Path, name: &str) -> Vec<f64> {
+    let (h, rows) = progress(dir);
+    let j = h
+        .iter()
+        .position(|c| c == name)
+        .unwrap_or_else(|| panic!("no column {name} in {h:?}"));
+    rows.iter().map(|r| r[j]).collect()
+}
+
+fn mean(x: &[f64]) -> f64 {
+    x.iter().sum::<f64>() / x.len() as f64
+}
+
+/// Trains with a small meta-batch and checks the post-update return improved.
+fn improves(name: &str, extra: &[&str], iterations: &str, margin: f64) {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    let mut args = vec![
+        "--env",
+        "nav2d",
+        "--tasks",
+        "10",
+        "--rollouts",
+        "10",
+        "--iterations",
+        iterations,
+    ];
+    args.extend([
+        "--eval-tasks",
+        "5",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    args.extend(extra);
+    let o = run(name, &args);
+    assert!(
+        o.status.success(),
+        "{name} {extra:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let post = column(&out, "post_return_1");
+    let (first, last) = (mean(&post[..3]), mean(&post[post.len() - 3..]));
+    println!("{name} {extra:?}: post-update return {first:.1} → {last:.1}");
+    assert!(last > first + margin, "{name} {extra:?}: {first} → {last}");
+}
+
+#[test]
+fn promp_improves_the_post_update_return() {
+    improves("promp", &[], "12", 30.0);
+}
+
+#[test]
+fn every_vpg_estimator_improves_the_post_update_return() {
+    for extra in [
+        &["--estimator", "maml"][..],
+        &["--estimator", "dice"][..],
+        &["--estimator", "lvc"][..],
+        &["--estimator", "maml", "--emaml"][..],
+        &["--estimator", "lvc", "--hessian", "none"][..],
+    ] {
+        improves("pg-maml", extra, "15", 30.0);
+    }
+}
+
+#[test]
+fn maml_trpo_improves_and_every_step_respects_the_trust_region() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("trpo");
+    let o = run(
+        "pg-maml",
+        &[
+            "--outer",
+            "trpo",
+            "--env",
+            "nav2d",
+            "--tasks",
+            "8",
+            "--rollouts",
+            "10",
+            "--iterations",
+            "8",
+            "--eval-tasks",
+            "5",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (kl, frac) = (column(&out, "kl"), column(&out, "step_fraction"));
+    for (k, f) in kl.iter().zip(&frac) {
+        assert!(*f == 0.0 || *k <= 0.01, "accepted step with KL {k} > 0.01");
+    }
+    assert!(
+        frac.iter().filter(|&&f| f > 0.0).count() >= 6,
+        "most steps are accepted: {frac:?}"
+    );
+    let post = column(&out, "post_return_1");
+    assert!(mean(&post[5..]) > mean(&post[..3]) + 20.0, "{post:?}");
+}
+
+#[test]
+fn resume_continues_exactly_and_eval_reads_the_saved_policy() {
+    let d = tempfile::tempdir().unwrap();
+    let (full, part) = (d.path().join("full"), d.path().join("part"));
+    let base = [
+        "--env",
+        "point-corners",
+        "--tasks",
+        "4",
+        "--rollouts",
+        "4",
+        "--eval-tasks",
+        "4",
+        "--quiet",
+    ];
+    for (out, it) in [(&full, "4"), (&part, "2")] {
+        let mut a = base.to_vec();
+        a.extend(["--iterations", it, "--out", out.to_str().unwrap()]);
+        assert!(run("promp", &a).status.success());
+    }
+    let o = run(
+        "promp",
+        &[
+            "--resume",
+            part.to_str().unwrap(),
+            "--iterations",
+            "4",
+            "--quiet",
+        ],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let strip = |p: &Path| {
+        let (h, rows) = progress(p);
+        let keep: Vec<usize> = (0..h.len())
+            .filter(|&j| !h[j].ends_with("_seconds"))
+            .collect();
+        rows.iter()
+            .map(|r| keep.iter().map(|&j| r[j]).collect::<Vec<_>>())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(strip(&full), strip(&part));
+
+    let o = run("metarl", &["eval", full.to_str().unwrap(), "--tasks", "3"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("3 held-out tasks") && text.contains("success rate"),
+        "{text}"
+    );
+    assert!(full.join("eval.json").exists());
+    let o = run("metarl", &["plot", full.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        full.join("plots/trajectories.png").exists() && full.join("plots/returns.png").exists()
+    );
+}
+
+#[test]
+fn bad_pg_flags_exit_2_and_name_the_field() {
+    for (args, field) in [
+        (vec!["--estimator", "reinforce"], "estimator"),
+        (vec!["--outer", "ppo"], "outer"),
+        (vec!["--env", "nosuch"], "nosuch"),
+        (vec!["--tasks", "0"], "tasks"),
+        (vec!["--inner-lr", "-1"], "inner_lr"),
+    ] {
+        let o = run("pg-maml", &args);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(e.contains(field), "{args:?}: {e}");
+    }
+}

@@ -468,8 +468,20 @@ fn new_chart<'a, 'b>(
 /// Draws grid lines, and either labelled axes (`text`) or a plain frame.
 fn draw_mesh(chart: &mut Chart, spec: &ChartText, text: bool) -> Result<()> {
     if text {
+        let (x, y) = (chart.x_range(), chart.y_range());
+        let (dx, dy) = (
+            tick_decimals(x.end - x.start),
+            tick_decimals(y.end - y.start),
+        );
+        let (fx, fy) = (
+            move |v: &f64| tick_label(*v, dx),
+            move |v: &f64| tick_label(*v, dy),
+        );
         let mut mesh = chart.configure_mesh();
-        mesh.label_style((FONT, 13)).x_desc(spec.x_desc);
+        mesh.label_style((FONT, 13))
+            .x_label_formatter(&fx)
+            .y_label_formatter(&fy)
+            .x_desc(spec.x_desc);
         if !spec.y_desc.is_empty() {
             mesh.y_desc(spec.y_desc);
         }
@@ -486,6 +498,25 @@ fn draw_mesh(chart: &mut Chart, spec: &ChartText, text: bool) -> Result<()> {
     let (x, y) = (chart.x_range(), chart.y_range());
     let frame = Rectangle::new([(x.start, y.start), (x.end, y.end)], BLACK.stroke_width(1));
     chart.plotting_area().draw(&frame).map_err(draw_err)
+}
+
+/// Decimals that tell apart ticks about a tenth of `span` apart (plotters puts at most
+/// ten labels on an axis, at multiples of 1, 2 or 5 × 10^k).
+fn tick_decimals(span: f64) -> usize {
+    let step = span.abs() / 10.0;
+    if !step.is_finite() || step <= 0.0 {
+        return 1;
+    }
+    (-step.log10().floor()).clamp(0.0, 8.0) as usize
+}
+
+/// Formats a tick value with `decimals` digits after the point, never as `-0`.
+fn tick_label(value: f64, decimals: usize) -> String {
+    let text = format!("{value:.decimals$}");
+    match text.strip_prefix('-') {
+        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
+        _ => text,
+    }
 }
 
 /// Draws the legend of the labelled series, if text is allowed.
@@ -550,8 +581,11 @@ fn line_chart(area: &Area, spec: &ChartText, curves: &[Curve], text: bool) -> Re
 // Run comparison
 // ---------------------------------------------------------------------------------------
 
+/// Legend label, x values and y values of one run in the comparison chart.
+type RunCurve = (String, Vec<f64>, Vec<f64>);
+
 /// Reads the curve compared across runs: `post_return_1`, else `pre_return`.
-fn comparison_curve(dir: &Path) -> Result<Option<(String, Vec<f64>, Vec<f64>)>> {
+fn comparison_curve(dir: &Path) -> Result<Option<RunCurve>> {
     let csv = dir.join(PROGRESS_FILE);
     if !csv.is_file() {
         return Ok(None);
@@ -603,11 +637,14 @@ fn plot_comparison(dirs: &[PathBuf], out: &Path, text: bool) -> Result<bool> {
 // Trajectories
 // ---------------------------------------------------------------------------------------
 
+/// One trajectory point `(t, x, y)`.
+type TrajPoint = (f64, f64, f64);
+
 /// The rollouts and goals of one task, read from `trajectories.csv`.
 #[derive(Default)]
 struct TaskTraj {
     /// Points `(t, x, y)` of each `(phase, rollout)`, in file order until sorted.
-    paths: BTreeMap<(String, String), Vec<(f64, f64, f64)>>,
+    paths: BTreeMap<(String, String), Vec<TrajPoint>>,
     /// Distinct goal positions.
     goals: Vec<(f64, f64)>,
 }
@@ -977,27 +1014,8 @@ meta_loss,kl,grad_norm,sample_seconds\n\
         assert!(((x.1 - x.0) / (y.1 - y.0) - 0.5).abs() < 1e-12);
         assert_eq!(phase_cmp("pre", "post-1"), Ordering::Less);
         assert_eq!(phase_cmp("post-2", "post-10"), Ordering::Less);
-    }
-
-    #[test]
-    fn zz_keep() {
-        let d = Path::new("/tmp/plotcheck");
-        let _ = std::fs::remove_dir_all(d);
-        for (sub, text) in [("font", true), ("nofont", false)] {
-            let dir = d.join(sub);
-            std::fs::create_dir_all(&dir).unwrap();
-            std::fs::write(dir.join(PROGRESS_FILE), PROGRESS).unwrap();
-            std::fs::write(dir.join(TRAJECTORIES_FILE), trajectories_csv()).unwrap();
-            if text {
-                font_available();
-            }
-            plot_run_with(&dir, text).unwrap();
-        }
-        let dir = d.join("blank");
-        std::fs::create_dir_all(&dir).unwrap();
-        let csv = "iteration,post_return_1,loss,note\n0,-10,,a\n1,,0.5,b\n2,-7,0.4,\n3,-5,x,c\n4,-4,0.2,d\n";
-        std::fs::write(dir.join(PROGRESS_FILE), csv).unwrap();
-        plot_run(&dir).unwrap();
-        plot_runs(&[d.join("font"), d.join("blank")]).unwrap();
+        assert_eq!(tick_label(-1e-17, tick_decimals(2.0)), "0.0");
+        assert_eq!(tick_label(0.0095, tick_decimals(0.005)), "0.0095");
+        assert_eq!(tick_label(-50.0, tick_decimals(40.0)), "-50");
     }
 }

@@ -4,7 +4,8 @@
 //! ‖std‖₂ / ‖mean‖₂ over the parameter vector (B batches, same samples for every
 //! estimator's pre-update step).
 //!
-//! `cargo run --release --example meta_gradient_variance -- [env] [batches] [tasks] [rollouts]`
+//! `cargo run --release --example meta_gradient_variance -- [env] [batches] [tasks] [rollouts] [run-dir]`
+//! (with a run directory, θ is that run's checkpointed meta-policy instead of a fresh one).
 
 use burn::optim::GradientsParams;
 use metarl::nn::functional::GaussianParams;
@@ -65,7 +66,8 @@ fn main() -> metarl::Result<()> {
             grads[e].push(flatten_gradients(&policy, &g));
         }
     }
-    println!("env {env_name}, {batches} batches of {tasks} tasks × {rollouts} rollouts, θ at initialization");
+    let at = from.map(|d| format!("θ from {d}")).unwrap_or_else(|| "θ at initialization".into());
+    println!("env {env_name}, {batches} batches of {tasks} tasks × {rollouts} rollouts, {at}");
     let mut rel = Vec::new();
     for (e, est) in ests.iter().enumerate() {
         let n = grads[e].len() as f64;

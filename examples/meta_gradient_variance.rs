@@ -28,9 +28,14 @@ fn main() -> metarl::Result<()> {
         ..Default::default()
     };
     let s = envf.spec().clone();
-    let policy = cfg
+    let mut policy = cfg
         .policy
         .init(s.obs_dim, s.act_dim, &mut stream(0, "policy"), &device);
+    let from = args.get(5).cloned();
+    if let Some(dir) = &from {
+        let ck = metarl::train::Checkpoint::load(&std::path::Path::new(dir).join("checkpoint"))?;
+        policy = metarl::train::load_module(policy, ck.file("policy.bpk")?)?;
+    }
     let ests = [Estimator::Dice, Estimator::Lvc, Estimator::Maml];
     let mut grads: Vec<Vec<Vec<f32>>> = vec![Vec::new(); ests.len()];
     let mut task_rng = stream(1, "tasks");
@@ -66,7 +71,9 @@ fn main() -> metarl::Result<()> {
             grads[e].push(flatten_gradients(&policy, &g));
         }
     }
-    let at = from.map(|d| format!("θ from {d}")).unwrap_or_else(|| "θ at initialization".into());
+    let at = from
+        .map(|d| format!("θ from {d}"))
+        .unwrap_or_else(|| "θ at initialization".into());
     println!("env {env_name}, {batches} batches of {tasks} tasks × {rollouts} rollouts, {at}");
     let mut rel = Vec::new();
     for (e, est) in ests.iter().enumerate() {

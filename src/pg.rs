@@ -361,6 +361,10 @@ pub struct MetaSamples {
     pub pre: Vec<TaskBatch>,
     /// Post-update batch.
     pub post: TaskBatch,
+    /// Seconds spent sampling and processing trajectories.
+    pub sample_seconds: f64,
+    /// Seconds spent in inner adaptation steps.
+    pub inner_seconds: f64,
 }
 
 impl MetaSamples {

@@ -174,7 +174,6 @@ impl PgMaml {
 
     /// One meta-iteration: sample, adapt, outer update. Returns its metrics.
     pub fn step(&mut self) -> Result<Metrics> {
-        let t0 = Instant::now();
         let tasks = sample_task_batch(&self.env, self.meta.tasks, &mut self.tasks_rng);
         let theta = GaussianParams::from_policy(&self.policy);
         let (samples, adapted) = sample_meta_batch(
@@ -185,14 +184,14 @@ impl PgMaml {
             &mut self.rngs,
             &self.device,
         )?;
-        let sample_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let mut m = match self.cfg.outer {
             Outer::Vpg => self.vpg_update(&samples, &theta, &adapted),
             Outer::Trpo => self.trpo_update(&samples, &adapted),
         };
         m.push("outer_seconds", t1.elapsed().as_secs_f64());
-        m.push("sample_seconds", sample_seconds);
+        m.push("sample_seconds", samples.sample_seconds);
+        m.push("inner_seconds", samples.inner_seconds);
         let (pre, post) = samples.returns();
         let mut out = Metrics::new().with("pre_return", pre);
         for (k, r) in post.iter().enumerate() {

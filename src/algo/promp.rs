@@ -145,7 +145,6 @@ impl ProMp {
 
     /// One iteration of Algorithm 1.
     pub fn step(&mut self) -> Result<Metrics> {
-        let t0 = Instant::now();
         let tasks = sample_task_batch(&self.env, self.meta.tasks, &mut self.tasks_rng);
         let theta_o = GaussianParams::from_policy(&self.policy).detach();
         let (samples, _) = sample_meta_batch(
@@ -156,7 +155,6 @@ impl ProMp {
             &mut self.rngs,
             &self.device,
         )?;
-        let sample_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let mu_o = theta_o.mu(samples.pre[0].obs.clone());
         let (mut j, mut kl, mut gn) = (0.0, 0.0, 0.0);
@@ -181,7 +179,8 @@ impl ProMp {
         m.push("kl_coef", self.kl_coef);
         m.push("grad_norm", gn);
         m.push("outer_seconds", t1.elapsed().as_secs_f64());
-        m.push("sample_seconds", sample_seconds);
+        m.push("sample_seconds", samples.sample_seconds);
+        m.push("inner_seconds", samples.inner_seconds);
         Ok(m)
     }
 

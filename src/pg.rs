@@ -403,33 +403,31 @@ pub fn sample_meta_batch(
     rngs: &mut SamplerRngs,
     device: &Device,
 ) -> Result<(MetaSamples, GaussianParams)> {
+    let (mut sample_seconds, mut inner_seconds) = (0.0, 0.0);
     let mut p = theta.clone();
     let mut pre = Vec::with_capacity(cfg.inner_steps);
+    let (er, ar) = (&mut rngs.env, &mut rngs.act);
     for _ in 0..cfg.inner_steps {
-        let tr = sample_tasks(
-            env,
-            tasks,
-            &p,
-            cfg.rollouts,
-            &mut rngs.env,
-            &mut rngs.act,
-            device,
-        );
+        let t0 = std::time::Instant::now();
+        let tr = sample_tasks(env, tasks, &p, cfg.rollouts, er, ar, device);
         let b = process(&tr, cfg, device)?;
+        let t1 = std::time::Instant::now();
         p = adapt(&p, &b, cfg.estimator, cfg.inner_lr, cfg.second_order);
+        sample_seconds += (t1 - t0).as_secs_f64();
+        inner_seconds += t1.elapsed().as_secs_f64();
         pre.push(b);
     }
-    let tr = sample_tasks(
-        env,
-        tasks,
-        &p,
-        cfg.rollouts,
-        &mut rngs.env,
-        &mut rngs.act,
-        device,
-    );
+    let t0 = std::time::Instant::now();
+    let tr = sample_tasks(env, tasks, &p, cfg.rollouts, er, ar, device);
     let post = process(&tr, cfg, device)?;
-    Ok((MetaSamples { pre, post }, p))
+    sample_seconds += t0.elapsed().as_secs_f64();
+    let samples = MetaSamples {
+        pre,
+        post,
+        sample_seconds,
+        inner_seconds,
+    };
+    Ok((samples, p))
 }
 
 /// θ' recomputed from θ on stored pre-update batches (ProMP's outer steps, TRPO's line

@@ -378,6 +378,20 @@ impl MetaSamples {
         (self.pre[0].mean_return(), after)
     }
 
+    /// The iteration's sampling metrics: `pre_return`, `post_return_<k>` for every inner
+    /// step, `env_steps`, `sample_seconds` and `inner_seconds`.
+    pub fn metrics(&self) -> crate::train::Metrics {
+        let (pre, post) = self.returns();
+        let mut m = crate::train::Metrics::new().with("pre_return", pre);
+        for (k, r) in post.iter().enumerate() {
+            m.push(format!("post_return_{}", k + 1), *r);
+        }
+        m.push("env_steps", self.env_steps() as f64);
+        m.push("sample_seconds", self.sample_seconds);
+        m.push("inner_seconds", self.inner_seconds);
+        m
+    }
+
     /// Environment steps taken.
     pub fn env_steps(&self) -> usize {
         self.pre.iter().map(|b| b.env_steps).sum::<usize>() + self.post.env_steps

@@ -190,14 +190,7 @@ impl PgMaml {
             Outer::Trpo => self.trpo_update(&samples, &adapted),
         };
         m.push("outer_seconds", t1.elapsed().as_secs_f64());
-        m.push("sample_seconds", samples.sample_seconds);
-        m.push("inner_seconds", samples.inner_seconds);
-        let (pre, post) = samples.returns();
-        let mut out = Metrics::new().with("pre_return", pre);
-        for (k, r) in post.iter().enumerate() {
-            out.push(format!("post_return_{}", k + 1), *r);
-        }
-        out.push("env_steps", samples.env_steps() as f64);
+        let mut out = samples.metrics();
         out.0.extend(m.0);
         Ok(out)
     }

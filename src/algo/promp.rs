@@ -168,19 +168,12 @@ impl ProMp {
                 self.kl_coef *= 2.0;
             }
         }
-        let (pre, post) = samples.returns();
-        let mut m = Metrics::new().with("pre_return", pre);
-        for (k, r) in post.iter().enumerate() {
-            m.push(format!("post_return_{}", k + 1), *r);
-        }
-        m.push("env_steps", samples.env_steps() as f64);
+        let mut m = samples.metrics();
         m.push("clip_objective", j);
         m.push("kl", kl);
         m.push("kl_coef", self.kl_coef);
         m.push("grad_norm", gn);
         m.push("outer_seconds", t1.elapsed().as_secs_f64());
-        m.push("sample_seconds", samples.sample_seconds);
-        m.push("inner_seconds", samples.inner_seconds);
         Ok(m)
     }
 

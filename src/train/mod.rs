@@ -159,6 +159,24 @@ pub fn run<T: Trainable>(
     })
 }
 
+/// Prepares a run: restores `learner` from the directory's checkpoint when resuming, or
+/// writes `config.toml` for a new run. Returns the first iteration to run.
+pub fn resume_or_init<T: Trainable>(
+    learner: &mut T,
+    dir: &RunDir,
+    resume: bool,
+    config_toml: &str,
+) -> Result<usize> {
+    if resume {
+        let ck = Checkpoint::load(&dir.checkpoint_path())?;
+        learner.restore(&ck)?;
+        Ok(ck.iteration)
+    } else {
+        dir.write_config(config_toml)?;
+        Ok(0)
+    }
+}
+
 /// The git commit of the working directory, when it can be read.
 pub fn git_commit(dir: &Path) -> Option<String> {
     let out = std::process::Command::new("git")

@@ -12,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    config::to_toml, load_module, load_optimizer, module_bytes, optimizer_bytes, run, Checkpoint,
-    LoopConfig, Metrics, RunDir, Trainable,
+    config::to_toml, load_module, load_optimizer, module_bytes, optimizer_bytes, resume_or_init,
+    run, Checkpoint, LoopConfig, Metrics, RunDir, Trainable,
 };
 use crate::algo::pg_maml::{PgMaml, PgMamlConfig};
 use crate::algo::promp::{ProMp, ProMpConfig};
@@ -285,14 +285,7 @@ pub fn train(
     cfg.validate()?;
     let device = kind.device()?.autodiff();
     let mut learner = Learner::new(cfg, &device)?;
-    let start = if resume {
-        let ck = Checkpoint::load(&dir.checkpoint_path())?;
-        learner.restore(&ck)?;
-        ck.iteration
-    } else {
-        dir.write_config(&to_toml(cfg)?)?;
-        0
-    };
+    let start = resume_or_init(&mut learner, dir, resume, &to_toml(cfg)?)?;
     let t0 = Instant::now();
     let lc = LoopConfig {
         iterations: cfg.iterations,

@@ -8,7 +8,7 @@ use burn::module::Module;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{config::to_toml, run, Checkpoint, LoopConfig, RunDir, Trainable};
+use super::{config::to_toml, resume_or_init, run, LoopConfig, RunDir};
 use crate::algo::sine_maml::{mse_curve, SineBatch, SineMaml, SineMamlConfig};
 use crate::device::DeviceKind;
 use crate::env::sine::SineDistribution;
@@ -110,14 +110,7 @@ pub fn train(
         stream(cfg.seed, "tasks"),
         &device,
     );
-    let start = if resume {
-        let ck = Checkpoint::load(&dir.checkpoint_path())?;
-        learner.restore(&ck)?;
-        ck.iteration
-    } else {
-        dir.write_config(&to_toml(cfg)?)?;
-        0
-    };
+    let start = resume_or_init(&mut learner, dir, resume, &to_toml(cfg)?)?;
     let t0 = Instant::now();
     let lc = LoopConfig {
         iterations: cfg.iterations,

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::rng::Rng;
 
 pub mod deterministic;
+pub mod flat;
 pub mod functional;
 pub mod gaussian;
 pub mod value;

@@ -85,3 +85,103 @@ pub fn sample<A: Actor>(
     tr.last_obs = obs;
     tr
 }
+
+/// Running observation statistics (count, sum, sum of squares per dimension), mergeable
+/// across workers: ES-MAML's global state normalization.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ObsStats {
+    /// Observations counted.
+    pub count: f64,
+    /// Per-dimension sums.
+    pub sum: Vec<f64>,
+    /// Per-dimension sums of squares.
+    pub sumsq: Vec<f64>,
+}
+
+impl ObsStats {
+    /// Empty statistics for `d`-dimensional observations.
+    pub fn new(d: usize) -> Self {
+        Self { count: 0.0, sum: vec![0.0; d], sumsq: vec![0.0; d] }
+    }
+
+    /// Adds one observation.
+    pub fn push(&mut self, o: &[f32]) {
+        self.count += 1.0;
+        for (j, &x) in o.iter().enumerate() {
+            self.sum[j] += x as f64;
+            self.sumsq[j] += (x as f64) * (x as f64);
+        }
+    }
+
+    /// Adds another worker's statistics.
+    pub fn merge(&mut self, other: &ObsStats) {
+        self.count += other.count;
+        for j in 0..self.sum.len() {
+            self.sum[j] += other.sum[j];
+            self.sumsq[j] += other.sumsq[j];
+        }
+    }
+
+    /// The normalizer (s − mean)/std; identity before any data, std floored at 1e-2
+    /// where a dimension barely varies (ES-MAML clips the std the same way).
+    pub fn normalizer(&self) -> ObsNorm {
+        let d = self.sum.len();
+        if self.count < 2.0 {
+            return ObsNorm { mean: vec![0.0; d], std: vec![1.0; d] };
+        }
+        let mean: Vec<f32> = self.sum.iter().map(|s| (s / self.count) as f32).collect();
+        let std = (0..d)
+            .map(|j| {
+                let m = self.sum[j] / self.count;
+                ((self.sumsq[j] / self.count - m * m).max(0.0).sqrt().max(1e-2)) as f32
+            })
+            .collect();
+        ObsNorm { mean, std }
+    }
+}
+
+/// A fixed observation normalizer `(s − mean) / std`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ObsNorm {
+    /// Per-dimension mean.
+    pub mean: Vec<f32>,
+    /// Per-dimension standard deviation.
+    pub std: Vec<f32>,
+}
+
+impl ObsNorm {
+    /// Normalizes rows of observations in place.
+    pub fn apply(&self, obs: &mut [f32]) {
+        let d = self.mean.len();
+        for (k, x) in obs.iter_mut().enumerate() {
+            let j = k % d;
+            *x = (*x - self.mean[j]) / self.std[j];
+        }
+    }
+}
+
+/// One episode of task `task` with the deterministic flat-vector policy `theta`: returns
+/// the undiscounted return and adds every raw observation to `stats`. The env's start
+/// state is drawn from the stream seeded by `seed`.
+pub fn episode_return_flat(
+    env: &std::sync::Arc<dyn crate::env::Env>,
+    task: &crate::env::Task,
+    policy: &crate::nn::flat::FlatPolicy,
+    theta: &[f32],
+    norm: &ObsNorm,
+    seed: u64,
+    stats: &mut ObsStats,
+) -> f64 {
+    let mut venv = VecEnv::new(env.clone(), vec![task.clone()], &[seed]);
+    let mut obs = venv.reset();
+    let mut ret = 0.0;
+    while !venv.all_done() {
+        stats.push(&obs);
+        norm.apply(&mut obs);
+        let a = policy.forward(theta, &obs, 1);
+        let s = venv.step(&a);
+        ret += s.reward[0] as f64;
+        obs = s.obs;
+    }
+    ret
+}

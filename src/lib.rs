@@ -10,6 +10,7 @@ pub mod cli;
 pub mod device;
 pub mod env;
 pub mod error;
+pub mod es;
 pub mod estimate;
 pub mod nn;
 pub mod objective;

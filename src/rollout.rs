@@ -86,34 +86,42 @@ pub fn sample<A: Actor>(
     tr
 }
 
-/// Running observation statistics (count, sum, sum of squares per dimension), mergeable
-/// across workers: ES-MAML's global state normalization.
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+/// Running observation statistics (count, per-dimension sum and sum of squares), for
+/// ES-MAML's global state normalization. Sums are kept in fixed point (2⁻²⁰ units, i128),
+/// so merging workers' statistics is exact and independent of order and thread count.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObsStats {
     /// Observations counted.
-    pub count: f64,
-    /// Per-dimension sums.
-    pub sum: Vec<f64>,
-    /// Per-dimension sums of squares.
-    pub sumsq: Vec<f64>,
+    pub count: u64,
+    /// Per-dimension sums, in units of 2⁻²⁰ (decimal text in JSON).
+    pub sum: Vec<i128>,
+    /// Per-dimension sums of squares, in units of 2⁻²⁰.
+    pub sumsq: Vec<i128>,
 }
+
+const FIXED: f64 = (1u64 << 20) as f64;
 
 impl ObsStats {
     /// Empty statistics for `d`-dimensional observations.
     pub fn new(d: usize) -> Self {
-        Self { count: 0.0, sum: vec![0.0; d], sumsq: vec![0.0; d] }
+        Self {
+            count: 0,
+            sum: vec![0; d],
+            sumsq: vec![0; d],
+        }
     }
 
     /// Adds one observation.
     pub fn push(&mut self, o: &[f32]) {
-        self.count += 1.0;
+        self.count += 1;
         for (j, &x) in o.iter().enumerate() {
-            self.sum[j] += x as f64;
-            self.sumsq[j] += (x as f64) * (x as f64);
+            let x = x as f64;
+            self.sum[j] += (x * FIXED).round() as i128;
+            self.sumsq[j] += (x * x * FIXED).round() as i128;
         }
     }
 
-    /// Adds another worker's statistics.
+    /// Adds another worker's statistics (exact, order-independent).
     pub fn merge(&mut self, other: &ObsStats) {
         self.count += other.count;
         for j in 0..self.sum.len() {
@@ -123,20 +131,24 @@ impl ObsStats {
     }
 
     /// The normalizer (s − mean)/std; identity before any data, std floored at 1e-2
-    /// where a dimension barely varies (ES-MAML clips the std the same way).
+    /// where a dimension barely varies.
     pub fn normalizer(&self) -> ObsNorm {
         let d = self.sum.len();
-        if self.count < 2.0 {
-            return ObsNorm { mean: vec![0.0; d], std: vec![1.0; d] };
+        if self.count < 2 {
+            return ObsNorm {
+                mean: vec![0.0; d],
+                std: vec![1.0; d],
+            };
         }
-        let mean: Vec<f32> = self.sum.iter().map(|s| (s / self.count) as f32).collect();
+        let n = self.count as f64;
+        let mean: Vec<f64> = self.sum.iter().map(|&s| s as f64 / FIXED / n).collect();
         let std = (0..d)
-            .map(|j| {
-                let m = self.sum[j] / self.count;
-                ((self.sumsq[j] / self.count - m * m).max(0.0).sqrt().max(1e-2)) as f32
-            })
+            .map(|j| ((self.sumsq[j] as f64 / FIXED / n - mean[j] * mean[j]).max(0.0).sqrt().max(1e-2)) as f32)
             .collect();
-        ObsNorm { mean, std }
+        ObsNorm {
+            mean: mean.into_iter().map(|m| m as f32).collect(),
+            std,
+        }
     }
 }
 

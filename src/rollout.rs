@@ -143,7 +143,12 @@ impl ObsStats {
         let n = self.count as f64;
         let mean: Vec<f64> = self.sum.iter().map(|&s| s as f64 / FIXED / n).collect();
         let std = (0..d)
-            .map(|j| ((self.sumsq[j] as f64 / FIXED / n - mean[j] * mean[j]).max(0.0).sqrt().max(1e-2)) as f32)
+            .map(|j| {
+                ((self.sumsq[j] as f64 / FIXED / n - mean[j] * mean[j])
+                    .max(0.0)
+                    .sqrt()
+                    .max(1e-2)) as f32
+            })
             .collect();
         ObsNorm {
             mean: mean.into_iter().map(|m| m as f32).collect(),
@@ -174,7 +179,8 @@ impl ObsNorm {
 
 /// One episode of task `task` with the deterministic flat-vector policy `theta`: returns
 /// the undiscounted return and adds every raw observation to `stats`. The env's start
-/// state is drawn from the stream seeded by `seed`.
+/// state is drawn from the stream seeded by `seed`. See [`episode_flat`] for the success
+/// verdict too.
 pub fn episode_return_flat(
     env: &std::sync::Arc<dyn crate::env::Env>,
     task: &crate::env::Task,
@@ -184,16 +190,40 @@ pub fn episode_return_flat(
     seed: u64,
     stats: &mut ObsStats,
 ) -> f64 {
-    let mut venv = VecEnv::new(env.clone(), vec![task.clone()], &[seed]);
-    let mut obs = venv.reset();
+    episode_flat(env, task, policy, theta, norm, seed, stats).0
+}
+
+/// [`episode_return_flat`], also returning the family's success verdict. Steps the
+/// family directly (no [`VecEnv`] bookkeeping) with reused buffers: this is the inner
+/// loop of evolution strategies. Start states come from the same stream [`VecEnv`] gives
+/// a row seeded with `seed`, so both paths see the same episode.
+pub fn episode_flat(
+    env: &std::sync::Arc<dyn crate::env::Env>,
+    task: &crate::env::Task,
+    policy: &crate::nn::flat::FlatPolicy,
+    theta: &[f32],
+    norm: &ObsNorm,
+    seed: u64,
+    stats: &mut ObsStats,
+) -> (f64, Option<bool>) {
+    let spec = env.spec();
+    let mut rng = crate::rng::substream(seed, "env-row", 0);
+    let mut state = vec![0.0f32; env.state_dim()];
+    let mut obs = vec![0.0f32; spec.obs_dim];
+    let mut act = vec![0.0f32; spec.act_dim];
+    let mut scratch = crate::nn::flat::Scratch::default();
+    env.reset(task, &mut state, &mut rng);
     let mut ret = 0.0;
-    while !venv.all_done() {
+    for t in 0..spec.horizon {
+        env.observe(task, &state, &mut obs);
         stats.push(&obs);
         norm.apply(&mut obs);
-        let a = policy.forward(theta, &obs, 1);
-        let s = venv.step(&a);
-        ret += s.reward[0] as f64;
-        obs = s.obs;
+        policy.forward_into(theta, &obs, 1, &mut act, &mut scratch);
+        let (r, terminated) = env.step(task, &mut state, &act);
+        ret += r as f64;
+        if terminated || t + 1 == spec.horizon {
+            return (ret, env.success(task, &state, terminated));
+        }
     }
-    ret
+    (ret, None)
 }

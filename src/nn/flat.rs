@@ -40,8 +40,23 @@ impl FlatPolicy {
     }
 
     /// Actions `[B, act_dim]` for observations `[B, obs_dim]` (row-major) under parameters
-    /// `theta`. Loops run over the batch innermost so the compiler vectorizes them.
+    /// `theta`.
     pub fn forward(&self, theta: &[f32], obs: &[f32], b: usize) -> Vec<f32> {
+        let mut out = vec![0.0; b * self.sizes[self.sizes.len() - 1]];
+        self.forward_into(theta, obs, b, &mut out, &mut Scratch::default());
+        out
+    }
+
+    /// [`Self::forward`] into `out` `[B, act_dim]`, reusing `scratch` between calls. Loops
+    /// run over the batch innermost so the compiler vectorizes them.
+    pub fn forward_into(
+        &self,
+        theta: &[f32],
+        obs: &[f32],
+        b: usize,
+        out: &mut [f32],
+        scratch: &mut Scratch,
+    ) {
         assert_eq!(
             theta.len(),
             self.num_params(),
@@ -49,27 +64,35 @@ impl FlatPolicy {
         );
         assert_eq!(obs.len(), b * self.sizes[0], "obs must be [B, obs_dim]");
         let last = self.sizes.len() - 2;
+        let (h, z) = (&mut scratch.h, &mut scratch.z);
         // Activations kept feature-major [d, B] so the inner loop is over the batch.
-        let mut h: Vec<f32> = (0..self.sizes[0])
-            .flat_map(|j| (0..b).map(move |i| obs[i * self.sizes[0] + j]))
-            .collect();
+        h.clear();
+        h.extend((0..self.sizes[0]).flat_map(|j| (0..b).map(move |i| obs[i * self.sizes[0] + j])));
         let mut off = 0;
         for (l, w) in self.sizes.windows(2).enumerate() {
             let (din, dout) = (w[0], w[1]);
-            let (wt, bias) = (
-                &theta[off..off + din * dout],
-                &theta[off + din * dout..off + din * dout + dout],
-            );
+            let wt = &theta[off..off + din * dout];
+            let bias = &theta[off + din * dout..off + din * dout + dout];
             off += din * dout + dout;
-            let mut z = vec![0.0f32; dout * b];
-            for o in 0..dout {
-                let zo = &mut z[o * b..(o + 1) * b];
-                zo.fill(bias[o]);
-                for k in 0..din {
-                    let wko = wt[k * dout + o];
-                    let hk = &h[k * b..(k + 1) * b];
-                    for (zi, hi) in zo.iter_mut().zip(hk) {
-                        *zi += wko * hi;
+            z.clear();
+            if b == 1 {
+                // One row: z = b + Σ_k h_k W[k, ·], contiguous over the outputs.
+                z.extend_from_slice(bias);
+                for (k, hk) in h.iter().enumerate() {
+                    for (zo, w) in z.iter_mut().zip(&wt[k * dout..(k + 1) * dout]) {
+                        *zo += hk * w;
+                    }
+                }
+            } else {
+                z.resize(dout * b, 0.0);
+                for o in 0..dout {
+                    let zo = &mut z[o * b..(o + 1) * b];
+                    zo.fill(bias[o]);
+                    for k in 0..din {
+                        let wko = wt[k * dout + o];
+                        for (zi, hi) in zo.iter_mut().zip(&h[k * b..(k + 1) * b]) {
+                            *zi += wko * hi;
+                        }
                     }
                 }
             }
@@ -83,12 +106,21 @@ impl FlatPolicy {
             if let Some(a) = act {
                 z.iter_mut().for_each(|x| *x = a.apply_scalar(*x));
             }
-            h = z;
+            std::mem::swap(h, z);
         }
-        let ad = *self.sizes.last().expect("at least one layer");
-        (0..b)
-            .flat_map(|i| (0..ad).map(move |o| (i, o)))
-            .map(|(i, o)| h[o * b + i])
-            .collect()
+        let ad = self.sizes[self.sizes.len() - 1];
+        assert_eq!(out.len(), b * ad, "out must be [B, act_dim]");
+        for i in 0..b {
+            for o in 0..ad {
+                out[i * ad + o] = h[o * b + i];
+            }
+        }
     }
+}
+
+/// Reusable buffers of [`FlatPolicy::forward_into`].
+#[derive(Clone, Debug, Default)]
+pub struct Scratch {
+    h: Vec<f32>,
+    z: Vec<f32>,
 }

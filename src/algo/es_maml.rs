@@ -38,7 +38,8 @@ use crate::env::{Env, Task, TaskDistribution};
 use crate::error::{Error, Result};
 use crate::es::{
     dpp_perturbations, es_grad_step, es_gradient, es_gradient_with_perturbations,
-    es_hessian_vector_product, first_order_meta_direction, hill_climb, EsEstimator, FitnessShaping,
+    es_hvp_from_values, first_order_meta_direction, gaussian_perturbations, hill_climb,
+    standardize, EsEstimator, FitnessShaping,
 };
 use crate::nn::flat::FlatPolicy;
 use crate::nn::{Activation, DeterministicPolicy, DeterministicPolicyConfig, Init};
@@ -416,14 +417,7 @@ impl EsMaml {
                 );
                 let value = d2.mean_value();
                 let dir = if cfg.hessian {
-                    let hv = es_hessian_vector_product(
-                        &f,
-                        theta,
-                        &d2.grad,
-                        cfg.adapt_sigma,
-                        cfg.queries,
-                        s3,
-                    );
+                    let hv = self.hessian_vector(&f, theta, &d2.grad, s3);
                     first_order_meta_direction(&d2.grad, &hv, cfg.alpha)
                 } else {
                     d2.grad
@@ -438,6 +432,35 @@ impl EsMaml {
         }
         let value = dirs.iter().map(|(_, v)| v).sum::<f64>() / dirs.len() as f64;
         (g, value)
+    }
+
+    /// Ĥ v by Algorithm 4 with ES-MAML's control variate: the f-values are standardized
+    /// (or only mean-centred without reward normalization) before forming
+    /// (1/(Kσ²)) Σ f̃_i (g_i g_iᵀ − I) v. Standardizing puts Ĥ in the same units as the
+    /// normalized gradients d1, d2 (the Jacobian of θ + α d1 is I + α ∇d1 ≈ I + α H/std f);
+    /// with raw returns of size ~10² the raw estimate's variance (~f²/σ⁴) swamps the step.
+    fn hessian_vector<F>(&self, f: &F, theta: &[f32], v: &[f32], seed: u64) -> Vec<f32>
+    where
+        F: Fn(&[f32], &mut Rng) -> f64 + Sync,
+    {
+        let cfg = &self.cfg;
+        let est = es_gradient(
+            f,
+            theta,
+            cfg.adapt_sigma,
+            cfg.queries,
+            EsEstimator::Mc,
+            seed,
+            FitnessShaping::Raw,
+        );
+        let values = if cfg.normalize_rewards {
+            standardize(&est.values)
+        } else {
+            let m = est.mean_value();
+            est.values.iter().map(|x| x - m).collect()
+        };
+        let g = gaussian_perturbations(theta.len(), cfg.queries, seed, 0);
+        es_hvp_from_values(&g, &values, v, cfg.adapt_sigma)
     }
 
     /// Mean pre- and post-adaptation return on a rotating window of 10 held-out tasks.

@@ -1,0 +1,133 @@
+//! ES-MAML: results independent of the rayon thread count, every operator (and first
+//! order with and without the ES Hessian) improves the post-adaptation return on nav2d,
+//! bad flags exit 2.
+
+use std::process::Command;
+
+use metarl::algo::es_maml::{EsMaml, EsMamlConfig, Operator, Order, PolicyKind};
+use metarl::rng::stream;
+
+fn learner(cfg: EsMamlConfig) -> EsMaml {
+    let device = metarl::device::DeviceKind::Flex
+        .device()
+        .unwrap()
+        .autodiff();
+    let env = metarl::env::make("point-corners").unwrap();
+    EsMaml::new(
+        cfg,
+        env,
+        3,
+        &mut stream(3, "policy"),
+        &mut stream(3, "tasks"),
+        &device,
+    )
+}
+
+fn run_in_pool(threads: usize, cfg: &EsMamlConfig) -> (Vec<f32>, Vec<Vec<(String, f64)>>) {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut l = learner(cfg.clone());
+        let rows = (0..3).map(|it| l.step(it).unwrap().0).collect();
+        (l.theta(), rows)
+    })
+}
+
+#[test]
+fn same_seed_gives_identical_results_with_one_and_two_threads() {
+    for (order, operator, hessian, policy) in [
+        (Order::Zero, Operator::EsGrad, false, PolicyKind::Linear),
+        (Order::Zero, Operator::HillClimb, false, PolicyKind::Mlp),
+        (Order::Zero, Operator::Dpp, false, PolicyKind::Linear),
+        (Order::First, Operator::EsGrad, true, PolicyKind::Linear),
+    ] {
+        let cfg = EsMamlConfig {
+            order,
+            operator,
+            hessian,
+            policy,
+            hidden: vec![8],
+            perturbations: 12,
+            queries: 4,
+            ..Default::default()
+        };
+        let (a, ra) = run_in_pool(1, &cfg);
+        let (b, rb) = run_in_pool(2, &cfg);
+        assert_eq!(
+            a, b,
+            "{order:?}/{operator:?}: θ differs between 1 and 2 threads"
+        );
+        assert_eq!(ra, rb, "{order:?}/{operator:?}: metrics differ");
+    }
+}
+
+fn improves(extra: &[&str], perturbations: &str) {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("run");
+    let mut args = vec![
+        "--env",
+        "nav2d",
+        "--iterations",
+        "30",
+        "--perturbations",
+        perturbations,
+        "--eval-tasks",
+        "10",
+        "--quiet",
+    ];
+    args.extend(["--out", out.to_str().unwrap()]);
+    args.extend(extra);
+    let o = Command::new(env!("CARGO_BIN_EXE_es-maml"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{extra:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let mut r = csv::Reader::from_path(out.join("progress.csv")).unwrap();
+    let h = r.headers().unwrap().clone();
+    let j = h.iter().position(|c| c == "post_return_1").unwrap();
+    let post: Vec<f64> = r
+        .records()
+        .map(|x| x.unwrap()[j].parse().unwrap())
+        .collect();
+    let mean = |x: &[f64]| x.iter().sum::<f64>() / x.len() as f64;
+    let (first, last) = (mean(&post[..3]), mean(&post[post.len() - 5..]));
+    println!("es-maml {extra:?}: post-adaptation return {first:.1} → {last:.1}");
+    assert!(last > first + 50.0, "{extra:?}: {first} → {last}");
+}
+
+#[test]
+fn each_operator_improves_the_post_adaptation_return_on_nav2d() {
+    for op in ["es-grad", "hill-climb", "dpp"] {
+        improves(&["--operator", op], "50");
+    }
+}
+
+#[test]
+fn first_order_with_and_without_the_hessian_improves_on_nav2d() {
+    improves(&["--order", "first"], "20");
+    improves(&["--order", "first", "--hessian", "full"], "20");
+}
+
+#[test]
+fn bad_es_flags_exit_2_and_name_the_field() {
+    for (args, field) in [
+        (vec!["--operator", "newton"], "operator"),
+        (vec!["--estimator", "median"], "estimator"),
+        (vec!["--queries", "0"], "queries"),
+        (vec!["--order", "second"], "order"),
+    ] {
+        let o = Command::new(env!("CARGO_BIN_EXE_es-maml"))
+            .args(&args)
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(e.contains(field), "{args:?}: {e}");
+    }
+}

@@ -113,6 +113,7 @@ pub const ENV_NAMES: &[&str] = &[
     "nav2d",
     "point-corners",
     "point-corners-dense",
+    "point-corners-penalized",
     "six-circles",
     "goal-1d",
     "cartpole-biased",
@@ -126,6 +127,7 @@ pub fn make(name: &str) -> Result<Arc<dyn Env>> {
         "point-corners-dense" => Arc::new(point_corners::PointCorners::new(
             point_corners::RewardType::Dense,
         )),
+        "point-corners-penalized" => Arc::new(point_corners::PointCorners::penalized(100.0)),
         "six-circles" => Arc::new(six_circles::SixCircles::default()),
         "goal-1d" => Arc::new(goal1d::Goal1d::default()),
         "cartpole-biased" => Arc::new(cartpole::CartpoleBiased::default()),

@@ -56,6 +56,11 @@ pub struct PointCorners {
     pub sparse_reward_radius: f32,
     /// An episode is a success when it ends closer than this (Euclidean) to the goal. Ours: 0.5.
     pub success_radius: f32,
+    /// Per-step penalty near a wrong corner: `−penalty · max(0, 1 − ‖p' − c‖²/4)` for each
+    /// wrong corner c (felt within distance 2, strongest at the corner). 0 in the paper's
+    /// task; `point-corners-penalized` uses 100 (ES-MAML §4.1 "heavily penalized" wrong
+    /// goals, after its NavigationTaskCombo penalty shape).
+    pub wrong_corner_penalty: f32,
     spec: EnvSpec,
 }
 
@@ -85,6 +90,7 @@ impl PointCorners {
             start_range: 0.2,
             sparse_reward_radius: 0.5,
             success_radius: 0.5,
+            wrong_corner_penalty: 0.0,
             spec: EnvSpec {
                 name,
                 obs_dim: 2,
@@ -99,6 +105,28 @@ impl PointCorners {
     pub fn with_horizon(mut self, horizon: usize) -> Self {
         self.spec.horizon = horizon;
         self
+    }
+
+    /// The sparse family with wrong corners penalized (`point-corners-penalized`).
+    pub fn penalized(penalty: f32) -> Self {
+        let mut e = Self::new(RewardType::Sparse);
+        e.wrong_corner_penalty = penalty;
+        e.spec.name = "point-corners-penalized";
+        e.spec.summary =
+            "point-corners with a heavy per-step penalty near the 3 wrong corners (ES-MAML 4.1)";
+        e
+    }
+
+    /// The wrong-corner penalty at position `p` for goal `g` (≤ 0).
+    fn penalty(&self, p: [f32; 2], g: [f32; 2]) -> f32 {
+        if self.wrong_corner_penalty == 0.0 {
+            return 0.0;
+        }
+        CORNERS
+            .iter()
+            .filter(|&&c| c != g)
+            .map(|&c| -self.wrong_corner_penalty * (1.0 - distance(p, c).powi(2) / 4.0).max(0.0))
+            .sum()
     }
 
     /// The reward type.
@@ -170,7 +198,7 @@ impl Env for PointCorners {
             RewardType::Sparse => self.sparse_reward(p, p_next, g),
             RewardType::Dense => -distance(p_next, g),
         };
-        (reward, false)
+        (reward + self.penalty(p_next, g), false)
     }
 
     fn observe(&self, _task: &Task, state: &[f32], obs: &mut [f32]) {
@@ -187,6 +215,28 @@ impl Env for PointCorners {
 
     fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
         vec![goal(task)]
+    }
+}
+
+#[cfg(test)]
+mod penalty_tests {
+    use super::*;
+
+    #[test]
+    fn wrong_corner_penalty_matches_the_formula_and_spares_the_goal() {
+        let e = PointCorners::penalized(100.0);
+        let goal_ne = Task::Corner { index: 3 };
+        // At (−1.5, −2) (near the wrong SW corner (−2,−2)): distance² to SW = 0.25, so the
+        // penalty is −100·(1 − 0.25/4) = −93.75; the other wrong corners are > 2 away.
+        let mut st = [-1.5 + 0.1, -2.0];
+        let (r, _) = e.step(&goal_ne, &mut st, &[-0.1, 0.0]);
+        assert!((r - (-93.75)).abs() < 1e-3, "{r}");
+        // Next to the goal corner there is no penalty: the sparse progress reward only.
+        let mut st = [1.9, 1.9];
+        let (r, _) = e.step(&goal_ne, &mut st, &[0.05, 0.05]);
+        let want = distance([1.9, 1.9], [2.0, 2.0]) - distance([1.95, 1.95], [2.0, 2.0]);
+        assert!((r - want).abs() < 1e-5, "{r} vs {want}");
+        assert_eq!(PointCorners::default().wrong_corner_penalty, 0.0);
     }
 }
 

@@ -20,6 +20,7 @@ pub mod pg;
 pub mod plot;
 pub mod rng;
 pub mod rollout;
+pub mod supervised;
 pub mod train;
 pub mod traj;
 

@@ -131,3 +131,52 @@ fn bad_es_flags_exit_2_and_name_the_field() {
         assert!(e.contains(field), "{args:?}: {e}");
     }
 }
+
+fn sine_mse(extra: &[&str]) -> Vec<f64> {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("sine");
+    let mut args = vec![
+        "--env",
+        "sine",
+        "--eval-tasks",
+        "100",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let o = Command::new(env!("CARGO_BIN_EXE_es-maml"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "{extra:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    s["eval"]["mse"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect()
+}
+
+#[test]
+fn es_maml_on_sine_with_exact_gradient_adaptation_lowers_the_one_step_mse() {
+    let before = sine_mse(&["--iterations", "0"]);
+    let after = sine_mse(&[
+        "--order",
+        "first",
+        "--hessian",
+        "none",
+        "--iterations",
+        "600",
+        "--perturbations",
+        "10",
+    ]);
+    println!("1-step MSE {:.3} → {:.3}", before[1], after[1]);
+    assert!(after[1] < 0.8 * before[1], "{before:?} → {after:?}");
+}

@@ -2,6 +2,7 @@
 //! import each other; what two of them need lives in a lower layer.
 
 pub mod es_maml;
+pub mod es_sine;
 pub mod pg_maml;
 pub mod promp;
 pub mod sine_maml;

@@ -31,23 +31,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::sine::{SineDistribution, SineTask};
 use crate::error::{Error, Result};
-use crate::nn::functional::{backward, forward, mse_and_grad, predict, MlpParams};
+use crate::nn::functional::{mse_and_grad, predict, MlpParams};
 use crate::nn::{to_vec, Activation, Init, Mlp};
 use crate::params::{flatten, flatten_gradients};
 use crate::rng::Rng;
+pub use crate::supervised::{adapt, mse_curve, Hessian, SineBatch};
 use crate::train::{
     load_module, load_optimizer, module_bytes, optimizer_bytes, Checkpoint, Metrics, Trainable,
 };
-
-/// Whether the outer gradient differentiates through the inner gradient steps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Hessian {
-    /// Exact second-order MAML.
-    Full,
-    /// First-order MAML (inner gradients treated as constants).
-    None,
-}
 
 /// Hyperparameters of sine MAML; defaults are Finn et al.'s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -134,74 +125,6 @@ impl SineMamlConfig {
     }
 }
 
-/// A batch of tasks as `[M, K, 1]` tensors: support inputs/targets and query inputs/targets.
-#[derive(Clone, Debug)]
-pub struct SineBatch {
-    /// Support inputs.
-    pub xs: Tensor<3>,
-    /// Support targets.
-    pub ys: Tensor<3>,
-    /// Query inputs.
-    pub xq: Tensor<3>,
-    /// Query targets.
-    pub yq: Tensor<3>,
-}
-
-impl SineBatch {
-    /// Draws K support and K query points for each task (2K points, first K support).
-    pub fn sample(
-        dist: &SineDistribution,
-        tasks: &[SineTask],
-        k: usize,
-        rng: &mut Rng,
-        device: &Device,
-    ) -> Self {
-        let m = tasks.len();
-        let (mut xs, mut ys, mut xq, mut yq) = (vec![], vec![], vec![], vec![]);
-        for t in tasks {
-            let (x, y) = dist.sample_points(t, 2 * k, rng);
-            xs.extend_from_slice(&x[..k]);
-            ys.extend_from_slice(&y[..k]);
-            xq.extend_from_slice(&x[k..]);
-            yq.extend_from_slice(&y[k..]);
-        }
-        let t = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [m, k, 1]), device);
-        Self {
-            xs: t(xs),
-            ys: t(ys),
-            xq: t(xq),
-            yq: t(yq),
-        }
-    }
-}
-
-/// Runs `steps` inner SGD steps from θ on the support set and returns θ'_i (per task) and
-/// the per-task support loss before the first step, `[M]`.
-pub fn adapt(
-    theta: &MlpParams,
-    b: &SineBatch,
-    alpha: f64,
-    steps: usize,
-    hessian: Hessian,
-) -> (MlpParams, Tensor<1>) {
-    let mut p = theta.clone();
-    let mut pre = None;
-    for _ in 0..steps {
-        let (y, cache) = forward(&p, b.xs.clone());
-        let (loss, dy) = mse_and_grad(y, b.ys.clone());
-        pre.get_or_insert(loss);
-        let g = backward(&p, &cache, dy);
-        let g = if hessian == Hessian::Full {
-            g
-        } else {
-            g.detach()
-        };
-        p = p.sub_scaled(&g, alpha);
-    }
-    let pre = pre.unwrap_or_else(|| mse_and_grad(predict(theta, b.xs.clone()), b.ys.clone()).0);
-    (p, pre)
-}
-
 /// The MAML meta-objective (1/M) Σ_i L_query,i(U(θ, T_i)) and the mean pre-adaptation
 /// support loss, both one-element tensors.
 pub fn meta_objective(
@@ -212,24 +135,6 @@ pub fn meta_objective(
     let (adapted, pre) = adapt(theta, b, cfg.inner_lr, cfg.inner_steps, cfg.hessian);
     let (post, _) = mse_and_grad(predict(&adapted, b.xq.clone()), b.yq.clone());
     (post.mean(), pre.mean())
-}
-
-/// Query MSE of every task after 0, 1, …, `steps` inner SGD steps, `[steps + 1][M]`
-/// (evaluation: plain gradient steps on a non-autodiff device).
-pub fn mse_curve(theta: &MlpParams, b: &SineBatch, alpha: f64, steps: usize) -> Vec<Vec<f32>> {
-    let mut p = theta.clone();
-    let mut out = Vec::with_capacity(steps + 1);
-    for s in 0..=steps {
-        out.push(to_vec(
-            mse_and_grad(predict(&p, b.xq.clone()), b.yq.clone()).0,
-        ));
-        if s < steps {
-            let (y, cache) = forward(&p, b.xs.clone());
-            let (_, dy) = mse_and_grad(y, b.ys.clone());
-            p = p.sub_scaled(&backward(&p, &cache, dy), alpha);
-        }
-    }
-    out
 }
 
 /// The sine-MAML learner: meta-parameters, Adam state and the task stream.

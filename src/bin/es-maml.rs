@@ -25,7 +25,7 @@ struct Args {
     /// zero (Algorithm 2/3) or first (Algorithm 5).
     #[arg(long)]
     order: Option<String>,
-    /// Adaptation operator: es-grad, hill-climb or dpp.
+    /// Adaptation operator: es-grad, hill-climb or dpp; gradient (exact) for --env sine.
     #[arg(long)]
     operator: Option<String>,
     /// Outer ES estimator: mc, forward-fd or antithetic.
@@ -80,6 +80,27 @@ fn config(a: &Args) -> Result<EsMamlRun> {
     c.seed = a.common.seed.unwrap_or(c.seed);
     c.iterations = a.common.iterations.unwrap_or(c.iterations);
     c.eval_tasks = a.common.eval_tasks.unwrap_or(c.eval_tasks);
+    let ests = [
+        ("mc", EsEstimator::Mc),
+        ("forward-fd", EsEstimator::ForwardFd),
+        ("antithetic", EsEstimator::Antithetic),
+    ];
+    let orders = [("zero", Order::Zero), ("first", Order::First)];
+    if c.env == "sine" {
+        let s = &mut c.sine;
+        pick("order", &a.order, &orders, &mut s.order)?;
+        pick("operator", &a.operator, &[("gradient", ())], &mut ())?;
+        pick("estimator", &a.estimator, &ests, &mut s.estimator)?;
+        pick(
+            "hessian",
+            &a.hessian,
+            &[("full", true), ("none", false)],
+            &mut s.hessian,
+        )?;
+        s.perturbations = a.perturbations.unwrap_or(s.perturbations);
+        c.validate()?;
+        return Ok(c);
+    }
     let e = &mut c.es;
     pick(
         "order",
@@ -140,6 +161,17 @@ fn main() -> ExitCode {
             }
         };
         let s = train(&cfg, &dir, kind, resume, args.common.quiet)?;
+        if cfg.env == "sine" {
+            let mse = &s["eval"]["mse"];
+            println!(
+                "{}: held-out MSE after 0 steps {:.3}, 1 step {:.3}, 10 steps {:.3}",
+                dir.path().display(),
+                mse[0].as_f64().unwrap_or(f64::NAN),
+                mse[1].as_f64().unwrap_or(f64::NAN),
+                mse[10].as_f64().unwrap_or(f64::NAN)
+            );
+            return Ok(());
+        }
         print!(
             "{}: held-out return pre {:.2}, post {:.2}",
             dir.path().display(),

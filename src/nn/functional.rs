@@ -67,6 +67,45 @@ impl MlpParams {
         }
     }
 
+    /// Parameters read from a flat vector in [`crate::params::flatten`] order (per layer:
+    /// W row-major `[d_in, d_out]`, then b) for layer widths `sizes`, with a task dimension
+    /// of 1; leaves that require gradients when `track`.
+    pub fn from_flat(
+        theta: &[f32],
+        sizes: &[usize],
+        activation: Activation,
+        device: &Device,
+        track: bool,
+    ) -> Self {
+        let (mut w, mut b, mut off) = (Vec::new(), Vec::new(), 0);
+        let leaf = |v: &[f32], shape: [usize; 3]| {
+            let t = Tensor::<3>::from_data(TensorData::new(v.to_vec(), shape), device);
+            if track {
+                t.require_grad()
+            } else {
+                t
+            }
+        };
+        for s in sizes.windows(2) {
+            w.push(leaf(&theta[off..off + s[0] * s[1]], [1, s[0], s[1]]));
+            off += s[0] * s[1];
+            b.push(leaf(&theta[off..off + s[1]], [1, 1, s[1]]));
+            off += s[1];
+        }
+        assert_eq!(off, theta.len(), "theta must match the layer sizes");
+        Self { w, b, activation }
+    }
+
+    /// All parameters as one flat vector (task dimension 1), the inverse of [`Self::from_flat`].
+    pub fn to_flat(&self) -> Vec<f32> {
+        let mut out = Vec::new();
+        for (w, b) in self.w.iter().zip(&self.b) {
+            out.extend(super::to_vec(w.clone()));
+            out.extend(super::to_vec(b.clone()));
+        }
+        out
+    }
+
     /// Number of layers.
     pub fn num_layers(&self) -> usize {
         self.w.len()

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::{config::to_toml, resume_or_init, run, LoopConfig, RunDir};
 use crate::algo::es_maml::{EsMaml, EsMamlConfig};
+use crate::algo::es_sine::{EsSine, EsSineConfig};
 use crate::device::DeviceKind;
 use crate::env;
 use crate::error::{Error, Result};
@@ -27,8 +28,10 @@ pub struct EsMamlRun {
     pub checkpoint_every: usize,
     /// Held-out tasks in the final evaluation.
     pub eval_tasks: usize,
-    /// The algorithm.
+    /// The algorithm (RL tasks).
     pub es: EsMamlConfig,
+    /// The algorithm on `env = "sine"` (supervised, exact gradient adaptation).
+    pub sine: EsSineConfig,
 }
 
 impl Default for EsMamlRun {
@@ -40,6 +43,7 @@ impl Default for EsMamlRun {
             checkpoint_every: 20,
             eval_tasks: 50,
             es: EsMamlConfig::default(),
+            sine: EsSineConfig::default(),
         }
     }
 }
@@ -47,6 +51,9 @@ impl Default for EsMamlRun {
 impl EsMamlRun {
     /// Validates every field once.
     pub fn validate(&self) -> Result<()> {
+        if self.env == "sine" {
+            return self.sine.validate();
+        }
         env::make(&self.env)?;
         if self.checkpoint_every == 0 {
             return Err(Error::invalid("checkpoint_every", 0, "≥ 1"));
@@ -67,6 +74,9 @@ pub fn train(
     quiet: bool,
 ) -> Result<serde_json::Value> {
     cfg.validate()?;
+    if cfg.env == "sine" {
+        return train_sine(cfg, dir, kind, resume, quiet);
+    }
     // The optimizer steps autodiff parameters; ES itself never calls backward().
     let device = kind.device()?.autodiff();
     let envf = env::make(&cfg.env)?;
@@ -108,6 +118,67 @@ pub fn train(
         },
         "final": { "pre_return": res.last.get("pre_return"), "post_return": [res.last.get("post_return_1")] },
         "eval": { "tasks": cfg.eval_tasks, "pre_return": pre, "post_return": [post], "success_rate": success },
+        "versions": { "metarl": env!("CARGO_PKG_VERSION"), "burn": "0.22.1" },
+        "git_commit": super::git_commit(std::path::Path::new(".")),
+    });
+    dir.write_summary(&summary)?;
+    Ok(summary)
+}
+
+/// ES-MAML on sine regression: trains, then evaluates with Finn's protocol (600 held-out
+/// tasks, MSE after 0…10 gradient steps) as `sine-maml` does.
+fn train_sine(
+    cfg: &EsMamlRun,
+    dir: &RunDir,
+    kind: DeviceKind,
+    resume: bool,
+    quiet: bool,
+) -> Result<serde_json::Value> {
+    use burn::module::Module;
+    let device = kind.device()?.autodiff();
+    let mut learner = EsSine::new(
+        cfg.sine.clone(),
+        cfg.seed,
+        &mut stream(cfg.seed, "policy"),
+        &device,
+    );
+    let start = resume_or_init(&mut learner, dir, resume, &to_toml(cfg)?)?;
+    let t0 = Instant::now();
+    let lc = LoopConfig {
+        iterations: cfg.iterations,
+        checkpoint_every: cfg.checkpoint_every,
+        quiet,
+    };
+    let res = run(&mut learner, dir, &lc, start, "es-maml")?;
+    let wall = t0.elapsed().as_secs_f64();
+    let plain = learner.model.valid();
+    let dev = kind.device()?;
+    let dist = crate::env::sine::SineDistribution::default();
+    let tasks = dist.held_out(cfg.eval_tasks.max(2));
+    let mut rng = stream(crate::env::HELD_OUT_SEED, "sine-held-out-points");
+    let batch = crate::supervised::SineBatch::sample(&dist, &tasks, cfg.sine.shots, &mut rng, &dev);
+    let curve = crate::supervised::mse_curve(
+        &crate::nn::functional::MlpParams::from_mlp(&plain),
+        &batch,
+        cfg.sine.alpha,
+        10,
+    );
+    let (mse, ci95) = super::sine_maml::mean_ci95(&curve);
+    let summary = json!({
+        "algo": "es-maml",
+        "env": "sine",
+        "seed": cfg.seed,
+        "iterations": cfg.iterations,
+        "device": kind.name(),
+        "order": cfg.sine.order,
+        "operator": "gradient",
+        "train": {
+            "wall_seconds": wall,
+            "meta_iterations_per_second": res.iterations_run as f64 / res.step_seconds.max(1e-12),
+            "env_steps": 0,
+        },
+        "final": { "post_mse": res.last.get("post_mse") },
+        "eval": { "tasks": tasks.len(), "mse": mse, "ci95": ci95 },
         "versions": { "metarl": env!("CARGO_PKG_VERSION"), "burn": "0.22.1" },
         "git_commit": super::git_commit(std::path::Path::new(".")),
     });

@@ -4,6 +4,10 @@
 //!
 //! `cargo bench --bench sampling`; env steps/s = 80 000 / reported time.
 
+/// The binaries' allocator, so the benchmark measures what a user runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use metarl::env::{self, TaskDistribution, VecEnv};
 use metarl::nn::GaussianPolicyConfig;

@@ -4,6 +4,10 @@
 //!
 //! `cargo bench --bench sine_maml`; meta-iterations/s = 1 / reported time.
 
+/// The binaries' allocator, so the benchmark measures what a user runs.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use criterion::{criterion_group, criterion_main, Criterion};
 use metarl::algo::sine_maml::{Hessian, SineMaml, SineMamlConfig};
 use metarl::rng::stream;

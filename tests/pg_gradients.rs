@@ -279,3 +279,56 @@ fn likelihood_ratio_is_one_at_the_sampling_parameters() {
         }
     }
 }
+
+/// Gradients computed in parallel task chunks (fresh leaves per chunk, summed) equal the
+/// gradient of the whole meta-batch's objective through the policy module, for any split.
+#[test]
+fn chunked_gradients_equal_the_whole_batch_gradient() {
+    use burn::optim::GradientsParams;
+    use metarl::nn::GaussianPolicyConfig;
+    use metarl::pg::{chunked_gradient, readapt, task_chunks, MetaSamples};
+    let d = f64_device();
+    let ad = d.clone().autodiff();
+    let f = fixture(&ad);
+    let s = MetaSamples {
+        pre: vec![f.pre.clone()],
+        post: f.post.clone(),
+        sample_seconds: 0.0,
+        inner_seconds: 0.0,
+    };
+    let cfg = GaussianPolicyConfig {
+        hidden: vec![H],
+        ..Default::default()
+    };
+    let policy = cfg.init(OD, AD, &mut stream(9, "policy"), &ad);
+    let m = s.post.m as f64;
+    let loss = |theta: &GaussianParams, c: &MetaSamples| {
+        let (adapted, _) = readapt(theta, &c.pre, &f.cfg);
+        let ratio = likelihood_ratio(c.post.log_prob(&adapted), c.post.logp_old.clone());
+        surrogate(
+            ratio,
+            c.post.adv.clone(),
+            c.post.mask.clone(),
+            c.post.n.clone(),
+        )
+        .sum()
+        .div_scalar(m)
+    };
+    let whole = GradientsParams::from_grads(
+        loss(&GaussianParams::from_policy(&policy), &s).backward(),
+        &policy,
+    );
+    let whole = metarl::params::flatten_gradients(&policy, &whole);
+    for chunks in [1, 2] {
+        let (g, _) = chunked_gradient(
+            &policy,
+            &task_chunks(s.post.m, chunks),
+            |theta, (lo, hi)| (loss(theta, &s.tasks(lo, hi)), vec![]),
+        );
+        let e = rel_err(
+            &g.iter().map(|x| *x as f64).collect::<Vec<_>>(),
+            &whole.iter().map(|x| *x as f64).collect::<Vec<_>>(),
+        );
+        assert!(e < 1e-6, "{chunks} chunks: relative error {e:e}");
+    }
+}

@@ -25,7 +25,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -35,9 +35,10 @@ use crate::nn::functional::GaussianParams;
 use crate::nn::{to_vec, GaussianPolicy};
 use crate::objective::{emaml_term, likelihood_ratio, masked_mean, surrogate};
 use crate::optim::{conjugate_gradient, line_search};
-use crate::params::{flatten, flatten_gradients, unflatten};
+use crate::params::{flatten, to_gradients, unflatten};
 use crate::pg::{
-    readapt, sample_meta_batch, sample_task_batch, MetaPgConfig, MetaSamples, SamplerRngs,
+    chunked_gradient, readapt, sample_meta_batch, sample_task_batch, task_chunks, MetaPgConfig,
+    MetaSamples, SamplerRngs,
 };
 use crate::rng::Rng;
 use crate::train::Metrics;
@@ -95,6 +96,9 @@ pub struct PgMamlConfig {
     pub meta_lr: f64,
     /// TRPO settings.
     pub trpo: TrpoConfig,
+    /// Task chunks whose gradients are computed in parallel and summed (fixed, so results
+    /// do not depend on the thread count).
+    pub parallel_chunks: usize,
 }
 
 impl Default for PgMamlConfig {
@@ -104,6 +108,7 @@ impl Default for PgMamlConfig {
             emaml: false,
             meta_lr: 1e-3,
             trpo: TrpoConfig::default(),
+            parallel_chunks: 2,
         }
     }
 }
@@ -113,6 +118,9 @@ impl PgMamlConfig {
     pub fn validate(&self) -> Result<()> {
         if !(self.meta_lr.is_finite() && self.meta_lr > 0.0) {
             return Err(Error::invalid("pg_maml.meta_lr", self.meta_lr, "> 0"));
+        }
+        if self.parallel_chunks == 0 {
+            return Err(Error::invalid("pg_maml.parallel_chunks", 0, "≥ 1"));
         }
         let t = &self.trpo;
         if !(t.max_kl > 0.0 && t.max_kl.is_finite()) {
@@ -175,7 +183,7 @@ impl PgMaml {
     /// One meta-iteration: sample, adapt, outer update. Returns its metrics.
     pub fn step(&mut self) -> Result<Metrics> {
         let tasks = sample_task_batch(&self.env, self.meta.tasks, &mut self.tasks_rng);
-        let theta = GaussianParams::from_policy(&self.policy);
+        let theta = GaussianParams::from_policy(&self.policy).detach();
         let (samples, adapted) = sample_meta_batch(
             &self.env,
             &tasks,
@@ -186,7 +194,7 @@ impl PgMaml {
         )?;
         let t1 = Instant::now();
         let mut m = match self.cfg.outer {
-            Outer::Vpg => self.vpg_update(&samples, &theta, &adapted),
+            Outer::Vpg => self.vpg_update(&samples),
             Outer::Trpo => self.trpo_update(&samples, &adapted),
         };
         m.push("outer_seconds", t1.elapsed().as_secs_f64());
@@ -195,83 +203,91 @@ impl PgMaml {
         Ok(out)
     }
 
-    /// J(θ) (to maximize) for the current post-update batch: the surrogate at θ', plus
-    /// E-MAML's term when enabled.
-    fn objective(
-        &self,
-        s: &MetaSamples,
-        theta: &GaussianParams,
-        adapted: &GaussianParams,
-    ) -> Tensor<1> {
-        let ratio = likelihood_ratio(s.post.log_prob(adapted), s.post.logp_old.clone());
-        let j = surrogate(
-            ratio,
-            s.post.adv.clone(),
-            s.post.mask.clone(),
-            s.post.n.clone(),
-        )
-        .mean();
-        if !self.cfg.emaml {
-            return j;
-        }
+    /// E-MAML's post-update returns normalized over the meta-batch, `[M]`.
+    fn normalized_post_returns(&self, s: &MetaSamples) -> Vec<f32> {
         let r = &s.post.task_returns;
         let mean = r.iter().sum::<f64>() / r.len() as f64;
         let std =
             (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / r.len() as f64).sqrt() + 1e-8;
-        let rn: Vec<f32> = r.iter().map(|x| ((x - mean) / std) as f32).collect();
-        let rn = Tensor::<1>::from_data(TensorData::new(rn, [r.len()]), &self.device);
-        let pre = &s.pre[0];
-        j + emaml_term(pre.log_prob(theta), pre.mask.clone(), pre.n.clone(), rn).mean()
+        r.iter().map(|x| ((x - mean) / std) as f32).collect()
     }
 
-    fn vpg_update(
-        &mut self,
-        s: &MetaSamples,
-        theta: &GaussianParams,
-        adapted: &GaussianParams,
-    ) -> Metrics {
-        let j = self.objective(s, theta, adapted);
-        let loss = j.clone().neg();
-        let grads = GradientsParams::from_grads(loss.backward(), &self.policy);
-        let norm = norm(&flatten_gradients(&self.policy, &grads));
+    /// J(θ) (to maximize) summed over the tasks of chunk `c` and divided by the meta-batch
+    /// size `m`: the surrogate at θ' = U(θ) recomputed from the pre-update samples, plus
+    /// E-MAML's term when enabled (`rn`: normalized post-update returns of the chunk).
+    fn objective(&self, c: &MetaSamples, theta: &GaussianParams, m: f64, rn: &[f32]) -> Tensor<1> {
+        let (adapted, _) = readapt(theta, &c.pre, &self.meta);
+        let b = &c.post;
+        let ratio = likelihood_ratio(b.log_prob(&adapted), b.logp_old.clone());
+        let j = surrogate(ratio, b.adv.clone(), b.mask.clone(), b.n.clone())
+            .sum()
+            .div_scalar(m);
+        if !self.cfg.emaml {
+            return j;
+        }
+        let rn = Tensor::<1>::from_data(TensorData::new(rn.to_vec(), [rn.len()]), &self.device);
+        let pre = &c.pre[0];
+        j + emaml_term(pre.log_prob(theta), pre.mask.clone(), pre.n.clone(), rn)
+            .sum()
+            .div_scalar(m)
+    }
+
+    /// ∇J at the current policy, computed in parallel task chunks, and J.
+    fn objective_gradient(&self, p: &GaussianPolicy, s: &MetaSamples) -> (Vec<f32>, f64) {
+        let (m, rn) = (s.post.m as f64, self.normalized_post_returns(s));
+        let chunks = task_chunks(s.post.m, self.cfg.parallel_chunks);
+        let (g, aux) = chunked_gradient(p, &chunks, |theta, (lo, hi)| {
+            let j = self.objective(&s.tasks(lo, hi), theta, m, &rn[lo..hi]);
+            let v = to_vec(j.clone())[0] as f64;
+            (j, vec![v])
+        });
+        (g, aux[0])
+    }
+
+    fn vpg_update(&mut self, s: &MetaSamples) -> Metrics {
+        let (g, j) = self.objective_gradient(&self.policy, s);
+        let neg: Vec<f32> = g.iter().map(|x| -x).collect();
+        let grads = to_gradients(&self.policy, &neg, &self.device);
         self.policy = self
             .optim
             .step(self.cfg.meta_lr, self.policy.clone(), grads);
         Metrics::new()
-            .with("surrogate", to_vec(j)[0] as f64)
-            .with("grad_norm", norm)
+            .with("surrogate", j)
+            .with("grad_norm", norm(&g))
     }
 
-    /// (J, mean KL(π_θ'_old ‖ π_θ'(θ)) on post-update states) at the policy `p`.
-    fn objective_and_kl(
+    /// Mean KL(π_θ'_old ‖ π_θ'(θ)) on post-update states, summed over chunk `c`'s tasks / m.
+    fn kl(
         &self,
-        p: &GaussianPolicy,
-        s: &MetaSamples,
+        c: &MetaSamples,
+        theta: &GaussianParams,
         old: &GaussianParams,
-    ) -> (Tensor<1>, Tensor<1>) {
-        let theta = GaussianParams::from_policy(p);
-        let (adapted, _) = readapt(&theta, &s.pre, &self.meta);
-        let b = &s.post;
+        m: f64,
+    ) -> Tensor<1> {
+        let (adapted, _) = readapt(theta, &c.pre, &self.meta);
+        let b = &c.post;
         let kl = old.kl(&adapted, b.obs.clone()).reshape([b.m, b.k, b.t]);
-        let kl = masked_mean(kl, b.mask.clone(), b.n.clone()).mean();
-        (self.objective(s, &theta, &adapted), kl)
-    }
-
-    fn flat_grad(&self, p: &GaussianPolicy, t: Tensor<1>) -> Vec<f32> {
-        flatten_gradients(p, &GradientsParams::from_grads(t.backward(), p))
+        masked_mean(kl, b.mask.clone(), b.n.clone())
+            .sum()
+            .div_scalar(m)
     }
 
     fn trpo_update(&mut self, s: &MetaSamples, adapted: &GaussianParams) -> Metrics {
         let t = self.cfg.trpo.clone();
         let old = adapted.detach();
+        let m = s.post.m as f64;
+        let chunks = task_chunks(s.post.m, self.cfg.parallel_chunks);
         let theta0 = flatten(&self.policy);
-        let (j0, _) = self.objective_and_kl(&self.policy, s, &old);
-        let f0 = to_vec(j0.clone())[0] as f64;
-        let g = self.flat_grad(&self.policy, j0);
+        let (g, f0) = self.objective_gradient(&self.policy, s);
         let kl_grad = |th: &[f32]| {
             let p = unflatten(self.policy.clone(), th);
-            let (_, kl) = self.objective_and_kl(&p, s, &old);
-            self.flat_grad(&p, kl)
+            chunked_gradient(&p, &chunks, |theta, (lo, hi)| {
+                (
+                    self.kl(&s.tasks(lo, hi), theta, &old.tasks(lo, hi), m),
+                    vec![],
+                )
+            })
+            .0
         };
         let fvp = |v: &[f32]| {
             let eps = t.fvp_step / norm(v).max(1e-12);
@@ -295,10 +311,11 @@ impl PgMaml {
             .sum();
         let beta = (2.0 * t.max_kl / shs.max(1e-12)).sqrt();
         let step: Vec<f32> = dir.iter().map(|d| (beta * *d as f64) as f32).collect();
+        let rn = self.normalized_post_returns(s);
         let eval = |th: &[f32]| {
-            let p = unflatten(self.policy.clone(), th);
-            let (j, kl) = self.objective_and_kl(&p, s, &old);
-            (to_vec(j)[0] as f64, to_vec(kl)[0] as f64)
+            let theta = GaussianParams::from_policy(&unflatten(self.policy.clone(), th)).detach();
+            let j = to_vec(self.objective(s, &theta, m, &rn))[0] as f64;
+            (j, to_vec(self.kl(s, &theta, &old, m))[0] as f64)
         };
         let ls = line_search(
             eval,

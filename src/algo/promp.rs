@@ -30,7 +30,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -40,9 +40,10 @@ use crate::error::{Error, Result};
 use crate::nn::functional::{kl_at, GaussianParams};
 use crate::nn::{to_vec, GaussianPolicy};
 use crate::objective::{clipped_surrogate, likelihood_ratio, masked_mean};
-use crate::params::flatten_gradients;
+use crate::params::to_gradients;
 use crate::pg::{
-    readapt, sample_meta_batch, sample_task_batch, MetaPgConfig, MetaSamples, SamplerRngs,
+    chunked_gradient, readapt, sample_meta_batch, sample_task_batch, task_chunks, MetaPgConfig,
+    MetaSamples, SamplerRngs,
 };
 use crate::rng::Rng;
 use crate::train::Metrics;
@@ -63,6 +64,9 @@ pub struct ProMpConfig {
     pub target_kl: f64,
     /// Adam step size β (1e-3).
     pub meta_lr: f64,
+    /// The meta-batch is split into this many task chunks whose gradients are computed in
+    /// parallel and summed (fixed, so results do not depend on the thread count).
+    pub parallel_chunks: usize,
 }
 
 impl Default for ProMpConfig {
@@ -74,6 +78,7 @@ impl Default for ProMpConfig {
             adaptive_kl: false,
             target_kl: 0.01,
             meta_lr: 1e-3,
+            parallel_chunks: 2,
         }
     }
 }
@@ -81,6 +86,9 @@ impl Default for ProMpConfig {
 impl ProMpConfig {
     /// Validates every field.
     pub fn validate(&self) -> Result<()> {
+        if self.parallel_chunks == 0 {
+            return Err(Error::invalid("promp.parallel_chunks", 0, "≥ 1"));
+        }
         if self.outer_steps == 0 {
             return Err(Error::invalid("promp.outer_steps", 0, "≥ 1"));
         }
@@ -184,34 +192,38 @@ impl ProMp {
         theta_o: &GaussianParams,
         mu_o: &Tensor<3>,
     ) -> (f64, f64, f64) {
-        let theta = GaussianParams::from_policy(&self.policy);
-        let (adapted, mu) = readapt(&theta, &s.pre, &self.meta);
-        let b = &s.post;
-        let ratio = likelihood_ratio(b.log_prob(&adapted), b.logp_old.clone());
-        let j = clipped_surrogate(
-            ratio,
-            b.adv.clone(),
-            self.cfg.clip_eps,
-            b.mask.clone(),
-            b.n.clone(),
-        )
-        .mean();
-        let pre = &s.pre[0];
-        let kl = kl_at(
-            mu_o.clone(),
-            theta_o.log_std.clone(),
-            mu,
-            theta.log_std.clone(),
-        )
-        .reshape([pre.m, pre.k, pre.t]);
-        let kl = masked_mean(kl, pre.mask.clone(), pre.n.clone()).mean();
-        let (jv, klv) = (to_vec(j.clone())[0] as f64, to_vec(kl.clone())[0] as f64);
-        let loss = (j - kl.mul_scalar(self.kl_coef)).neg();
-        let grads = GradientsParams::from_grads(loss.backward(), &self.policy);
-        let gn = norm(&flatten_gradients(&self.policy, &grads));
+        let m = s.post.m as f64;
+        let chunks = task_chunks(s.post.m, self.cfg.parallel_chunks);
+        let (grad, aux) = chunked_gradient(&self.policy, &chunks, |theta, (lo, hi)| {
+            let c = s.tasks(lo, hi);
+            let (adapted, mu) = readapt(theta, &c.pre, &self.meta);
+            let b = &c.post;
+            let ratio = likelihood_ratio(b.log_prob(&adapted), b.logp_old.clone());
+            // Sums over the chunk's tasks divided by M: the chunks add up to the means.
+            let j = clipped_surrogate(
+                ratio,
+                b.adv.clone(),
+                self.cfg.clip_eps,
+                b.mask.clone(),
+                b.n.clone(),
+            )
+            .sum()
+            .div_scalar(m);
+            let pre = &c.pre[0];
+            let mu_oc = mu_o.clone().narrow(0, lo, hi - lo);
+            let kl = kl_at(mu_oc, theta_o.log_std.clone(), mu, theta.log_std.clone())
+                .reshape([pre.m, pre.k, pre.t]);
+            let kl = masked_mean(kl, pre.mask.clone(), pre.n.clone())
+                .sum()
+                .div_scalar(m);
+            let aux = vec![to_vec(j.clone())[0] as f64, to_vec(kl.clone())[0] as f64];
+            ((j - kl.mul_scalar(self.kl_coef)).neg(), aux)
+        });
+        let gn = norm(&grad);
+        let grads = to_gradients(&self.policy, &grad, &self.device);
         self.policy = self
             .optim
             .step(self.cfg.meta_lr, self.policy.clone(), grads);
-        (jv, klv, gn)
+        (aux[0], aux[1], gn)
     }
 }

@@ -257,6 +257,25 @@ impl GaussianParams {
         }
     }
 
+    /// Tasks `lo..hi` of per-task parameters (shared `[1, ·, ·]` tensors are kept whole).
+    pub fn tasks(&self, lo: usize, hi: usize) -> GaussianParams {
+        let cut = |t: &Tensor<3>| {
+            if t.dims()[0] == 1 {
+                t.clone()
+            } else {
+                t.clone().narrow(0, lo, hi - lo)
+            }
+        };
+        GaussianParams {
+            mean: MlpParams {
+                w: self.mean.w.iter().map(cut).collect(),
+                b: self.mean.b.iter().map(cut).collect(),
+                activation: self.mean.activation,
+            },
+            log_std: cut(&self.log_std),
+        }
+    }
+
     /// Cut from the autodiff graph.
     pub fn detach(&self) -> GaussianParams {
         GaussianParams {

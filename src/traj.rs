@@ -182,14 +182,13 @@ pub fn positions_csv(
         return out;
     }
     let (n, k) = (traj.rows, traj.rows_per_task);
-    let lengths = traj.lengths();
-    for i in 0..n {
+    for (i, &len) in traj.lengths().iter().enumerate() {
         let (m, r) = (i / k, i % k);
         let (gx, gy) = match goals.get(m).copied().flatten() {
             Some([x, y]) => (x.to_string(), y.to_string()),
             None => (String::new(), String::new()),
         };
-        for t in 0..=lengths[i] {
+        for t in 0..=len {
             let (x, y) = (
                 traj.positions[(t * n + i) * 2],
                 traj.positions[(t * n + i) * 2 + 1],

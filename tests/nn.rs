@@ -44,9 +44,9 @@ fn gaussian_log_prob_matches_the_closed_form() {
     for b in 0..2 {
         let mut want = 0.0f64;
         for j in 0..2 {
-            let s = (ls[j] as f64).exp();
-            let z = (a[b * 2 + j] as f64 - mu[b * 2 + j] as f64) / s;
-            want += -0.5 * z * z - ls[j] as f64 - 0.5 * LN_2PI;
+            let s = ls[j].exp();
+            let z = (a[b * 2 + j] - mu[b * 2 + j]) / s;
+            want += -0.5 * z * z - ls[j] - 0.5 * LN_2PI;
         }
         assert!((lp[b] - want).abs() < 1e-6, "row {b}: {} vs {want}", lp[b]);
     }
@@ -176,8 +176,8 @@ fn sampled_actions_are_mean_plus_std_noise_with_consistent_log_prob() {
     let (obs, _) = data();
     let s = p.sample(tensor2(obs.clone(), 4, 3, &d), &mut stream(5, "act"));
     let lp = to_vec_f64(p.log_prob(tensor2(obs, 4, 3, &d), tensor2(s.actions.clone(), 4, 2, &d)));
-    for b in 0..4 {
-        assert!((lp[b] - s.log_prob[b] as f64).abs() < 1e-4, "row {b}");
+    for (b, (x, y)) in lp.iter().zip(&s.log_prob).enumerate() {
+        assert!((x - *y as f64).abs() < 1e-4, "row {b}");
     }
     // Same RNG stream → same actions.
     let s2 = p.sample(tensor2(data().0, 4, 3, &d), &mut stream(5, "act"));

@@ -303,7 +303,7 @@ impl PgMaml {
                 .map(|i| ((gp[i] - gm[i]) as f64 / (2.0 * eps) + t.cg_damping * v[i] as f64) as f32)
                 .collect::<Vec<_>>()
         };
-        let dir = conjugate_gradient(&fvp, &g, t.cg_iters, 1e-10);
+        let dir = conjugate_gradient(fvp, &g, t.cg_iters, 1e-10);
         let shs: f64 = dir
             .iter()
             .zip(fvp(&dir))

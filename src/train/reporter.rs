@@ -30,8 +30,7 @@ pub fn headline(row: &Metrics) -> String {
     let post = row
         .0
         .iter()
-        .filter(|(n, _)| n.starts_with("post_return_"))
-        .last()
+        .rfind(|(n, _)| n.starts_with("post_return_"))
         .map(|(_, v)| *v);
     match (pre, post) {
         (Some(a), Some(b)) => format!("pre {a:.3} post {b:.3}"),

@@ -33,7 +33,7 @@ fn gaussian_log_prob_matches_the_closed_form() {
     let d = f64_device();
     let (mu, ls, a) = (
         vec![0.5, -1.0, 2.0, 0.0],
-        vec![0.3, -0.8],
+        vec![0.3f64, -0.8],
         vec![0.1, -0.5, 3.0, 0.2],
     );
     let lp = to_vec_f64(gaussian_log_prob(
@@ -45,7 +45,7 @@ fn gaussian_log_prob_matches_the_closed_form() {
         let mut want = 0.0f64;
         for j in 0..2 {
             let s = ls[j].exp();
-            let z = (a[b * 2 + j] - mu[b * 2 + j]) / s;
+            let z = (a[b * 2 + j] as f64 - mu[b * 2 + j] as f64) / s;
             want += -0.5 * z * z - ls[j] - 0.5 * LN_2PI;
         }
         assert!((lp[b] - want).abs() < 1e-6, "row {b}: {} vs {want}", lp[b]);

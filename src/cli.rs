@@ -48,6 +48,42 @@ impl CommonArgs {
     }
 }
 
+/// What [`open_or_create`] needs from a binary's run config.
+pub trait RunConfig: serde::de::DeserializeOwned {
+    /// The environment name (part of the run directory's name).
+    fn env_name(&self) -> &str;
+    /// The root seed (part of the run directory's name).
+    fn seed(&self) -> u64;
+    /// Sets the total number of iterations (`--iterations` extends a resumed run).
+    fn set_iterations(&mut self, n: usize);
+}
+
+/// The run a training binary works on: with `--resume DIR`, DIR's `config.toml` (with
+/// `--iterations` applied) and its directory; otherwise the config built by `fresh` and a
+/// new run directory for `bin`. The flag says whether it resumes.
+pub fn open_or_create<C: RunConfig>(
+    common: &CommonArgs,
+    bin: &str,
+    fresh: impl FnOnce() -> Result<C>,
+) -> Result<(C, crate::train::RunDir, bool)> {
+    use crate::train::{load_toml, RunDir};
+    match &common.resume {
+        Some(path) => {
+            let dir = RunDir::open(path)?;
+            let mut cfg: C = load_toml(&dir.config_path())?;
+            if let Some(n) = common.iterations {
+                cfg.set_iterations(n);
+            }
+            Ok((cfg, dir, true))
+        }
+        None => {
+            let cfg = fresh()?;
+            let dir = RunDir::create(common.out.as_deref(), bin, cfg.env_name(), cfg.seed())?;
+            Ok((cfg, dir, false))
+        }
+    }
+}
+
 /// Exit code for an error: 2 for bad input, 1 otherwise.
 pub fn exit_code(err: &Error) -> ExitCode {
     if err.is_user_error() {
@@ -158,27 +194,18 @@ impl PgFlags {
 /// The body of the `promp` and `pg-maml` binaries: new run or `--resume`, train,
 /// evaluate, print one summary line.
 pub fn run_pg(algo: crate::train::pg::PgAlgo, common: &CommonArgs, flags: &PgFlags) -> Result<()> {
+    use crate::train::load_toml;
     use crate::train::pg::{train, PgRun};
-    use crate::train::{load_toml, RunDir};
     let kind = common.device_kind()?;
-    let (cfg, dir, resume) = match &common.resume {
-        Some(path) => {
-            let dir = RunDir::open(path)?;
-            let mut cfg: PgRun = load_toml(&dir.config_path())?;
-            cfg.iterations = common.iterations.unwrap_or(cfg.iterations);
-            (cfg, dir, true)
-        }
-        None => {
-            let mut cfg: PgRun = match &common.config {
-                Some(p) => load_toml(p)?,
-                None => PgRun::default(),
-            };
-            cfg.algo = algo;
-            flags.apply(common, &mut cfg)?;
-            let dir = RunDir::create(common.out.as_deref(), algo.name(), &cfg.env, cfg.seed)?;
-            (cfg, dir, false)
-        }
-    };
+    let (cfg, dir, resume) = open_or_create(common, algo.name(), || {
+        let mut cfg: PgRun = match &common.config {
+            Some(p) => load_toml(p)?,
+            None => PgRun::default(),
+        };
+        cfg.algo = algo;
+        flags.apply(common, &mut cfg)?;
+        Ok(cfg)
+    })?;
     let s = train(&cfg, &dir, kind, resume, common.quiet)?;
     let post = s["eval"]["post_return"][cfg.meta.inner_steps - 1]
         .as_f64()

@@ -251,6 +251,21 @@ impl EsMaml {
         }
     }
 
+    /// The observation normalizer frozen for this iteration and a fresh counter.
+    fn context(&self) -> (ObsNorm, Counter) {
+        let d = self.env.spec().obs_dim;
+        let norm = if self.cfg.normalize_states {
+            self.stats.normalizer()
+        } else {
+            ObsStats::new(d).normalizer()
+        };
+        let c = Counter {
+            steps: AtomicU64::new(0),
+            stats: Mutex::new(ObsStats::new(d)),
+        };
+        (norm, c)
+    }
+
     /// θ as a flat vector.
     pub fn theta(&self) -> Vec<f32> {
         flatten(&self.policy)
@@ -319,15 +334,7 @@ impl EsMaml {
     /// One meta-iteration (Algorithm 2 or 5).
     pub fn step(&mut self, iteration: usize) -> Result<Metrics> {
         let it_seed = substream(self.seed, "es-iteration", iteration as u64).next_u64();
-        let norm = if self.cfg.normalize_states {
-            self.stats.normalizer()
-        } else {
-            ObsStats::new(self.env.spec().obs_dim).normalizer()
-        };
-        let c = Counter {
-            steps: AtomicU64::new(0),
-            stats: Mutex::new(ObsStats::new(self.env.spec().obs_dim)),
-        };
+        let (norm, c) = self.context();
         let theta = self.theta();
         let (grad, train_value) = match self.cfg.order {
             Order::Zero => self.zero_order(&theta, &norm, it_seed, &c),
@@ -517,15 +524,7 @@ impl EsMaml {
     /// Held-out evaluation: mean return before and after adaptation and the success rate
     /// after adaptation, on the first `n` test tasks (fixed evaluation streams).
     pub fn evaluate(&self, n: usize) -> (f64, f64, Option<f64>) {
-        let norm = if self.cfg.normalize_states {
-            self.stats.normalizer()
-        } else {
-            ObsStats::new(self.env.spec().obs_dim).normalizer()
-        };
-        let c = Counter {
-            steps: AtomicU64::new(0),
-            stats: Mutex::new(ObsStats::new(self.env.spec().obs_dim)),
-        };
+        let (norm, c) = self.context();
         let theta = self.theta();
         let tasks = TaskDistribution::new(self.env.clone()).held_out(n);
         let out: Vec<(f64, f64, Option<bool>)> = tasks

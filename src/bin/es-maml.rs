@@ -4,10 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use metarl::algo::es_maml::{Operator, Order, PolicyKind};
-use metarl::cli::{main_with, CommonArgs};
+use metarl::cli::{main_with, open_or_create, CommonArgs};
 use metarl::es::EsEstimator;
 use metarl::train::es_maml::{train, EsMamlRun};
-use metarl::train::{load_toml, RunDir};
+use metarl::train::load_toml;
 use metarl::{Error, Result};
 
 #[global_allocator]
@@ -146,20 +146,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     main_with(|| {
         let kind = args.common.device_kind()?;
-        let (cfg, dir, resume) = match &args.common.resume {
-            Some(path) => {
-                let dir = RunDir::open(path)?;
-                let mut cfg: EsMamlRun = load_toml(&dir.config_path())?;
-                cfg.iterations = args.common.iterations.unwrap_or(cfg.iterations);
-                (cfg, dir, true)
-            }
-            None => {
-                let cfg = config(&args)?;
-                let dir =
-                    RunDir::create(args.common.out.as_deref(), "es-maml", &cfg.env, cfg.seed)?;
-                (cfg, dir, false)
-            }
-        };
+        let (cfg, dir, resume) = open_or_create(&args.common, "es-maml", || config(&args))?;
         let s = train(&cfg, &dir, kind, resume, args.common.quiet)?;
         if cfg.env == "sine" {
             let mse = &s["eval"]["mse"];

@@ -5,10 +5,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use metarl::algo::sine_maml::Hessian;
-use metarl::cli::{main_with, CommonArgs};
+use metarl::cli::{main_with, open_or_create, CommonArgs};
 use metarl::nn::Activation;
+use metarl::train::load_toml;
 use metarl::train::sine_maml::{train, SineMamlRun};
-use metarl::train::{load_toml, RunDir};
 use metarl::{Error, Result};
 
 #[derive(Parser, Debug)]
@@ -83,20 +83,7 @@ fn main() -> ExitCode {
     let args = Args::parse();
     main_with(|| {
         let kind = args.common.device_kind()?;
-        let (cfg, dir, resume) = match &args.common.resume {
-            Some(path) => {
-                let dir = RunDir::open(path)?;
-                let mut cfg: SineMamlRun = load_toml(&dir.config_path())?;
-                cfg.iterations = args.common.iterations.unwrap_or(cfg.iterations);
-                (cfg, dir, true)
-            }
-            None => {
-                let cfg = config(&args)?;
-                let dir =
-                    RunDir::create(args.common.out.as_deref(), "sine-maml", "sine", cfg.seed)?;
-                (cfg, dir, false)
-            }
-        };
+        let (cfg, dir, resume) = open_or_create(&args.common, "sine-maml", || config(&args))?;
         let s = train(&cfg, &dir, kind, resume, args.common.quiet)?;
         let mse = &s["eval"]["mse"];
         println!(

@@ -1,12 +1,10 @@
 //! Driver of the `es-maml` binary: run config, training through the harness, held-out
 //! evaluation and `summary.json`.
 
-use std::time::Instant;
-
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{config::to_toml, resume_or_init, run, LoopConfig, RunDir};
+use super::{config::to_toml, resume_or_init, run_timed, RunDir};
 use crate::algo::es_maml::{EsMaml, EsMamlConfig};
 use crate::algo::es_sine::{EsSine, EsSineConfig};
 use crate::device::DeviceKind;
@@ -89,14 +87,15 @@ pub fn train(
         &device,
     );
     let start = resume_or_init(&mut learner, dir, resume, &to_toml(cfg)?)?;
-    let t0 = Instant::now();
-    let lc = LoopConfig {
-        iterations: cfg.iterations,
-        checkpoint_every: cfg.checkpoint_every,
+    let (res, wall) = run_timed(
+        &mut learner,
+        dir,
+        cfg.iterations,
+        cfg.checkpoint_every,
         quiet,
-    };
-    let res = run(&mut learner, dir, &lc, start, "es-maml")?;
-    let wall = t0.elapsed().as_secs_f64();
+        start,
+        "es-maml",
+    )?;
     let (pre, post, success) = learner.evaluate(cfg.eval_tasks);
     let summary = json!({
         "algo": "es-maml",
@@ -143,14 +142,15 @@ fn train_sine(
         &device,
     );
     let start = resume_or_init(&mut learner, dir, resume, &to_toml(cfg)?)?;
-    let t0 = Instant::now();
-    let lc = LoopConfig {
-        iterations: cfg.iterations,
-        checkpoint_every: cfg.checkpoint_every,
+    let (res, wall) = run_timed(
+        &mut learner,
+        dir,
+        cfg.iterations,
+        cfg.checkpoint_every,
         quiet,
-    };
-    let res = run(&mut learner, dir, &lc, start, "es-maml")?;
-    let wall = t0.elapsed().as_secs_f64();
+        start,
+        "es-maml",
+    )?;
     let plain = learner.model.valid();
     let dev = kind.device()?;
     let dist = crate::env::sine::SineDistribution::default();
@@ -184,4 +184,18 @@ fn train_sine(
     });
     dir.write_summary(&summary)?;
     Ok(summary)
+}
+
+impl crate::cli::RunConfig for EsMamlRun {
+    fn env_name(&self) -> &str {
+        &self.env
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn set_iterations(&mut self, n: usize) {
+        self.iterations = n;
+    }
 }

@@ -178,6 +178,27 @@ pub fn resume_or_init<T: Trainable>(
     }
 }
 
+/// [`run`] from `start` to `iterations` with the given cadence, also returning the
+/// wall-clock seconds it took (the drivers' common tail).
+pub fn run_timed<T: Trainable>(
+    algo: &mut T,
+    dir: &RunDir,
+    iterations: usize,
+    checkpoint_every: usize,
+    quiet: bool,
+    start: usize,
+    label: &str,
+) -> Result<(LoopResult, f64)> {
+    let t0 = Instant::now();
+    let cfg = LoopConfig {
+        iterations,
+        checkpoint_every,
+        quiet,
+    };
+    let res = run(algo, dir, &cfg, start, label)?;
+    Ok((res, t0.elapsed().as_secs_f64()))
+}
+
 /// The git commit of the working directory, when it can be read.
 pub fn git_commit(dir: &Path) -> Option<String> {
     let out = std::process::Command::new("git")

@@ -3,7 +3,6 @@
 //! per inner step, success rate, trajectories for `metarl plot`) and `summary.json`.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use burn::module::Module;
 use burn::optim::AdamConfig;
@@ -13,7 +12,7 @@ use serde_json::json;
 
 use super::{
     config::to_toml, load_module, load_optimizer, module_bytes, optimizer_bytes, resume_or_init,
-    run, Checkpoint, LoopConfig, Metrics, RunDir, Trainable,
+    run_timed, Checkpoint, Metrics, RunDir, Trainable,
 };
 use crate::algo::pg_maml::{PgMaml, PgMamlConfig};
 use crate::algo::promp::{ProMp, ProMpConfig};
@@ -286,14 +285,15 @@ pub fn train(
     let device = kind.device()?.autodiff();
     let mut learner = Learner::new(cfg, &device)?;
     let start = resume_or_init(&mut learner, dir, resume, &to_toml(cfg)?)?;
-    let t0 = Instant::now();
-    let lc = LoopConfig {
-        iterations: cfg.iterations,
-        checkpoint_every: cfg.checkpoint_every,
+    let (res, wall) = run_timed(
+        &mut learner,
+        dir,
+        cfg.iterations,
+        cfg.checkpoint_every,
         quiet,
-    };
-    let res = run(&mut learner, dir, &lc, start, cfg.algo.name())?;
-    let wall = t0.elapsed().as_secs_f64();
+        start,
+        cfg.algo.name(),
+    )?;
     let envf = env::make(&cfg.env)?;
     let ev = evaluate(
         &envf,
@@ -359,4 +359,18 @@ pub fn eval_run(dir: &RunDir, n: Option<usize>, kind: DeviceKind) -> Result<Eval
         &serde_json::to_vec_pretty(&j).map_err(|e| Error::Other(e.to_string()))?,
     )?;
     Ok(ev)
+}
+
+impl crate::cli::RunConfig for PgRun {
+    fn env_name(&self) -> &str {
+        &self.env
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn set_iterations(&mut self, n: usize) {
+        self.iterations = n;
+    }
 }

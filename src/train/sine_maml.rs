@@ -2,13 +2,11 @@
 //! Finn evaluation protocol (600 held-out tasks, query MSE after 0…10 inner steps with
 //! 95% confidence intervals) and `summary.json`.
 
-use std::time::Instant;
-
 use burn::module::Module;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{config::to_toml, resume_or_init, run, LoopConfig, RunDir};
+use super::{config::to_toml, resume_or_init, run_timed, RunDir};
 use crate::algo::sine_maml::{mse_curve, SineBatch, SineMaml, SineMamlConfig};
 use crate::device::DeviceKind;
 use crate::env::sine::SineDistribution;
@@ -111,14 +109,15 @@ pub fn train(
         &device,
     );
     let start = resume_or_init(&mut learner, dir, resume, &to_toml(cfg)?)?;
-    let t0 = Instant::now();
-    let lc = LoopConfig {
-        iterations: cfg.iterations,
-        checkpoint_every: cfg.checkpoint_every,
+    let (res, train_seconds) = run_timed(
+        &mut learner,
+        dir,
+        cfg.iterations,
+        cfg.checkpoint_every,
         quiet,
-    };
-    let res = run(&mut learner, dir, &lc, start, "sine-maml")?;
-    let train_seconds = t0.elapsed().as_secs_f64();
+        start,
+        "sine-maml",
+    )?;
     let (mse, ci95) = evaluate(&learner, cfg.eval_tasks, cfg.eval_steps);
     let mut csv = String::from("step,mse,ci95\n");
     for (s, (m, c)) in mse.iter().zip(&ci95).enumerate() {
@@ -149,4 +148,18 @@ pub fn train(
     });
     dir.write_summary(&summary)?;
     Ok(summary)
+}
+
+impl crate::cli::RunConfig for SineMamlRun {
+    fn env_name(&self) -> &str {
+        "sine"
+    }
+
+    fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    fn set_iterations(&mut self, n: usize) {
+        self.iterations = n;
+    }
 }

@@ -193,6 +193,28 @@ fn resume_continues_exactly_and_eval_reads_the_saved_policy() {
 }
 
 #[test]
+fn eval_of_a_run_that_is_not_a_pg_run_exits_2_with_a_clear_message() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("sine");
+    let o = Command::new(env!("CARGO_BIN_EXE_sine-maml"))
+        .args([
+            "--iterations",
+            "2",
+            "--eval-tasks",
+            "2",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let o = run("metarl", &["eval", out.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a promp or pg-maml run"));
+}
+
+#[test]
 fn bad_pg_flags_exit_2_and_name_the_field() {
     for (args, field) in [
         (vec!["--estimator", "reinforce"], "estimator"),

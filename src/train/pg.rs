@@ -333,6 +333,17 @@ pub fn train(
 /// `metarl eval RUN_DIR`: loads a run's config and last checkpoint, evaluates the
 /// meta-policy on `n` held-out tasks and writes `eval.json` and `trajectories.csv`.
 pub fn eval_run(dir: &RunDir, n: Option<usize>, kind: DeviceKind) -> Result<Evaluation> {
+    let text =
+        std::fs::read_to_string(dir.config_path()).map_err(|e| Error::io(dir.config_path(), e))?;
+    let is_pg = text
+        .lines()
+        .any(|l| l.starts_with("algo = \"promp\"") || l.starts_with("algo = \"pg-maml\""));
+    if !is_pg {
+        return Err(Error::RunDir {
+            path: dir.path().to_path_buf(),
+            message: "is not a promp or pg-maml run; `metarl eval` adapts Gaussian meta-policies (sine-maml and es-maml runs are evaluated at the end of training, see summary.json)".into(),
+        });
+    }
     let cfg: PgRun = super::load_toml(&dir.config_path())?;
     let device = kind.device()?;
     let envf = env::make(&cfg.env)?;

@@ -87,7 +87,7 @@ pub fn sample<A: Actor>(
 }
 
 /// Running observation statistics (count, per-dimension sum and sum of squares), for
-/// ES-MAML's global state normalization. Sums are kept in fixed point (2⁻²⁰ units, i128),
+/// ES-MAML's global state normalization. Sums are kept in fixed point (2⁻²⁰ units, truncated; i128),
 /// so merging workers' statistics is exact and independent of order and thread count.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObsStats {
@@ -116,8 +116,10 @@ impl ObsStats {
         self.count += 1;
         for (j, &x) in o.iter().enumerate() {
             let x = x as f64;
-            self.sum[j] += (x * FIXED).round() as i128;
-            self.sumsq[j] += (x * x * FIXED).round() as i128;
+            // Truncation to i64 is one instruction (f64 → i128 and `round` are libm calls
+            // that showed up at 20% of ES profiles); i128 sums never overflow.
+            self.sum[j] += (x * FIXED) as i64 as i128;
+            self.sumsq[j] += (x * x * FIXED) as i64 as i128;
         }
     }
 

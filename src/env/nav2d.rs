@@ -73,7 +73,8 @@ fn goal(task: &Task) -> [f32; 2] {
 }
 
 fn distance(p: [f32; 2], g: [f32; 2]) -> f32 {
-    (p[0] - g[0]).hypot(p[1] - g[1])
+    let (dx, dy) = (p[0] - g[0], p[1] - g[1]);
+    (dx * dx + dy * dy).sqrt()
 }
 
 impl Env for Nav2d {

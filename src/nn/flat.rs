@@ -67,7 +67,13 @@ impl FlatPolicy {
         let (h, z) = (&mut scratch.h, &mut scratch.z);
         // Activations kept feature-major [d, B] so the inner loop is over the batch.
         h.clear();
-        h.extend((0..self.sizes[0]).flat_map(|j| (0..b).map(move |i| obs[i * self.sizes[0] + j])));
+        if b == 1 {
+            h.extend_from_slice(obs);
+        } else {
+            h.extend(
+                (0..self.sizes[0]).flat_map(|j| (0..b).map(move |i| obs[i * self.sizes[0] + j])),
+            );
+        }
         let mut off = 0;
         for (l, w) in self.sizes.windows(2).enumerate() {
             let (din, dout) = (w[0], w[1]);

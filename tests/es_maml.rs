@@ -180,3 +180,54 @@ fn es_maml_on_sine_with_exact_gradient_adaptation_lowers_the_one_step_mse() {
     println!("1-step MSE {:.3} → {:.3}", before[1], after[1]);
     assert!(after[1] < 0.8 * before[1], "{before:?} → {after:?}");
 }
+
+#[test]
+fn es_maml_resume_continues_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let (full, part) = (d.path().join("full"), d.path().join("part"));
+    let base = [
+        "--env",
+        "point-corners",
+        "--perturbations",
+        "10",
+        "--queries",
+        "4",
+        "--eval-tasks",
+        "3",
+        "--quiet",
+    ];
+    for (out, it) in [(&full, "6"), (&part, "3")] {
+        let mut a = base.to_vec();
+        a.extend(["--iterations", it, "--out", out.to_str().unwrap()]);
+        let o = Command::new(env!("CARGO_BIN_EXE_es-maml"))
+            .args(&a)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_es-maml"))
+        .args([
+            "--resume",
+            part.to_str().unwrap(),
+            "--iterations",
+            "6",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = |p: &std::path::Path| -> Vec<String> {
+        let text = std::fs::read_to_string(p.join("progress.csv")).unwrap();
+        text.lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect()
+    };
+    assert_eq!(
+        rows(&full),
+        rows(&part),
+        "wall_seconds aside, the rows are identical"
+    );
+    let s = |p: &std::path::Path| std::fs::read_to_string(p.join("summary.json")).unwrap();
+    let eval = |t: String| serde_json::from_str::<serde_json::Value>(&t).unwrap()["eval"].clone();
+    assert_eq!(eval(s(&full)), eval(s(&part)));
+}

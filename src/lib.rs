@@ -5,6 +5,8 @@
 //! (batched sampling), [`estimate`] (returns, GAE, baselines), [`train`] (configs, run
 //! directory, logging, checkpoints), [`plot`].
 
+#![warn(missing_docs)]
+
 pub mod algo;
 pub mod cli;
 pub mod device;

@@ -1,9 +1,12 @@
 //! metarl: meta-reinforcement learning on Burn.
 //!
-//! Layers (dependencies point down): [`env`] (task families, batched environments),
-//! [`nn`] (Burn modules), [`params`] (module ⇄ flat vector), [`rollout`]/[`traj`]
-//! (batched sampling), [`estimate`] (returns, GAE, baselines), [`train`] (configs, run
-//! directory, logging, checkpoints), [`plot`].
+//! Layers, lowest first: [`env`] (task families, batched environments), [`nn`] (Burn
+//! modules; [`nn::functional`] holds the differentiable inner gradients), [`params`]
+//! (module ⇄ flat vector ⇄ gradients), [`rollout`]/[`traj`] (batched sampling),
+//! [`estimate`] (returns, GAE, baselines), [`objective`] (surrogates), [`es`] (evolution
+//! strategies), [`optim`] (conjugate gradient, line search), [`pg`] and [`supervised`]
+//! (what several algorithms share), [`algo`] (one file per algorithm), [`train`] (configs,
+//! run directory, checkpoints, drivers), [`plot`], [`cli`].
 
 #![warn(missing_docs)]
 

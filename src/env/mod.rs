@@ -148,6 +148,12 @@ pub fn make(name: &str) -> Result<Arc<dyn Env>> {
     Ok(env)
 }
 
+/// Euclidean distance between two points of the plane (point environments).
+pub(crate) fn distance(p: [f32; 2], g: [f32; 2]) -> f32 {
+    let (dx, dy) = (p[0] - g[0], p[1] - g[1]);
+    (dx * dx + dy * dy).sqrt()
+}
+
 /// A draw from `U[low, high)`. Unlike `random_range`, the degenerate range `low == high`
 /// is allowed and gives `low`, so a config can pin a parameter.
 ///

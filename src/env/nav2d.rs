@@ -20,7 +20,7 @@
 //! the goal region of ES-MAML's NavigationTask2d (it ends episodes at squared distance
 //! ≤ 0.01) and about one step's length. A terminated episode is always a success.
 
-use super::{uniform, Env, EnvSpec, Task};
+use super::{distance, uniform, Env, EnvSpec, Task};
 use crate::rng::Rng;
 
 /// The 2-D navigation family; [`Default`] gives the paper settings.
@@ -70,11 +70,6 @@ fn goal(task: &Task) -> [f32; 2] {
         Task::Goal2d { x, y } => [*x, *y],
         other => panic!("nav2d rows should carry Task::Goal2d, got {other:?}"),
     }
-}
-
-fn distance(p: [f32; 2], g: [f32; 2]) -> f32 {
-    let (dx, dy) = (p[0] - g[0], p[1] - g[1]);
-    (dx * dx + dy * dy).sqrt()
 }
 
 impl Env for Nav2d {

@@ -27,7 +27,7 @@
 
 use rand::Rng as _;
 
-use super::{uniform, Env, EnvSpec, Task};
+use super::{distance, uniform, Env, EnvSpec, Task};
 use crate::rng::Rng;
 
 /// The four corners, indexed by [`Task::Corner`]'s `index` (ProMP's order).
@@ -160,11 +160,6 @@ fn goal(task: &Task) -> [f32; 2] {
             .unwrap_or_else(|| panic!("corner index should be below 4, got {index}")),
         other => panic!("point-corners rows should carry Task::Corner, got {other:?}"),
     }
-}
-
-fn distance(p: [f32; 2], g: [f32; 2]) -> f32 {
-    let (dx, dy) = (p[0] - g[0], p[1] - g[1]);
-    (dx * dx + dy * dy).sqrt()
 }
 
 impl Env for PointCorners {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{config::to_toml, resume_or_init, run_timed, RunDir};
+use super::{config::to_toml, resume_and_run, LoopConfig, RunDir};
 use crate::algo::es_maml::{EsMaml, EsMamlConfig};
 use crate::algo::es_sine::{EsSine, EsSineConfig};
 use crate::device::DeviceKind;
@@ -86,16 +86,12 @@ pub fn train(
         &mut stream(cfg.seed, "tasks"),
         &device,
     );
-    let start = resume_or_init(&mut learner, dir, resume, &to_toml(cfg)?)?;
-    let (res, wall) = run_timed(
-        &mut learner,
-        dir,
-        cfg.iterations,
-        cfg.checkpoint_every,
+    let lc = LoopConfig {
+        iterations: cfg.iterations,
+        checkpoint_every: cfg.checkpoint_every,
         quiet,
-        start,
-        "es-maml",
-    )?;
+    };
+    let (res, wall) = resume_and_run(&mut learner, dir, resume, &to_toml(cfg)?, &lc, "es-maml")?;
     let (pre, post, success) = learner.evaluate(cfg.eval_tasks);
     let summary = json!({
         "algo": "es-maml",
@@ -117,8 +113,6 @@ pub fn train(
         },
         "final": { "pre_return": res.last.get("pre_return"), "post_return": [res.last.get("post_return_1")] },
         "eval": { "tasks": cfg.eval_tasks, "pre_return": pre, "post_return": [post], "success_rate": success },
-        "versions": { "metarl": env!("CARGO_PKG_VERSION"), "burn": "0.22.1" },
-        "git_commit": super::git_commit(std::path::Path::new(".")),
     });
     dir.write_summary(&summary)?;
     Ok(summary)
@@ -141,16 +135,12 @@ fn train_sine(
         &mut stream(cfg.seed, "policy"),
         &device,
     );
-    let start = resume_or_init(&mut learner, dir, resume, &to_toml(cfg)?)?;
-    let (res, wall) = run_timed(
-        &mut learner,
-        dir,
-        cfg.iterations,
-        cfg.checkpoint_every,
+    let lc = LoopConfig {
+        iterations: cfg.iterations,
+        checkpoint_every: cfg.checkpoint_every,
         quiet,
-        start,
-        "es-maml",
-    )?;
+    };
+    let (res, wall) = resume_and_run(&mut learner, dir, resume, &to_toml(cfg)?, &lc, "es-maml")?;
     let plain = learner.model.valid();
     let dev = kind.device()?;
     let dist = crate::env::sine::SineDistribution::default();
@@ -179,8 +169,6 @@ fn train_sine(
         },
         "final": { "post_mse": res.last.get("post_mse") },
         "eval": { "tasks": tasks.len(), "mse": mse, "ci95": ci95 },
-        "versions": { "metarl": env!("CARGO_PKG_VERSION"), "burn": "0.22.1" },
-        "git_commit": super::git_commit(std::path::Path::new(".")),
     });
     dir.write_summary(&summary)?;
     Ok(summary)

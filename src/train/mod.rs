@@ -162,7 +162,7 @@ pub fn run<T: Trainable>(
 
 /// Prepares a run: restores `learner` from the directory's checkpoint when resuming, or
 /// writes `config.toml` for a new run. Returns the first iteration to run.
-pub fn resume_or_init<T: Trainable>(
+fn resume_or_init<T: Trainable>(
     learner: &mut T,
     dir: &RunDir,
     resume: bool,
@@ -178,24 +178,20 @@ pub fn resume_or_init<T: Trainable>(
     }
 }
 
-/// [`run`] from `start` to `iterations` with the given cadence, also returning the
-/// wall-clock seconds it took (the drivers' common tail).
-pub fn run_timed<T: Trainable>(
-    algo: &mut T,
+/// The drivers' common path: restore `learner` from the directory's checkpoint when
+/// resuming (or write `config.toml` for a new run), then [`run`] to `cfg.iterations`.
+/// Also returns the wall-clock seconds the loop took.
+pub fn resume_and_run<T: Trainable>(
+    learner: &mut T,
     dir: &RunDir,
-    iterations: usize,
-    checkpoint_every: usize,
-    quiet: bool,
-    start: usize,
+    resume: bool,
+    config_toml: &str,
+    cfg: &LoopConfig,
     label: &str,
 ) -> Result<(LoopResult, f64)> {
+    let start = resume_or_init(learner, dir, resume, config_toml)?;
     let t0 = Instant::now();
-    let cfg = LoopConfig {
-        iterations,
-        checkpoint_every,
-        quiet,
-    };
-    let res = run(algo, dir, &cfg, start, label)?;
+    let res = run(learner, dir, cfg, start, label)?;
     Ok((res, t0.elapsed().as_secs_f64()))
 }
 

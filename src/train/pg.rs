@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::{
-    config::to_toml, load_module, load_optimizer, module_bytes, optimizer_bytes, resume_or_init,
-    run_timed, Checkpoint, Metrics, RunDir, Trainable,
+    config::to_toml, load_module, load_optimizer, module_bytes, optimizer_bytes, resume_and_run,
+    Checkpoint, LoopConfig, Metrics, RunDir, Trainable,
 };
 use crate::algo::pg_maml::{PgMaml, PgMamlConfig};
 use crate::algo::promp::{ProMp, ProMpConfig};
@@ -284,14 +284,17 @@ pub fn train(
     cfg.validate()?;
     let device = kind.device()?.autodiff();
     let mut learner = Learner::new(cfg, &device)?;
-    let start = resume_or_init(&mut learner, dir, resume, &to_toml(cfg)?)?;
-    let (res, wall) = run_timed(
+    let lc = LoopConfig {
+        iterations: cfg.iterations,
+        checkpoint_every: cfg.checkpoint_every,
+        quiet,
+    };
+    let (res, wall) = resume_and_run(
         &mut learner,
         dir,
-        cfg.iterations,
-        cfg.checkpoint_every,
-        quiet,
-        start,
+        resume,
+        &to_toml(cfg)?,
+        &lc,
         cfg.algo.name(),
     )?;
     let envf = env::make(&cfg.env)?;
@@ -323,8 +326,6 @@ pub fn train(
         },
         "final": { "pre_return": res.last.get("pre_return"), "post_return": post_final },
         "eval": { "tasks": ev.tasks, "pre_return": ev.pre_return, "post_return": ev.post_return, "success_rate": ev.success_rate },
-        "versions": { "metarl": env!("CARGO_PKG_VERSION"), "burn": "0.22.1" },
-        "git_commit": super::git_commit(std::path::Path::new(".")),
     });
     dir.write_summary(&summary)?;
     Ok(summary)

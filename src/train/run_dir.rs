@@ -102,9 +102,21 @@ impl RunDir {
         atomic_write(&self.config_path(), toml_text.as_bytes())
     }
 
-    /// Writes `summary.json`, atomically.
+    /// Writes `summary.json` atomically, stamped with the crate and Burn versions and the
+    /// git commit of the working directory (when known).
     pub fn write_summary(&self, summary: &serde_json::Value) -> Result<()> {
-        let text = serde_json::to_vec_pretty(summary).map_err(|e| Error::Other(e.to_string()))?;
+        let mut summary = summary.clone();
+        if let Some(map) = summary.as_object_mut() {
+            map.insert(
+                "versions".into(),
+                serde_json::json!({ "metarl": env!("CARGO_PKG_VERSION"), "burn": "0.22.1" }),
+            );
+            map.insert(
+                "git_commit".into(),
+                serde_json::json!(super::git_commit(Path::new("."))),
+            );
+        }
+        let text = serde_json::to_vec_pretty(&summary).map_err(|e| Error::Other(e.to_string()))?;
         atomic_write(&self.summary_path(), &text)
     }
 

@@ -6,7 +6,7 @@ use burn::module::Module;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{config::to_toml, resume_or_init, run_timed, RunDir};
+use super::{config::to_toml, resume_and_run, LoopConfig, RunDir};
 use crate::algo::sine_maml::{mse_curve, SineBatch, SineMaml, SineMamlConfig};
 use crate::device::DeviceKind;
 use crate::env::sine::SineDistribution;
@@ -108,16 +108,13 @@ pub fn train(
         stream(cfg.seed, "tasks"),
         &device,
     );
-    let start = resume_or_init(&mut learner, dir, resume, &to_toml(cfg)?)?;
-    let (res, train_seconds) = run_timed(
-        &mut learner,
-        dir,
-        cfg.iterations,
-        cfg.checkpoint_every,
+    let lc = LoopConfig {
+        iterations: cfg.iterations,
+        checkpoint_every: cfg.checkpoint_every,
         quiet,
-        start,
-        "sine-maml",
-    )?;
+    };
+    let (res, train_seconds) =
+        resume_and_run(&mut learner, dir, resume, &to_toml(cfg)?, &lc, "sine-maml")?;
     let (mse, ci95) = evaluate(&learner, cfg.eval_tasks, cfg.eval_steps);
     let mut csv = String::from("step,mse,ci95\n");
     for (s, (m, c)) in mse.iter().zip(&ci95).enumerate() {
@@ -143,8 +140,6 @@ pub fn train(
         },
         "final": { "pre_mse": res.last.get("pre_mse"), "post_mse": [res.last.get("post_mse")] },
         "eval": { "tasks": cfg.eval_tasks, "mse": mse, "ci95": ci95 },
-        "versions": { "metarl": env!("CARGO_PKG_VERSION"), "burn": "0.22.1" },
-        "git_commit": super::git_commit(std::path::Path::new(".")),
     });
     dir.write_summary(&summary)?;
     Ok(summary)

@@ -130,11 +130,24 @@ pub struct TaskBatch {
 }
 
 /// Reorders a time-major `[T, N, d]` array (N = M·K) into `[M, K, T, d]`.
-fn task_major(x: &[f32], t: usize, n: usize, d: usize) -> Vec<f32> {
+pub fn task_major(x: &[f32], t: usize, n: usize, d: usize) -> Vec<f32> {
     let mut out = Vec::with_capacity(x.len());
     for row in 0..n {
         for s in 0..t {
             out.extend_from_slice(&x[(s * n + row) * d..(s * n + row + 1) * d]);
+        }
+    }
+    out
+}
+
+/// The inverse of [`task_major`]: `[M, K, T, d]` (rows in order, each row's steps
+/// contiguous) back to time-major `[T, N, d]`.
+pub fn time_major(x: &[f32], t: usize, n: usize, d: usize) -> Vec<f32> {
+    let mut out = vec![0.0; x.len()];
+    for row in 0..n {
+        for s in 0..t {
+            let src = (row * t + s) * d;
+            out[(s * n + row) * d..(s * n + row + 1) * d].copy_from_slice(&x[src..src + d]);
         }
     }
     out
@@ -280,11 +293,15 @@ pub fn adapt_with_mean(
 }
 
 /// Per-task Gaussian policies (task m's parameters act on rows m·K..(m+1)·K) for
-/// post-update sampling; parameters are read without tracking.
+/// post-update sampling; parameters are read without tracking. An optional per-row
+/// context (a latent code) is appended to every observation, for policies conditioned on
+/// a latent (meta-exploration, MAESN).
 pub struct TaskPolicies {
     params: GaussianParams,
     rows_per_task: usize,
     log_std: Vec<f32>,
+    context: Vec<f32>,
+    context_dim: usize,
 }
 
 impl TaskPolicies {
@@ -296,7 +313,17 @@ impl TaskPolicies {
             params,
             rows_per_task,
             log_std,
+            context: Vec::new(),
+            context_dim: 0,
         }
+    }
+
+    /// Appends `context[row]` (`[N, dim]`, row-major) to row `row`'s observation before
+    /// the policy sees it.
+    pub fn with_context(mut self, context: Vec<f32>, dim: usize) -> Self {
+        self.context = context;
+        self.context_dim = dim;
+        self
     }
 }
 
@@ -305,6 +332,20 @@ impl Actor for TaskPolicies {
         use rand_distr::{Distribution, StandardNormal};
         let [n, od] = obs.dims();
         let k = self.rows_per_task;
+        let (obs, od) = if self.context_dim == 0 {
+            (obs, od)
+        } else {
+            let c = self.context_dim;
+            assert_eq!(self.context.len(), n * c, "one context row per observation row");
+            let device = obs.device();
+            let o = to_vec(obs);
+            let mut x = Vec::with_capacity(n * (od + c));
+            for (row, ctx) in o.chunks(od).zip(self.context.chunks(c)) {
+                x.extend_from_slice(row);
+                x.extend_from_slice(ctx);
+            }
+            (crate::nn::tensor2(x, n, od + c, &device), od + c)
+        };
         let mu = to_vec(self.params.mu(obs.reshape([n / k, k, od])));
         let ad = mu.len() / n;
         let shared = self.log_std.len() == ad;

@@ -204,6 +204,22 @@ pub fn backward(p: &MlpParams, cache: &Cache, dout: Tensor<3>) -> MlpParams {
     }
 }
 
+/// The gradient of a loss with respect to the network's *input*, `[M, K, d_in]`, given
+/// `dout = ∂loss/∂out` `[M, K, d_out]`: the backward pass continued through the first
+/// layer, `dx = dz_0 W_0ᵀ`. Written in differentiable tensor ops, so a step on an input
+/// (a latent code concatenated to the state) can be differentiated again.
+pub fn input_grad(p: &MlpParams, cache: &Cache, dout: Tensor<3>) -> Tensor<3> {
+    let mut dz = dout;
+    for l in (0..p.num_layers()).rev() {
+        let dh = times(dz, p.w[l].clone().swap_dims(1, 2));
+        if l == 0 {
+            return dh;
+        }
+        dz = dh * activation_grad(p.activation, cache.h[l].clone());
+    }
+    unreachable!("an MLP has at least one layer")
+}
+
 /// σ'(z) expressed through the layer output h = σ(z).
 fn activation_grad(a: Activation, h: Tensor<3>) -> Tensor<3> {
     match a {

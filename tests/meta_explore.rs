@@ -182,8 +182,8 @@ fn variance_reduced_estimator_without_baseline_is_the_exact_gradient() {
     let vr = grad(&dice);
     let e = rel_err(&vr, &exact);
     println!("variance-reduced (no baseline, λ = 1) vs exact DiCE: {e:.2e}");
-    // r^μ and A^μ go through the f32 host-side estimators (returns, baseline, GAE), so
-    // the φ part agrees to f32 rounding, the rest to f64 rounding.
+    // r^μ and A^μ go through the f32 host-side estimators (returns, baseline, GAE) and
+    // the sampler's log μ_old is f32, so the two agree to f32 rounding.
     assert!(e < 1e-6);
     // With the paper's λ = 0 and baseline the φ part differs; the others do not.
     dice.explore_lambda = 0.0;
@@ -191,8 +191,9 @@ fn variance_reduced_estimator_without_baseline_is_the_exact_gradient() {
     let vr0 = grad(&dice);
     let (gv, ge) = (groups(&f.p, &vr0), groups(&f.p, &exact));
     assert!(rel_err(&gv[0], &ge[0]) > 1e-3);
+    // The magic boxes equal 1 up to the f32 rounding of the sampler's log μ_old.
     for i in 1..4 {
-        assert!(rel_err(&gv[i], &ge[i]) < 1e-12);
+        assert!(rel_err(&gv[i], &ge[i]) < 1e-6);
     }
 }
 

@@ -274,3 +274,138 @@ fn variance_reduced_estimator_on_a_closed_form_case() {
     // standard errors 0.70 here).
     assert!(sb < sp);
 }
+
+mod maesn {
+    use super::*;
+    use metarl::algo::maesn::{objective, run_episodes, MaesnConfig, MaesnModel, MaesnParams};
+
+    fn parts(p: &MaesnParams) -> Vec<Tensor<3>> {
+        let mut v: Vec<Tensor<3>> = p
+            .policy
+            .mean
+            .w
+            .iter()
+            .zip(&p.policy.mean.b)
+            .flat_map(|(w, b)| [w.clone(), b.clone()])
+            .collect();
+        v.extend([
+            p.policy.log_std.clone(),
+            p.mean.clone(),
+            p.log_std.clone(),
+            p.step_mean.clone(),
+            p.step_log_std.clone(),
+        ]);
+        v
+    }
+
+    fn from_parts(t: &MaesnParams, v: Vec<Tensor<3>>) -> MaesnParams {
+        let l = t.policy.mean.num_layers();
+        let mut it = v.into_iter();
+        let (mut w, mut b) = (vec![], vec![]);
+        for _ in 0..l {
+            w.push(it.next().unwrap());
+            b.push(it.next().unwrap());
+        }
+        MaesnParams {
+            policy: GaussianParams {
+                mean: MlpParams {
+                    w,
+                    b,
+                    activation: t.policy.mean.activation,
+                },
+                log_std: it.next().unwrap(),
+            },
+            mean: it.next().unwrap(),
+            log_std: it.next().unwrap(),
+            step_mean: it.next().unwrap(),
+            step_log_std: it.next().unwrap(),
+        }
+    }
+
+    /// The outer objective through the latent step equals a finite difference with
+    /// respect to θ, the latent means and log-stds and both step sizes.
+    #[test]
+    fn maesn_meta_gradient_matches_finite_differences() {
+        use rand::Rng;
+        let d = f64_device().autodiff();
+        let cfg = MaesnConfig {
+            tasks: 2,
+            rollouts: 3,
+            train_tasks: 4,
+            latent_dim: 2,
+            inner_lr: 0.5,
+            policy: GaussianPolicyConfig {
+                hidden: vec![6],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let envf: Arc<dyn Env> = Arc::new(env::nav2d::Nav2d::default().with_horizon(12));
+        let s = envf.spec().clone();
+        let model = MaesnModel::init(&cfg, s.obs_dim, s.act_dim, &mut stream(6, "init"), &d);
+        let idx = [1usize, 3];
+        let mut r = stream(6, "jitter");
+        let base = MaesnParams::of(&model, &idx).detach();
+        let p0 = from_parts(
+            &base,
+            parts(&base)
+                .into_iter()
+                .map(|t| {
+                    let n = t.shape().num_elements();
+                    let noise: Vec<f64> = (0..n).map(|_| r.random_range(-0.3..0.3)).collect();
+                    t.clone() + Tensor::<3>::from_data(TensorData::new(noise, t.shape()), &d)
+                })
+                .collect(),
+        );
+        let tasks = metarl::pg::sample_task_batch(&envf, 2, &mut stream(6, "tasks"));
+        let (samples, _, _) = run_episodes(
+            &envf,
+            &tasks,
+            &p0,
+            &cfg,
+            &mut stream(6, "env"),
+            &mut stream(6, "act"),
+            &mut stream(6, "latent"),
+            &d,
+        )
+        .unwrap();
+        let leaves = from_parts(&p0, parts(&p0).into_iter().map(|t| t.require_grad()).collect());
+        let g = objective(&leaves, &samples, &cfg).backward();
+        let grad: Vec<f64> = parts(&leaves)
+            .into_iter()
+            .flat_map(|t| to_vec_f64(t.grad(&g).unwrap()))
+            .collect();
+        let x0: Vec<f64> = parts(&p0).into_iter().flat_map(to_vec_f64).collect();
+        let value = |x: &[f64]| {
+            let mut off = 0;
+            let v = parts(&p0)
+                .into_iter()
+                .map(|t| {
+                    let n = t.shape().num_elements();
+                    let c = x[off..off + n].to_vec();
+                    off += n;
+                    Tensor::<3>::from_data(TensorData::new(c, t.shape()), &d)
+                })
+                .collect();
+            to_vec_f64(objective(&from_parts(&p0, v), &samples, &cfg))[0]
+        };
+        let h = 1e-6;
+        let fd: Vec<f64> = (0..x0.len())
+            .map(|i| {
+                let (mut xp, mut xm) = (x0.clone(), x0.clone());
+                xp[i] += h;
+                xm[i] -= h;
+                (value(&xp) - value(&xm)) / (2.0 * h)
+            })
+            .collect();
+        // The last 12 entries: latent means and log-stds (2 tasks × 2 each), then α_μ, α_σ (2 each).
+        let n = x0.len();
+        let latent = n - 12;
+        let e_policy = rel_err(&grad[..latent], &fd[..latent]);
+        let e_latent = rel_err(&grad[latent..], &fd[latent..]);
+        let steps = &fd[n - 4..];
+        println!("MAESN: policy relative error {e_policy:.2e}, latent parameters {e_latent:.2e}, step-size gradient {steps:?}");
+        assert!(e_policy < 1e-6 && e_latent < 1e-6);
+        assert!(steps.iter().all(|x| x.abs() > 1e-8), "the step sizes get a meta-gradient");
+    }
+}

@@ -3,6 +3,7 @@
 
 pub mod es_maml;
 pub mod es_sine;
+pub mod maesn;
 pub mod mame;
 pub mod pg_maml;
 pub mod promp;

@@ -336,7 +336,11 @@ impl Actor for TaskPolicies {
             (obs, od)
         } else {
             let c = self.context_dim;
-            assert_eq!(self.context.len(), n * c, "one context row per observation row");
+            assert_eq!(
+                self.context.len(),
+                n * c,
+                "one context row per observation row"
+            );
             let device = obs.device();
             let o = to_vec(obs);
             let mut x = Vec::with_capacity(n * (od + c));

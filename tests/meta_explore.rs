@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use burn::prelude::*;
 use metarl::algo::mame::{
-    explore_advantages, meta_gradient, objective, run_episodes, ExploreBatch, InnerLoss,
-    Latent, MameConfig, MameNets, MameParams, PhiGradient, Target,
+    explore_advantages, meta_gradient, objective, run_episodes, ExploreBatch, InnerLoss, Latent,
+    MameConfig, MameNets, MameParams, PhiGradient, Target,
 };
 use metarl::device::f64_device;
 use metarl::env::{self, Env};
@@ -26,7 +26,12 @@ use metarl::pg::{process, MetaPgConfig, TaskBatch};
 use metarl::rng::stream;
 
 fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let num: f64 = a.iter().zip(b).map(|(x, y)| (x - y).powi(2)).sum::<f64>().sqrt();
+    let num: f64 = a
+        .iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).powi(2))
+        .sum::<f64>()
+        .sqrt();
     num / b.iter().map(|y| y * y).sum::<f64>().sqrt().max(1e-300)
 }
 
@@ -94,17 +99,16 @@ fn fixture(cfg: &MameConfig, d: &Device) -> Fixture {
 
 fn value(f: &Fixture, flat: &[f64], cfg: &MameConfig, d: &Device) -> f64 {
     let mut off = 0;
-    let parts = f
-        .p
-        .parts()
-        .into_iter()
-        .map(|t| {
-            let n = t.shape().num_elements();
-            let v = flat[off..off + n].to_vec();
-            off += n;
-            Tensor::<3>::from_data(TensorData::new(v, t.shape()), d)
-        })
-        .collect();
+    let parts =
+        f.p.parts()
+            .into_iter()
+            .map(|t| {
+                let n = t.shape().num_elements();
+                let v = flat[off..off + n].to_vec();
+                off += n;
+                Tensor::<3>::from_data(TensorData::new(v, t.shape()), d)
+            })
+            .collect();
     let p = f.p.from_parts(parts);
     to_vec_f64(objective(&p, &f.pre, &f.post, cfg))[0]
 }
@@ -159,7 +163,10 @@ fn mame_meta_gradient_matches_finite_differences() {
                 continue;
             }
             assert!(norm > 1e-8, "{name} gradient should not vanish");
-            assert!(e < 1e-6, "{inner:?} {target:?} {name}: relative error {e:.2e}");
+            assert!(
+                e < 1e-6,
+                "{inner:?} {target:?} {name}: relative error {e:.2e}"
+            );
         }
     }
 }
@@ -216,7 +223,8 @@ fn variance_reduced_estimator_on_a_closed_form_case() {
     for _ in 0..batches {
         let a: Vec<f64> = (0..k).map(|_| normal.sample(&mut rng)).collect();
         let r_t: Vec<f32> = a.iter().map(|x| (c * x * x) as f32).collect();
-        let t3 = |v: Vec<f64>, shape: [usize; 3]| Tensor::<3>::from_data(TensorData::new(v, shape), &d);
+        let t3 =
+            |v: Vec<f64>, shape: [usize; 3]| Tensor::<3>::from_data(TensorData::new(v, shape), &d);
         let batch = TaskBatch {
             m: 1,
             k,
@@ -240,7 +248,8 @@ fn variance_reduced_estimator_on_a_closed_form_case() {
         };
         for (baseline, out) in [(false, &mut plain), (true, &mut based)] {
             let adv = explore_advantages(&r_t, &e, 1, 0.0, baseline).unwrap();
-            let bias = Tensor::<3>::from_data(TensorData::new(vec![b], [1, 1, 1]), &d).require_grad();
+            let bias =
+                Tensor::<3>::from_data(TensorData::new(vec![b], [1, 1, 1]), &d).require_grad();
             let mu = GaussianParams {
                 mean: MlpParams {
                     w: vec![t3(vec![w], [1, 1, 1])],
@@ -369,7 +378,10 @@ mod maesn {
             &d,
         )
         .unwrap();
-        let leaves = from_parts(&p0, parts(&p0).into_iter().map(|t| t.require_grad()).collect());
+        let leaves = from_parts(
+            &p0,
+            parts(&p0).into_iter().map(|t| t.require_grad()).collect(),
+        );
         let g = objective(&leaves, &samples, &cfg).backward();
         let grad: Vec<f64> = parts(&leaves)
             .into_iter()
@@ -406,6 +418,9 @@ mod maesn {
         let steps = &fd[n - 4..];
         println!("MAESN: policy relative error {e_policy:.2e}, latent parameters {e_latent:.2e}, step-size gradient {steps:?}");
         assert!(e_policy < 1e-6 && e_latent < 1e-6);
-        assert!(steps.iter().all(|x| x.abs() > 1e-8), "the step sizes get a meta-gradient");
+        assert!(
+            steps.iter().all(|x| x.abs() > 1e-8),
+            "the step sizes get a meta-gradient"
+        );
     }
 }

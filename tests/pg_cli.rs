@@ -211,7 +211,7 @@ fn eval_of_a_run_that_is_not_a_pg_run_exits_2_with_a_clear_message() {
     assert!(o.status.success());
     let o = run("metarl", &["eval", out.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("not a promp or pg-maml run"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("not a promp, pg-maml or meta-explore run"));
 }
 
 #[test]

@@ -338,12 +338,30 @@ pub fn run_episodes(
     let p = p.detach();
     let eps_pre = noise(m, k, d, latent_rng, device);
     let z = to_vec(latents(&p.mean, &p.log_std, &eps_pre));
-    let tr_pre = sample_with(env, tasks, &p.policy, Some((z, d)), k, env_rng, act_rng, device);
+    let tr_pre = sample_with(
+        env,
+        tasks,
+        &p.policy,
+        Some((z, d)),
+        k,
+        env_rng,
+        act_rng,
+        device,
+    );
     let pre = process(&tr_pre, &cfg.pg(), device)?;
     let (mean2, log_std2) = adapt_latent(&p, &eps_pre, &pre);
     let eps_post = noise(m, k, d, latent_rng, device);
     let z2 = to_vec(latents(&mean2, &log_std2, &eps_post));
-    let tr_post = sample_with(env, tasks, &p.policy, Some((z2, d)), k, env_rng, act_rng, device);
+    let tr_post = sample_with(
+        env,
+        tasks,
+        &p.policy,
+        Some((z2, d)),
+        k,
+        env_rng,
+        act_rng,
+        device,
+    );
     let post = process(&tr_post, &cfg.pg(), device)?;
     Ok((
         MaesnSamples {
@@ -410,7 +428,8 @@ impl Maesn {
     pub fn step(&mut self) -> Result<Metrics> {
         use rand::seq::index::sample as choose;
         let t0 = Instant::now();
-        let idx: Vec<usize> = choose(&mut self.tasks_rng, self.cfg.train_tasks, self.cfg.tasks).into_vec();
+        let idx: Vec<usize> =
+            choose(&mut self.tasks_rng, self.cfg.train_tasks, self.cfg.tasks).into_vec();
         let tasks: Vec<Task> = idx.iter().map(|&i| self.train_tasks[i].clone()).collect();
         let (s, tr_pre, tr_post) = run_episodes(
             &self.env,
@@ -447,7 +466,10 @@ impl Maesn {
         m.push("objective", value);
         m.push("kl_prior", kl);
         m.push("step_norm", moved);
-        m.push("env_steps", (tr_pre.env_steps() + tr_post.env_steps()) as f64);
+        m.push(
+            "env_steps",
+            (tr_pre.env_steps() + tr_post.env_steps()) as f64,
+        );
         m.push("sample_seconds", sample_seconds);
         m.push("update_seconds", t1.elapsed().as_secs_f64());
         Ok(m)

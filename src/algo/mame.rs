@@ -113,6 +113,10 @@ pub struct MameConfig {
     pub inner_loss: InnerLoss,
     /// Self-supervision target.
     pub target: Target,
+    /// Standardize the targets over the whole meta-batch (one mean and standard deviation
+    /// for all tasks, so differences between tasks survive), making α independent of
+    /// the reward scale.
+    pub normalize_target: bool,
     /// Estimator of ∇_φ.
     pub phi_gradient: PhiGradient,
     /// GAE λ of the exploration advantages A^μ (0: the paper's eq. 4; 1: return minus
@@ -147,6 +151,7 @@ impl Default for MameConfig {
             latent_dim: 8,
             inner_loss: InnerLoss::SelfSupervised,
             target: Target::Return,
+            normalize_target: true,
             phi_gradient: PhiGradient::VarianceReduced,
             explore_lambda: 0.0,
             explore_baseline: true,
@@ -320,7 +325,10 @@ impl MameParams {
             explore: GaussianParams::from_policy(&nets.explore),
             exploit: GaussianParams::from_policy(&nets.exploit),
             ssl: MlpParams::from_mlp(&nets.ssl),
-            z: latent.z.val().reshape([1, 1, latent.z.lazy_shape().as_slice()[0]]),
+            z: latent
+                .z
+                .val()
+                .reshape([1, 1, latent.z.lazy_shape().as_slice()[0]]),
         };
         p.map(|t| t.detach())
     }
@@ -412,6 +420,11 @@ pub fn explore_batch(tr: &Trajectories, cfg: &MameConfig, device: &Device) -> Re
         Target::Return => discounted_returns(&tr.reward, &tr.mask, n, cfg.gamma as f32),
         Target::Reward => tr.reward.clone(),
     };
+    let target_t = if cfg.normalize_target {
+        standardize(&target_t, &tr.mask)
+    } else {
+        target_t
+    };
     let target = Tensor::<3>::from_data(
         TensorData::new(task_major(&target_t, t, n, 1), [batch.m, batch.k, t]),
         device,
@@ -458,7 +471,8 @@ pub fn inner_step(p: &MameParams, e: &ExploreBatch, cfg: &MameConfig, dice: bool
             let x = Tensor::cat(vec![b.obs.clone(), z_rows], 2);
             let (mu, cache) = p.exploit.forward(x);
             let logp = log_prob_at(mu.clone(), p.exploit.log_std.clone(), b.act.clone());
-            let w = likelihood_ratio(logp.reshape([m, b.k, b.t]), b.logp_old.clone()) * b.adv.clone();
+            let w =
+                likelihood_ratio(logp.reshape([m, b.k, b.t]), b.logp_old.clone()) * b.adv.clone();
             let w = w.reshape([m, r, 1]);
             let inv_var = p.exploit.log_std.clone().mul_scalar(-2.0).exp();
             // ℓ = −ρ A, ∂ℓ/∂μ = −ρ A (a − μ)/σ².
@@ -506,7 +520,12 @@ pub fn outer_surrogate(exploit: &GaussianParams, z: Tensor<3>, post: &TaskBatch)
 
 /// J(φ, θ, β, z) = (1/M) Σ_i J_outer(θ, z'_i) with the inner step in the graph (exact
 /// DiCE form): the objective whose gradient [`meta_gradient`] computes.
-pub fn objective(p: &MameParams, pre: &ExploreBatch, post: &TaskBatch, cfg: &MameConfig) -> Tensor<1> {
+pub fn objective(
+    p: &MameParams,
+    pre: &ExploreBatch,
+    post: &TaskBatch,
+    cfg: &MameConfig,
+) -> Tensor<1> {
     let inner = inner_step(p, pre, cfg, true);
     outer_surrogate(&p.exploit, inner.z, post).mean()
 }
@@ -578,13 +597,8 @@ pub fn meta_gradient(
                 / b.n.clone();
             let r_t = time_major(&to_vec(r), t, m * k, 1);
             let obs_dim = b.obs.dims()[2];
-            let a_t = explore_advantages(
-                &r_t,
-                pre,
-                obs_dim,
-                cfg.explore_lambda,
-                cfg.explore_baseline,
-            )?;
+            let a_t =
+                explore_advantages(&r_t, pre, obs_dim, cfg.explore_lambda, cfg.explore_baseline)?;
             let a = Tensor::<3>::from_data(
                 TensorData::new(task_major(&a_t, t, m * k, 1), [m, k, t]),
                 &b.obs.device(),
@@ -673,7 +687,9 @@ pub fn run_episodes(
     act_rng: &mut Rng,
     device: &Device,
 ) -> Result<Episodes> {
-    let explore = sample_with(env, tasks, &p.explore, None, rollouts, env_rng, act_rng, device);
+    let explore = sample_with(
+        env, tasks, &p.explore, None, rollouts, env_rng, act_rng, device,
+    );
     let pre = explore_batch(&explore, cfg, device)?;
     let dz = cfg.latent_dim;
     let z = to_vec(inner_step(p, &pre, cfg, false).z);
@@ -780,12 +796,16 @@ impl Mame {
             m.push("post_success", b);
         }
         m.push("inner_loss", mg.inner_loss);
+        m.push("z_spread", spread(&ep.z, self.cfg.latent_dim));
         m.push("surrogate", mg.surrogate);
         m.push("grad_norm_phi", norm(0, nphi));
         m.push("grad_norm_theta", norm(nphi, nphi + ntheta));
         m.push("grad_norm_beta", norm(nphi + ntheta, nets_n));
         m.push("grad_norm_z", norm(nets_n, mg.grad.len()));
-        m.push("env_steps", (ep.explore.env_steps() + ep.exploit.env_steps()) as f64);
+        m.push(
+            "env_steps",
+            (ep.explore.env_steps() + ep.exploit.env_steps()) as f64,
+        );
         m.push("sample_seconds", sample_seconds);
         m.push("update_seconds", t1.elapsed().as_secs_f64());
         Ok(m)
@@ -798,4 +818,41 @@ pub fn normalized(x: &[f64]) -> Vec<f32> {
     let mean = x.iter().sum::<f64>() / n;
     let std = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt() + 1e-8;
     x.iter().map(|v| ((v - mean) / std) as f32).collect()
+}
+
+/// Mean over dimensions of the standard deviation across tasks of codes `[M, d]`: how
+/// much the inner step tells tasks apart.
+pub fn spread(z: &[f32], d: usize) -> f64 {
+    let m = (z.len() / d).max(1) as f64;
+    (0..d)
+        .map(|j| {
+            let col: Vec<f64> = z.iter().skip(j).step_by(d).map(|x| *x as f64).collect();
+            let mean = col.iter().sum::<f64>() / m;
+            (col.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / m).sqrt()
+        })
+        .sum::<f64>()
+        / d as f64
+}
+
+/// `(x − mean) / (std + 1e-8)` over the entries where `mask` is 1 (0 elsewhere).
+pub fn standardize(x: &[f32], mask: &[f32]) -> Vec<f32> {
+    let n = mask.iter().filter(|m| **m > 0.0).count().max(1) as f64;
+    let real = || {
+        x.iter()
+            .zip(mask)
+            .filter(|(_, m)| **m > 0.0)
+            .map(|(v, _)| *v as f64)
+    };
+    let mean = real().sum::<f64>() / n;
+    let std = (real().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt() + 1e-8;
+    x.iter()
+        .zip(mask)
+        .map(|(v, m)| {
+            if *m > 0.0 {
+                ((*v as f64 - mean) / std) as f32
+            } else {
+                0.0
+            }
+        })
+        .collect()
 }

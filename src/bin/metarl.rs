@@ -53,7 +53,7 @@ enum Command {
         #[arg(long)]
         save: Option<PathBuf>,
     },
-    /// Adapt a saved meta-policy (promp / pg-maml run) on held-out tasks and report pre-
+    /// Adapt a saved meta-policy (promp / pg-maml / meta-explore run) on held-out tasks and report pre-
     /// and post-adaptation returns and the success rate; writes eval.json and
     /// trajectories.csv into the run directory.
     Eval {
@@ -212,7 +212,11 @@ fn main() -> ExitCode {
         Command::Eval { run, tasks, device } => {
             let dir = RunDir::open(&run)?;
             let kind = metarl::device::DeviceKind::resolve(device.as_deref())?;
-            let ev = metarl::train::pg::eval_run(&dir, tasks, kind)?;
+            let ev = if metarl::train::explore::is_explore_run(&dir) {
+                metarl::train::explore::eval_run(&dir, tasks, kind)?
+            } else {
+                metarl::train::pg::eval_run(&dir, tasks, kind)?
+            };
             let post: Vec<String> = ev.post_return.iter().map(|r| format!("{r:.3}")).collect();
             print!(
                 "{}: {} held-out tasks, return pre {:.3}, post [{}]",

@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 pub mod checkpoint;
 pub mod config;
 pub mod es_maml;
+pub mod explore;
 pub mod pg;
 pub mod progress;
 pub mod reporter;

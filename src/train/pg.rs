@@ -342,7 +342,7 @@ pub fn eval_run(dir: &RunDir, n: Option<usize>, kind: DeviceKind) -> Result<Eval
     if !is_pg {
         return Err(Error::RunDir {
             path: dir.path().to_path_buf(),
-            message: "is not a promp or pg-maml run; `metarl eval` adapts Gaussian meta-policies (sine-maml and es-maml runs are evaluated at the end of training, see summary.json)".into(),
+            message: "is not a promp, pg-maml or meta-explore run; `metarl eval` adapts Gaussian meta-policies (sine-maml and es-maml runs are evaluated at the end of training, see summary.json)".into(),
         });
     }
     let cfg: PgRun = super::load_toml(&dir.config_path())?;

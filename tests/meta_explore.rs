@@ -67,7 +67,15 @@ fn fixture(cfg: &MameConfig, d: &Device) -> Fixture {
     use rand::Rng;
     let envf: Arc<dyn Env> = Arc::new(env::nav2d::Nav2d::default().with_horizon(12));
     let s = envf.spec().clone();
-    let nets = MameNets::init(cfg, s.obs_dim, s.act_dim, &mut stream(5, "init"), d);
+    let nets = MameNets::init(
+        &cfg.explore,
+        &cfg.exploit,
+        &cfg.ssl_hidden,
+        cfg.ssl_activation,
+        (s.obs_dim, s.act_dim, cfg.latent_dim),
+        &mut stream(5, "init"),
+        d,
+    );
     let latent = Latent::zeros(cfg.latent_dim, d);
     let base = MameParams::constants(&nets, &latent);
     let mut r = stream(5, "jitter");
@@ -351,7 +359,14 @@ mod maesn {
         };
         let envf: Arc<dyn Env> = Arc::new(env::nav2d::Nav2d::default().with_horizon(12));
         let s = envf.spec().clone();
-        let model = MaesnModel::init(&cfg, s.obs_dim, s.act_dim, &mut stream(6, "init"), &d);
+        let model = MaesnModel::init(
+            &cfg.policy,
+            (s.obs_dim, s.act_dim),
+            (cfg.train_tasks, cfg.latent_dim),
+            cfg.inner_lr,
+            &mut stream(6, "init"),
+            &d,
+        );
         let idx = [1usize, 3];
         let mut r = stream(6, "jitter");
         let base = MaesnParams::of(&model, &idx).detach();

@@ -26,7 +26,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::module::Param;
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
@@ -35,7 +34,8 @@ use serde::{Deserialize, Serialize};
 use crate::env::{Env, Task, TaskDistribution};
 use crate::error::{Error, Result};
 use crate::nn::functional::{input_grad, log_prob_at, GaussianParams};
-use crate::nn::{to_vec, to_vec_f64, Activation, GaussianPolicy, GaussianPolicyConfig};
+pub use crate::nn::latent::MaesnModel;
+use crate::nn::{to_vec, to_vec_f64, Activation, GaussianPolicyConfig};
 use crate::objective::{likelihood_ratio, surrogate};
 use crate::params::flatten;
 use crate::pg::{process, MetaPgConfig, SamplerRngs, TaskBatch};
@@ -135,41 +135,6 @@ impl MaesnConfig {
             gae_lambda: 1.0,
             normalize_adv: self.normalize_adv,
             ..MetaPgConfig::default()
-        }
-    }
-}
-
-/// MAESN's learned parameters.
-#[derive(Module, Debug)]
-pub struct MaesnModel {
-    /// π_θ(a | s ⊕ z).
-    pub policy: GaussianPolicy,
-    /// Latent means of the training tasks `[P, latent_dim]`.
-    pub latent_mean: Param<Tensor<2>>,
-    /// Latent log-stds of the training tasks `[P, latent_dim]`.
-    pub latent_log_std: Param<Tensor<2>>,
-    /// Step sizes of the latent means `[latent_dim]`.
-    pub step_mean: Param<Tensor<1>>,
-    /// Step sizes of the latent log-stds `[latent_dim]`.
-    pub step_log_std: Param<Tensor<1>>,
-}
-
-impl MaesnModel {
-    /// A fresh model: latents at the prior (μ = 0, σ = 1), step sizes at `inner_lr`.
-    pub fn init(
-        cfg: &MaesnConfig,
-        obs_dim: usize,
-        act_dim: usize,
-        rng: &mut Rng,
-        device: &Device,
-    ) -> Self {
-        let (p, d) = (cfg.train_tasks, cfg.latent_dim);
-        Self {
-            policy: cfg.policy.init(obs_dim + d, act_dim, rng, device),
-            latent_mean: Param::from_tensor(Tensor::zeros([p, d], device)),
-            latent_log_std: Param::from_tensor(Tensor::zeros([p, d], device)),
-            step_mean: Param::from_tensor(Tensor::full([d], cfg.inner_lr, device)),
-            step_log_std: Param::from_tensor(Tensor::full([d], cfg.inner_lr, device)),
         }
     }
 }
@@ -412,7 +377,14 @@ impl Maesn {
         let s = env.spec().clone();
         let train_tasks = TaskDistribution::new(env.clone()).sample(cfg.train_tasks, train_rng);
         Self {
-            model: MaesnModel::init(&cfg, s.obs_dim, s.act_dim, init_rng, device),
+            model: MaesnModel::init(
+                &cfg.policy,
+                (s.obs_dim, s.act_dim),
+                (cfg.train_tasks, cfg.latent_dim),
+                cfg.inner_lr,
+                init_rng,
+                device,
+            ),
             train_tasks,
             cfg,
             env,

@@ -42,7 +42,6 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use burn::module::Param;
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -51,7 +50,8 @@ use crate::env::{Env, Task, VecEnv};
 use crate::error::{Error, Result};
 use crate::estimate::{discounted_returns, fit_per_task, gae};
 use crate::nn::functional::{forward, input_grad, log_prob_at, GaussianParams, MlpParams};
-use crate::nn::{to_vec, to_vec_f64, Activation, GaussianPolicy, GaussianPolicyConfig, Init, Mlp};
+pub use crate::nn::latent::{Latent, MameNets};
+use crate::nn::{to_vec, to_vec_f64, Activation, GaussianPolicyConfig};
 use crate::objective::{emaml_term, likelihood_ratio, magic_box, per_task_sum, surrogate};
 use crate::params::to_gradients;
 use crate::pg::{
@@ -216,59 +216,6 @@ impl MameConfig {
             gae_lambda: 1.0,
             normalize_adv: self.normalize_adv,
             ..MetaPgConfig::default()
-        }
-    }
-}
-
-/// The networks φ, θ and β.
-#[derive(Module, Debug)]
-pub struct MameNets {
-    /// Exploration policy μ_φ(s).
-    pub explore: GaussianPolicy,
-    /// Exploitation policy π_{θ,z}(s ⊕ z).
-    pub exploit: GaussianPolicy,
-    /// Self-supervision network M_{β,z}(s ⊕ a ⊕ z).
-    pub ssl: Mlp,
-}
-
-/// The shared latent code z (its own module, for its own step size).
-#[derive(Module, Debug)]
-pub struct Latent {
-    /// z, `[latent_dim]`.
-    pub z: Param<Tensor<1>>,
-}
-
-impl MameNets {
-    /// Fresh networks for an environment with `obs_dim` and `act_dim`.
-    pub fn init(
-        cfg: &MameConfig,
-        obs_dim: usize,
-        act_dim: usize,
-        rng: &mut Rng,
-        device: &Device,
-    ) -> Self {
-        let dz = cfg.latent_dim;
-        Self {
-            explore: cfg.explore.init(obs_dim, act_dim, rng, device),
-            exploit: cfg.exploit.init(obs_dim + dz, act_dim, rng, device),
-            ssl: Mlp::new(
-                obs_dim + act_dim + dz,
-                &cfg.ssl_hidden,
-                1,
-                cfg.ssl_activation,
-                Init::XavierUniform,
-                rng,
-                device,
-            ),
-        }
-    }
-}
-
-impl Latent {
-    /// z = 0.
-    pub fn zeros(dim: usize, device: &Device) -> Self {
-        Self {
-            z: Param::from_tensor(Tensor::zeros([dim], device)),
         }
     }
 }
@@ -745,7 +692,15 @@ impl Mame {
     ) -> Self {
         let s = env.spec().clone();
         Self {
-            nets: MameNets::init(&cfg, s.obs_dim, s.act_dim, init_rng, device),
+            nets: MameNets::init(
+                &cfg.explore,
+                &cfg.exploit,
+                &cfg.ssl_hidden,
+                cfg.ssl_activation,
+                (s.obs_dim, s.act_dim, cfg.latent_dim),
+                init_rng,
+                device,
+            ),
             latent: Latent::zeros(cfg.latent_dim, device),
             cfg,
             env,

@@ -16,6 +16,7 @@ pub mod deterministic;
 pub mod flat;
 pub mod functional;
 pub mod gaussian;
+pub mod latent;
 pub mod value;
 
 pub use deterministic::{DeterministicPolicy, DeterministicPolicyConfig};

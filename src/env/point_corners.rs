@@ -13,6 +13,7 @@
 //! | task | one of the corners `(±2, ±2)`, uniformly ([`Task::Corner`], index into [`CORNERS`]) |
 //! | dynamics | `p' = p + clip(a)` |
 //! | reward, sparse (default) | 0 if `‖p'‖₁ < 0.5`; else, if the goal is the nearest corner to `p'` (ties count as nearest), `‖p − g‖₂ − ‖p' − g‖₂` (the decrease in distance this step); else 0 |
+//! | reward, fixed (`point-corners-fixed`, ours) | as sparse, but also paid when `p` (not only `p'`) is in the goal's region: leaving it is charged, closing the loophole below |
 //! | reward, dense | `−‖p' − g‖₂` |
 //! | termination | never |
 //! | horizon | 100 |
@@ -61,6 +62,12 @@ pub struct PointCorners {
     /// task; `point-corners-penalized` uses 100 (ES-MAML §4.1 "heavily penalized" wrong
     /// goals, after its NavigationTaskCombo penalty shape).
     pub wrong_corner_penalty: f32,
+    /// Also pay the (negative) progress of a move that *leaves* the goal's rewarded region
+    /// (`point-corners-fixed`). ProMP's reward pays nothing then, so stepping back and forth
+    /// across the region's boundary earns reward forever without reaching the goal; with
+    /// this set, the rewards of a visit to the region telescope to the distance gained
+    /// between entering and leaving it.
+    pub charge_exit: bool,
     spec: EnvSpec,
 }
 
@@ -91,6 +98,7 @@ impl PointCorners {
             sparse_reward_radius: 0.5,
             success_radius: 0.5,
             wrong_corner_penalty: 0.0,
+            charge_exit: false,
             spec: EnvSpec {
                 name,
                 obs_dim: 2,
@@ -117,6 +125,17 @@ impl PointCorners {
         e
     }
 
+    /// The sparse family without ProMP's oscillation loophole (`point-corners-fixed`, ours):
+    /// a move pays its progress when it starts *or* ends in the goal's rewarded region.
+    pub fn fixed() -> Self {
+        let mut e = Self::new(RewardType::Sparse);
+        e.charge_exit = true;
+        e.spec.name = "point-corners-fixed";
+        e.spec.summary =
+            "point-corners whose sparse reward also charges leaving the goal region (no oscillation loophole; ours)";
+        e
+    }
+
     /// The wrong-corner penalty at position `p` for goal `g` (≤ 0).
     fn penalty(&self, p: [f32; 2], g: [f32; 2]) -> f32 {
         if self.wrong_corner_penalty == 0.0 {
@@ -134,18 +153,24 @@ impl PointCorners {
         self.reward_type
     }
 
-    /// Sparse reward of the move `p → p_next` towards goal `g`.
-    fn sparse_reward(&self, p: [f32; 2], p_next: [f32; 2], g: [f32; 2]) -> f32 {
-        if p_next[0].abs() + p_next[1].abs() < self.sparse_reward_radius {
-            return 0.0;
+    /// Whether `p` is in goal `g`'s rewarded region: outside the start region's L1 ball and
+    /// nearest to `g` (ties count as nearest).
+    fn rewarded(&self, p: [f32; 2], g: [f32; 2]) -> bool {
+        if p[0].abs() + p[1].abs() < self.sparse_reward_radius {
+            return false;
         }
-        let goal_dist = distance(p_next, g);
         let nearest = CORNERS
             .iter()
-            .map(|&c| distance(p_next, c))
+            .map(|&c| distance(p, c))
             .fold(f32::INFINITY, f32::min);
-        if goal_dist <= nearest {
-            distance(p, g) - goal_dist
+        distance(p, g) <= nearest
+    }
+
+    /// Sparse reward of the move `p → p_next` towards goal `g`: the decrease in distance
+    /// when `p_next` is in the rewarded region (or, with `charge_exit`, `p` is), else 0.
+    fn sparse_reward(&self, p: [f32; 2], p_next: [f32; 2], g: [f32; 2]) -> f32 {
+        if self.rewarded(p_next, g) || (self.charge_exit && self.rewarded(p, g)) {
+            distance(p, g) - distance(p_next, g)
         } else {
             0.0
         }
@@ -308,6 +333,25 @@ mod tests {
         // reward = 1.1313708 − 1.2806248 = −0.1492540 (negative progress is paid too).
         let (r, _) = env.step(&NE, &mut state, &[-0.2, 0.0]);
         assert!((r + 0.149_254).abs() < TOL, "reward {r}");
+    }
+
+    #[test]
+    fn fixed_variant_charges_leaving_the_goal_region_so_oscillation_earns_nothing() {
+        // Goal (2, 2). p0 = (1.9, −0.1) is nearest to (2, −2); p1 = (1.9, 0.1) is in the
+        // goal's quadrant. ‖p0 − g‖ = √(0.01 + 4.41) = 2.1023796, ‖p1 − g‖ = √(0.01 + 3.61)
+        // = 1.9026298: entering pays 0.1997498 in both variants.
+        for (env, exit) in [
+            (PointCorners::default(), 0.0),
+            (PointCorners::fixed(), -0.199_749_8),
+        ] {
+            let mut state = [1.9, -0.1];
+            let (r_in, _) = env.step(&NE, &mut state, &[0.0, 0.2]);
+            assert!((r_in - 0.199_749_8).abs() < TOL, "reward {r_in}");
+            // Leaving again: ProMP pays 0 (the loophole), the fixed variant charges −0.1997498.
+            let (r_out, _) = env.step(&NE, &mut state, &[0.0, -0.2]);
+            assert!((r_out - exit).abs() < TOL, "reward {r_out}");
+        }
+        assert_eq!(PointCorners::fixed().spec().name, "point-corners-fixed");
     }
 
     #[test]

@@ -138,9 +138,9 @@ impl crate::cli::RunConfig for ExploreRun {
 /// MAME or MAESN behind one interface for the harness.
 pub enum Learner {
     /// A MAME learner.
-    Mame(Mame),
+    Mame(Box<Mame>),
     /// A MAESN learner.
-    Maesn(Maesn),
+    Maesn(Box<Maesn>),
 }
 
 impl Learner {
@@ -153,10 +153,15 @@ impl Learner {
         };
         let (init, tasks) = (&mut stream(cfg.seed, "policy"), stream(cfg.seed, "tasks"));
         Ok(match cfg.method {
-            Method::Mame => {
-                Learner::Mame(Mame::new(cfg.mame.clone(), envf, init, tasks, rngs, device))
-            }
-            Method::Maesn => Learner::Maesn(Maesn::new(
+            Method::Mame => Learner::Mame(Box::new(Mame::new(
+                cfg.mame.clone(),
+                envf,
+                init,
+                tasks,
+                rngs,
+                device,
+            ))),
+            Method::Maesn => Learner::Maesn(Box::new(Maesn::new(
                 cfg.maesn.clone(),
                 envf,
                 init,
@@ -165,7 +170,7 @@ impl Learner {
                 rngs,
                 stream(cfg.seed, "latent"),
                 device,
-            )),
+            ))),
         })
     }
 }

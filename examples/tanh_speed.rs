@@ -46,4 +46,31 @@ fn main() {
         .sub_scalar(1.0);
     let diff = metarl::nn::to_vec((a - b).abs().max());
     println!("max |tanh − exp-form| = {:e}", diff[0]);
+
+    // Plain-Rust slices (the ES policy forward): libm per element vs nn::fastmath.
+    let v = metarl::nn::to_vec(x.clone());
+    let time_slice = |name: &str, f: &dyn Fn(&mut [f32])| {
+        let mut ts = vec![];
+        for _ in 0..7 {
+            let mut w = v.clone();
+            let t = Instant::now();
+            f(&mut w);
+            ts.push(t.elapsed().as_secs_f64() * 1e3);
+            std::hint::black_box(&w);
+        }
+        ts.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        println!(
+            "{name:>16}: {:.2} ms (median of 7, {} values)",
+            ts[3],
+            v.len()
+        );
+    };
+    time_slice("slice tanhf", &|w| w.iter_mut().for_each(|x| *x = x.tanh()));
+    time_slice("slice libm exp", &|w| {
+        w.iter_mut()
+            .for_each(|x| *x = 2.0 / (1.0 + (-2.0 * *x).exp()) - 1.0)
+    });
+    time_slice("slice fastmath", &|w| {
+        metarl::nn::fastmath::tanh_in_place(w)
+    });
 }

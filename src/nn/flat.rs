@@ -110,7 +110,7 @@ impl FlatPolicy {
                 None
             };
             if let Some(a) = act {
-                z.iter_mut().for_each(|x| *x = a.apply_scalar(*x));
+                a.apply_slice(z);
             }
             std::mem::swap(h, z);
         }

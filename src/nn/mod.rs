@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::rng::Rng;
 
 pub mod deterministic;
+pub mod fastmath;
 pub mod flat;
 pub mod functional;
 pub mod gaussian;
@@ -55,10 +56,11 @@ impl Activation {
     }
 
     /// Applies the nonlinearity to one scalar (plain-Rust forwards, e.g. ES populations).
-    /// Tanh uses the same exp form as [`Self::apply`] (3–4× faster than libm's `tanhf`).
+    /// Tanh uses the same exp form as [`Self::apply`] with the branch-free
+    /// [`fastmath::exp`], so loops over slices vectorize.
     pub fn apply_scalar(self, x: f32) -> f32 {
         match self {
-            Activation::Tanh => 2.0 / (1.0 + (-2.0 * x).exp()) - 1.0,
+            Activation::Tanh => fastmath::tanh(x),
             Activation::Relu => x.max(0.0),
             Activation::Identity => x,
         }
@@ -209,4 +211,16 @@ pub fn to_vec<const D: usize>(t: Tensor<D>) -> Vec<f32> {
 pub fn to_vec_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
     t.try_into_vec_as::<f64>()
         .expect("a float tensor should read back as f64")
+}
+
+impl Activation {
+    /// Applies the nonlinearity to every element of a slice, in place (the match is
+    /// outside the loop, so each arm vectorizes).
+    pub fn apply_slice(self, xs: &mut [f32]) {
+        match self {
+            Activation::Tanh => fastmath::tanh_in_place(xs),
+            Activation::Relu => xs.iter_mut().for_each(|x| *x = x.max(0.0)),
+            Activation::Identity => {}
+        }
+    }
 }

@@ -46,6 +46,7 @@ pub fn tanh(x: f32) -> f32 {
 }
 
 /// tanh of every element, in place.
+#[inline(always)]
 pub fn tanh_in_place(xs: &mut [f32]) {
     for x in xs {
         *x = tanh(*x);

@@ -216,6 +216,7 @@ pub fn to_vec_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
 impl Activation {
     /// Applies the nonlinearity to every element of a slice, in place (the match is
     /// outside the loop, so each arm vectorizes).
+    #[inline(always)]
     pub fn apply_slice(self, xs: &mut [f32]) {
         match self {
             Activation::Tanh => fastmath::tanh_in_place(xs),

@@ -166,8 +166,8 @@ impl FlatPolicy {
 /// `z[o] += Σ_k h[k] · w[k·dout + o]` (`w` row-major `[din, dout]`). Outputs go in blocks
 /// of [`BLOCK`] held in a fixed-size accumulator, which the compiler keeps in vector
 /// registers across the whole sum over k (instead of loading and storing `z` for every k);
-/// the last `dout mod BLOCK` outputs one at a time. Every output is summed in the same
-/// order (bias, then k = 0, 1, …), so results do not depend on the blocking.
+/// the last `dout mod BLOCK` outputs one at a time. The summation order of every output
+/// is fixed by the layer sizes alone, so results do not depend on the CPU's vector width.
 #[inline(always)]
 fn matvec_rows(h: &[f32], w: &[f32], z: &mut [f32]) {
     let dout = z.len();
@@ -183,17 +183,29 @@ fn matvec_rows(h: &[f32], w: &[f32], z: &mut [f32]) {
         }
         z[o..o + BLOCK].copy_from_slice(&acc);
     }
+    // The remaining (few) outputs, e.g. a 2-D action: one dot product each, split into
+    // LANES partial sums over k (k mod LANES) so the adds do not form one serial chain.
+    const LANES: usize = 8;
     for o in full..dout {
-        let mut acc = z[o];
-        for (k, hk) in h.iter().enumerate() {
-            acc += hk * w[k * dout + o];
+        let mut part = [0.0f32; LANES];
+        let chunks = h.len() / LANES;
+        for c in 0..chunks {
+            for (j, p) in part.iter_mut().enumerate() {
+                let k = c * LANES + j;
+                *p += h[k] * w[k * dout + o];
+            }
+        }
+        let mut acc = z[o] + part.iter().sum::<f32>();
+        for k in chunks * LANES..h.len() {
+            acc += h[k] * w[k * dout + o];
         }
         z[o] = acc;
     }
 }
 
-/// Outputs per accumulator block of [`matvec_rows`] (16 f32 = four SSE or two AVX registers).
-const BLOCK: usize = 16;
+/// Outputs per accumulator block of [`matvec_rows`] (32 f32 = eight SSE or four AVX registers,
+/// independent add chains that hide the add latency).
+const BLOCK: usize = 32;
 
 /// Reusable buffers of [`FlatPolicy::forward_into`].
 #[derive(Clone, Debug, Default)]

@@ -38,6 +38,11 @@
 //! importance-weighted policy gradient of π_{θ,z} on the exploration samples,
 //! ℓ_t = −(π_{θ,z}(a_t|s_t)/μ_old(a_t|s_t)) A_t; `target = "reward"` regresses rewards
 //! instead of returns; `phi_gradient = "dice" | "emaml"`.
+//!
+//! Deviations and choices where the paper is silent: the inner loss is a mean over all
+//! n = K·T samples of a task (the paper sums over t and averages over trajectories, so our
+//! α is the paper's α·T); targets are standardized over the meta-batch
+//! (`normalize_target`); z ∈ ℝ⁸ starts at 0; α = 1.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -479,7 +484,10 @@ pub fn objective(
 
 /// Exploration advantages A^μ `[T, N]` from per-step rewards r^μ `[T, N]` (eq. 4): GAE(λ)
 /// with γ = 1 against a linear feature baseline fitted per task on R^μ_t = Σ_{t'≥t} r^μ_t'
-/// (or no baseline). With λ = 1 and no baseline this is R^μ_t itself.
+/// (or no baseline). With λ = 1 and no baseline this is R^μ_t itself (the exact DiCE
+/// gradient); with λ = 1 and the baseline it is unbiased up to the baseline being fitted on
+/// the same samples (a (K − 1)/K shrinkage in the one-step case, `tests/meta_explore.rs`);
+/// the paper's λ = 0 is also biased by V_{t+1} unless V is the true value of R^μ.
 pub fn explore_advantages(
     r_t: &[f32],
     e: &ExploreBatch,

@@ -60,8 +60,8 @@ use crate::nn::{to_vec, to_vec_f64, Activation, GaussianPolicyConfig};
 use crate::objective::{emaml_term, likelihood_ratio, magic_box, per_task_sum, surrogate};
 use crate::params::to_gradients;
 use crate::pg::{
-    process, sample_task_batch, task_major, time_major, MetaPgConfig, SamplerRngs, TaskBatch,
-    TaskPolicies,
+    process, sample_task_batch, task_chunks, task_major, time_major, MetaPgConfig, SamplerRngs,
+    TaskBatch, TaskPolicies,
 };
 use crate::rng::Rng;
 use crate::rollout::sample;
@@ -145,6 +145,9 @@ pub struct MameConfig {
     pub ssl_hidden: Vec<usize>,
     /// Hidden nonlinearity of M_{β,z}.
     pub ssl_activation: Activation,
+    /// Task chunks whose gradients are computed in parallel and summed (fixed, so results
+    /// do not depend on the thread count).
+    pub parallel_chunks: usize,
 }
 
 impl Default for MameConfig {
@@ -168,6 +171,7 @@ impl Default for MameConfig {
             exploit: GaussianPolicyConfig::default(),
             ssl_hidden: vec![64, 64],
             ssl_activation: Activation::Tanh,
+            parallel_chunks: 2,
         }
     }
 }
@@ -178,6 +182,7 @@ impl MameConfig {
         for (f, v) in [
             ("mame.tasks", self.tasks),
             ("mame.latent_dim", self.latent_dim),
+            ("mame.parallel_chunks", self.parallel_chunks),
         ] {
             if v == 0 {
                 return Err(Error::invalid(f, v, "≥ 1"));
@@ -363,6 +368,28 @@ pub struct ExploreBatch {
     pub mask_t: Vec<f32>,
 }
 
+impl ExploreBatch {
+    /// Tasks `lo..hi` of the batch.
+    pub fn tasks(&self, lo: usize, hi: usize) -> ExploreBatch {
+        let b = &self.batch;
+        let (k, t, n) = (b.k, b.t, b.m * b.k);
+        let od = self.obs_t.len() / (t * n);
+        let (r0, r1) = (lo * k, hi * k);
+        let mut obs_t = Vec::with_capacity(t * (r1 - r0) * od);
+        let mut mask_t = Vec::with_capacity(t * (r1 - r0));
+        for s in 0..t {
+            obs_t.extend_from_slice(&self.obs_t[(s * n + r0) * od..(s * n + r1) * od]);
+            mask_t.extend_from_slice(&self.mask_t[s * n + r0..s * n + r1]);
+        }
+        ExploreBatch {
+            batch: b.tasks(lo, hi),
+            target: self.target.clone().narrow(0, lo, hi - lo),
+            obs_t,
+            mask_t,
+        }
+    }
+}
+
 /// Processes exploration trajectories: advantages as in PG-MAML, targets M̄_t (discounted
 /// returns or rewards).
 pub fn explore_batch(tr: &Trajectories, cfg: &MameConfig, device: &Device) -> Result<ExploreBatch> {
@@ -527,12 +554,28 @@ pub fn meta_gradient(
     cfg: &MameConfig,
     post_returns: &[f32],
 ) -> Result<MetaGradient> {
+    meta_gradient_part(p, pre, post, cfg, post_returns, post.m)
+}
+
+/// The share of [`meta_gradient`] of a chunk of tasks (`pre`, `post` and `post_returns`
+/// cut to it) in a meta-batch of `total` tasks: chunks' results add up to the whole.
+pub fn meta_gradient_part(
+    p: &MameParams,
+    pre: &ExploreBatch,
+    post: &TaskBatch,
+    cfg: &MameConfig,
+    post_returns: &[f32],
+    total: usize,
+) -> Result<MetaGradient> {
+    let total = total as f64;
     let dice = cfg.phi_gradient == PhiGradient::Dice;
     let inner = inner_step(p, pre, cfg, dice);
-    let inner_loss = to_vec_f64(inner.loss.clone().mean())[0];
+    let inner_loss = to_vec_f64(inner.loss.clone().sum())[0] / total;
     // Stage 1: the outer surrogate at a leaf copy of z'.
     let z_leaf = inner.z.clone().detach().require_grad();
-    let j = outer_surrogate(&p.exploit, z_leaf.clone(), post).mean();
+    let j = outer_surrogate(&p.exploit, z_leaf.clone(), post)
+        .sum()
+        .div_scalar(total);
     let surrogate_value = to_vec_f64(j.clone())[0];
     let g1 = j.backward();
     let mut grad = p.gradients(&g1);
@@ -576,7 +619,7 @@ pub fn meta_gradient(
             j2 = j2
                 + emaml_term(logq, b.mask.clone(), b.n.clone(), rn)
                     .sum()
-                    .div_scalar(b.m as f64);
+                    .div_scalar(total);
         }
     }
     let g2 = j2.backward();
@@ -720,6 +763,46 @@ impl Mame {
         }
     }
 
+    /// [`meta_gradient`] computed on task chunks in parallel (fresh leaves per chunk, so no
+    /// autodiff node is shared between threads) and summed in chunk order.
+    fn chunked_gradient(
+        &self,
+        pre: &ExploreBatch,
+        post: &TaskBatch,
+        rn: &[f32],
+    ) -> Result<MetaGradient> {
+        use rayon::prelude::*;
+        let chunks = task_chunks(post.m, self.cfg.parallel_chunks);
+        let parts: Vec<Result<MetaGradient>> = chunks
+            .par_iter()
+            .map(|&(lo, hi)| {
+                let p = MameParams::leaves(&self.nets, &self.latent);
+                meta_gradient_part(
+                    &p,
+                    &pre.tasks(lo, hi),
+                    &post.tasks(lo, hi),
+                    &self.cfg,
+                    &rn[lo..hi],
+                    post.m,
+                )
+            })
+            .collect();
+        let mut total: Option<MetaGradient> = None;
+        for part in parts {
+            let part = part?;
+            total = Some(match total {
+                None => part,
+                Some(mut t) => {
+                    t.grad.iter_mut().zip(&part.grad).for_each(|(a, b)| *a += b);
+                    t.surrogate += part.surrogate;
+                    t.inner_loss += part.inner_loss;
+                    t
+                }
+            });
+        }
+        Ok(total.expect("at least one chunk"))
+    }
+
     /// One meta-iteration: explore, adapt, exploit, update every parameter.
     pub fn step(&mut self) -> Result<Metrics> {
         let t0 = Instant::now();
@@ -738,10 +821,9 @@ impl Mame {
         let post = process(&ep.exploit, &self.cfg.pg(), &self.device)?;
         let sample_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
-        let p = MameParams::leaves(&self.nets, &self.latent);
         let rn = normalized(&post.task_returns);
-        let mg = meta_gradient(&p, &ep.pre, &post, &self.cfg, &rn)?;
-        let [nphi, ntheta, nbeta, _] = p.group_sizes();
+        let mg = self.chunked_gradient(&ep.pre, &post, &rn)?;
+        let [nphi, ntheta, nbeta, _] = values.group_sizes();
         let nets_n = nphi + ntheta + nbeta;
         let neg: Vec<f32> = mg.grad.iter().map(|g| -*g as f32).collect();
         let grads = to_gradients(&self.nets, &neg[..nets_n], &self.device);

@@ -148,6 +148,8 @@ pub struct MameConfig {
     /// Task chunks whose gradients are computed in parallel and summed (fixed, so results
     /// do not depend on the thread count).
     pub parallel_chunks: usize,
+    /// Adam steps per batch of samples (the paper: 1; ProMP-style reuse with more).
+    pub outer_steps: usize,
 }
 
 impl Default for MameConfig {
@@ -172,6 +174,7 @@ impl Default for MameConfig {
             ssl_hidden: vec![64, 64],
             ssl_activation: Activation::Tanh,
             parallel_chunks: 2,
+            outer_steps: 1,
         }
     }
 }
@@ -183,6 +186,7 @@ impl MameConfig {
             ("mame.tasks", self.tasks),
             ("mame.latent_dim", self.latent_dim),
             ("mame.parallel_chunks", self.parallel_chunks),
+            ("mame.outer_steps", self.outer_steps),
         ] {
             if v == 0 {
                 return Err(Error::invalid(f, v, "≥ 1"));
@@ -822,16 +826,24 @@ impl Mame {
         let sample_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
         let rn = normalized(&post.task_returns);
-        let mg = self.chunked_gradient(&ep.pre, &post, &rn)?;
         let [nphi, ntheta, nbeta, _] = values.group_sizes();
         let nets_n = nphi + ntheta + nbeta;
-        let neg: Vec<f32> = mg.grad.iter().map(|g| -*g as f32).collect();
-        let grads = to_gradients(&self.nets, &neg[..nets_n], &self.device);
-        self.nets = self.optim.step(self.cfg.lr, self.nets.clone(), grads);
-        let grads = to_gradients(&self.latent, &neg[nets_n..], &self.device);
-        self.latent = self
-            .latent_optim
-            .step(self.cfg.latent_lr, self.latent.clone(), grads);
+        // The paper takes one step per batch; more steps reuse the samples (the outer
+        // surrogate is a likelihood ratio to the sampling policy, the magic boxes are
+        // relative to the sampling log-probabilities). Metrics are those of the first step.
+        let mut first = None;
+        for _ in 0..self.cfg.outer_steps {
+            let mg = self.chunked_gradient(&ep.pre, &post, &rn)?;
+            let neg: Vec<f32> = mg.grad.iter().map(|g| -*g as f32).collect();
+            let grads = to_gradients(&self.nets, &neg[..nets_n], &self.device);
+            self.nets = self.optim.step(self.cfg.lr, self.nets.clone(), grads);
+            let grads = to_gradients(&self.latent, &neg[nets_n..], &self.device);
+            self.latent = self
+                .latent_optim
+                .step(self.cfg.latent_lr, self.latent.clone(), grads);
+            first.get_or_insert(mg);
+        }
+        let mg = first.expect("outer_steps ≥ 1");
         let norm = |lo: usize, hi: usize| mg.grad[lo..hi].iter().map(|x| x * x).sum::<f64>().sqrt();
         let mut m = Metrics::new()
             .with("pre_return", ep.explore.mean_return())

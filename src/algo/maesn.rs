@@ -447,3 +447,44 @@ impl Maesn {
         Ok(m)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_the_bad_field() {
+        assert!(MaesnConfig::default().validate().is_ok());
+        let mut c = MaesnConfig {
+            tasks: 30,
+            train_tasks: 20,
+            ..Default::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("maesn.tasks"));
+        c = MaesnConfig {
+            kl_weight: -1.0,
+            ..Default::default()
+        };
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("maesn.kl_weight"));
+    }
+
+    #[test]
+    fn kl_to_the_prior_by_hand() {
+        let d = crate::device::DeviceKind::Flex.device().unwrap();
+        // Per dimension ½(σ² + μ² − 1) − ln σ. μ = (1, 0), σ = (1, 2):
+        // ½(1 + 1 − 1) − 0 + ½(4 + 0 − 1) − ln 2 = 0.5 + 1.5 − ln 2 = 2 − ln 2.
+        let mean = Tensor::<3>::from_data(TensorData::new(vec![1.0f32, 0.0], [1, 1, 2]), &d);
+        let log_std =
+            Tensor::<3>::from_data(TensorData::new(vec![0.0f32, 2.0f32.ln()], [1, 1, 2]), &d);
+        let kl = crate::nn::to_vec(kl_to_prior(&mean, &log_std))[0];
+        assert!((kl - (2.0 - 2.0f32.ln())).abs() < 1e-6, "{kl}");
+    }
+}

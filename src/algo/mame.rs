@@ -913,3 +913,43 @@ pub fn standardize(x: &[f32], mask: &[f32]) -> Vec<f32> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validate_names_the_bad_field() {
+        let bad: Vec<(&str, Box<dyn Fn(&mut MameConfig)>)> = vec![
+            ("mame.tasks", Box::new(|c| c.tasks = 0)),
+            ("mame.rollouts", Box::new(|c| c.rollouts = 1)),
+            ("mame.latent_dim", Box::new(|c| c.latent_dim = 0)),
+            ("mame.parallel_chunks", Box::new(|c| c.parallel_chunks = 0)),
+            ("mame.outer_steps", Box::new(|c| c.outer_steps = 0)),
+            ("mame.inner_lr", Box::new(|c| c.inner_lr = f64::NAN)),
+            ("mame.explore_lambda", Box::new(|c| c.explore_lambda = 1.5)),
+            ("mame.ssl_hidden", Box::new(|c| c.ssl_hidden = vec![0])),
+        ];
+        assert!(MameConfig::default().validate().is_ok());
+        for (field, set) in bad {
+            let mut c = MameConfig::default();
+            set(&mut c);
+            let e = c.validate().expect_err(field).to_string();
+            assert!(e.contains(field), "{field}: {e}");
+        }
+    }
+
+    #[test]
+    fn spread_and_standardize_by_hand() {
+        // Two tasks, d = 1: codes 1 and 3 → std 1.
+        assert!((spread(&[1.0, 3.0], 1) - 1.0).abs() < 1e-12);
+        // Masked entries are ignored and set to 0; the rest has mean 2, std 1.
+        let s = standardize(&[1.0, 3.0, 100.0], &[1.0, 1.0, 0.0]);
+        assert!((s[0] + 1.0).abs() < 1e-6 && (s[1] - 1.0).abs() < 1e-6 && s[2] == 0.0);
+        // Rows of codes: [M, d] → [M·k, d].
+        assert_eq!(
+            rows_of(&[1.0, 2.0, 3.0, 4.0], 2, 2),
+            vec![1.0, 2.0, 1.0, 2.0, 3.0, 4.0, 3.0, 4.0]
+        );
+    }
+}

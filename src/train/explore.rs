@@ -241,8 +241,9 @@ impl Trainable for Learner {
 }
 
 /// Held-out evaluation: the first `n` held-out tasks (the same for every run) and fixed
-/// sampling streams. MAME: explore with μ_φ ("pre"), adapt z, exploit with π_{θ,z'}
-/// ("post-1"). MAESN: latents from the prior N(0, I) ("pre"), one latent step ("post-1").
+/// sampling streams. MAME: explore with μ_φ (trajectory phase "pre-explore"), adapt z,
+/// exploit with π_{θ,z'} ("post-exploit"). MAESN: latents from the prior N(0, I) ("pre"),
+/// one latent step ("post-1").
 pub fn evaluate(
     learner: &Learner,
     envf: &Arc<dyn Env>,
@@ -289,10 +290,14 @@ pub fn evaluate(
         .map(|t| envf.goals(t).first().copied())
         .collect();
     let shown = n.min(4) * k;
-    let mut csv = positions_csv(&pre.select_rows(0, shown), "pre", &goals, true);
+    let (pre_phase, post_phase) = match learner {
+        Learner::Mame(_) => ("pre-explore", "post-exploit"),
+        Learner::Maesn(_) => ("pre", "post-1"),
+    };
+    let mut csv = positions_csv(&pre.select_rows(0, shown), pre_phase, &goals, true);
     csv.push_str(&positions_csv(
         &post.select_rows(0, shown),
-        "post-1",
+        post_phase,
         &goals,
         false,
     ));

@@ -16,3 +16,9 @@ for s in 1 2 3; do
   jobs+=("$bin/promp --config experiments/promp/point-corners.toml --seed $s --quiet --out runs/meta-explore/promp-s$s")
 done
 printf '%s\n' "${jobs[@]}" | xargs -P 2 -I{} sh -c '{} || true'
+
+# Also recorded in experiments/README.md (run by hand this session):
+#   five outer steps:    meta-explore --config experiments/meta-explore/mame-5steps.toml --seed 1
+#   no reward loophole:  meta-explore --config experiments/meta-explore/{mame,maesn}.toml --env point-corners-fixed --seed S
+#                        promp --config experiments/promp/point-corners.toml --env point-corners-fixed --seed S
+#                        es-maml --config experiments/es-maml/corners-hill-climb.toml --env point-corners-fixed --seed 1

@@ -58,6 +58,27 @@ pub trait RunConfig: serde::de::DeserializeOwned {
     fn set_iterations(&mut self, n: usize);
 }
 
+/// Implements [`RunConfig`] for a run config with `env: String`, `seed: u64` and
+/// `iterations: usize` fields.
+macro_rules! run_config_from_fields {
+    ($t:ty) => {
+        impl $crate::cli::RunConfig for $t {
+            fn env_name(&self) -> &str {
+                &self.env
+            }
+
+            fn seed(&self) -> u64 {
+                self.seed
+            }
+
+            fn set_iterations(&mut self, n: usize) {
+                self.iterations = n;
+            }
+        }
+    };
+}
+pub(crate) use run_config_from_fields;
+
 /// The run a training binary works on: with `--resume DIR`, DIR's `config.toml` (with
 /// `--iterations` applied) and its directory; otherwise the config built by `fresh` and a
 /// new run directory for `bin`. The flag says whether it resumes.
@@ -207,14 +228,30 @@ pub fn run_pg(algo: crate::train::pg::PgAlgo, common: &CommonArgs, flags: &PgFla
         Ok(cfg)
     })?;
     let s = train(&cfg, &dir, kind, resume, common.quiet)?;
-    let post = s["eval"]["post_return"][cfg.meta.inner_steps - 1]
-        .as_f64()
-        .unwrap_or(f64::NAN);
+    print_result(&dir, None, &s, cfg.meta.inner_steps - 1);
+    Ok(())
+}
+
+/// Prints a training binary's one-line result from its `summary.json` value: held-out
+/// pre-update return, post-update return number `post_index`, success rate (when the
+/// family defines success) and seconds per iteration, after the run directory and an
+/// optional label.
+pub fn print_result(
+    dir: &crate::train::RunDir,
+    label: Option<&str>,
+    s: &serde_json::Value,
+    post_index: usize,
+) {
+    print!("{}: ", dir.path().display());
+    if let Some(l) = label {
+        print!("{l} ");
+    }
     print!(
-        "{}: held-out return pre {:.2}, post {:.2}",
-        dir.path().display(),
+        "held-out return pre {:.2}, post {:.2}",
         s["eval"]["pre_return"].as_f64().unwrap_or(f64::NAN),
-        post
+        s["eval"]["post_return"][post_index]
+            .as_f64()
+            .unwrap_or(f64::NAN),
     );
     if let Some(sr) = s["eval"]["success_rate"].as_f64() {
         print!(", success rate {sr:.2}");
@@ -223,5 +260,4 @@ pub fn run_pg(algo: crate::train::pg::PgAlgo, common: &CommonArgs, flags: &PgFla
         "; {:.3} s per iteration",
         s["train"]["seconds_per_iteration"].as_f64().unwrap_or(0.0)
     );
-    Ok(())
 }

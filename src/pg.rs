@@ -62,6 +62,17 @@ impl Default for MetaPgConfig {
 }
 
 impl MetaPgConfig {
+    /// The settings [`process`] reads (γ, GAE λ = 1, per-task normalization), for learners
+    /// that share PG batch processing but not PG-MAML's inner step.
+    pub fn for_advantages(gamma: f64, normalize_adv: bool) -> Self {
+        Self {
+            gamma,
+            gae_lambda: 1.0,
+            normalize_adv,
+            ..Self::default()
+        }
+    }
+
     /// Validates every field; errors name it.
     pub fn validate(&self) -> Result<()> {
         for (f, v) in [
@@ -300,8 +311,8 @@ pub struct TaskPolicies {
     params: GaussianParams,
     rows_per_task: usize,
     log_std: Vec<f32>,
-    context: Vec<f32>,
-    context_dim: usize,
+    /// Per-row context `[N, dim]` on the parameters' device, appended to observations.
+    context: Option<Tensor<2>>,
 }
 
 impl TaskPolicies {
@@ -313,16 +324,16 @@ impl TaskPolicies {
             params,
             rows_per_task,
             log_std,
-            context: Vec::new(),
-            context_dim: 0,
+            context: None,
         }
     }
 
     /// Appends `context[row]` (`[N, dim]`, row-major) to row `row`'s observation before
-    /// the policy sees it.
+    /// the policy sees it (uploaded once; each step concatenates on the device).
     pub fn with_context(mut self, context: Vec<f32>, dim: usize) -> Self {
-        self.context = context;
-        self.context_dim = dim;
+        let device = self.params.log_std.device();
+        let rows = context.len() / dim.max(1);
+        self.context = Some(crate::nn::tensor2(context, rows, dim, &device));
         self
     }
 }
@@ -332,23 +343,13 @@ impl Actor for TaskPolicies {
         use rand_distr::{Distribution, StandardNormal};
         let [n, od] = obs.dims();
         let k = self.rows_per_task;
-        let (obs, od) = if self.context_dim == 0 {
-            (obs, od)
-        } else {
-            let c = self.context_dim;
-            assert_eq!(
-                self.context.len(),
-                n * c,
-                "one context row per observation row"
-            );
-            let device = obs.device();
-            let o = to_vec(obs);
-            let mut x = Vec::with_capacity(n * (od + c));
-            for (row, ctx) in o.chunks(od).zip(self.context.chunks(c)) {
-                x.extend_from_slice(row);
-                x.extend_from_slice(ctx);
+        let (obs, od) = match &self.context {
+            None => (obs, od),
+            Some(c) => {
+                let [rows, dim] = c.dims();
+                assert_eq!(rows, n, "one context row per observation row");
+                (Tensor::cat(vec![obs, c.clone()], 1), od + dim)
             }
-            (crate::nn::tensor2(x, n, od + c, &device), od + c)
         };
         let mu = to_vec(self.params.mu(obs.reshape([n / k, k, od])));
         let ad = mu.len() / n;
@@ -383,14 +384,28 @@ pub fn sample_tasks(
     act_rng: &mut Rng,
     device: &Device,
 ) -> Trajectories {
+    sample_tasks_with_context(env, tasks, params, None, rollouts, env_rng, act_rng, device)
+}
+
+/// [`sample_tasks`] with an optional per-row context `(values [N, dim], dim)` appended to
+/// the observations (latent-conditioned policies, see [`TaskPolicies::with_context`]).
+#[allow(clippy::too_many_arguments)]
+pub fn sample_tasks_with_context(
+    env: &Arc<dyn Env>,
+    tasks: &[Task],
+    params: &GaussianParams,
+    context: Option<(Vec<f32>, usize)>,
+    rollouts: usize,
+    env_rng: &mut Rng,
+    act_rng: &mut Rng,
+    device: &Device,
+) -> Trajectories {
     let mut venv = VecEnv::for_tasks(env.clone(), tasks, rollouts, env_rng);
-    sample(
-        &TaskPolicies::new(params, rollouts),
-        &mut venv,
-        rollouts,
-        act_rng,
-        device,
-    )
+    let mut actor = TaskPolicies::new(params, rollouts);
+    if let Some((c, d)) = context {
+        actor = actor.with_context(c, d);
+    }
+    sample(&actor, &mut venv, rollouts, act_rng, device)
 }
 
 /// Samples `n` tasks of `env`.

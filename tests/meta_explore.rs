@@ -10,6 +10,9 @@
 //!   documented shrinkage of a baseline fitted on the same K samples.
 //! - MAESN: the meta-gradient through the latent step equals a finite difference.
 
+mod common;
+use common::rel_err;
+
 use std::sync::Arc;
 
 use burn::prelude::*;
@@ -24,16 +27,6 @@ use metarl::nn::{to_vec_f64, Activation, GaussianPolicyConfig};
 use metarl::objective::per_task_sum;
 use metarl::pg::{process, MetaPgConfig, TaskBatch};
 use metarl::rng::stream;
-
-fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    num / b.iter().map(|y| y * y).sum::<f64>().sqrt().max(1e-300)
-}
 
 fn small(inner_loss: InnerLoss, target: Target, phi: PhiGradient) -> MameConfig {
     let pol = GaussianPolicyConfig {

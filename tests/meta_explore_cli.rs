@@ -2,6 +2,9 @@
 //! post-update return on nav2d; resume is exact; `metarl eval` and `metarl plot` read the
 //! run; bad flags exit 2 naming the field.
 
+mod common;
+use common::{column, mean, progress};
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -15,30 +18,6 @@ fn run(bin: &str, args: &[&str]) -> Output {
         .env_remove("BURN_DEVICE")
         .output()
         .expect("binary runs")
-}
-
-/// progress.csv as (header, rows), every cell parsed.
-fn progress(dir: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
-    let mut r = csv::Reader::from_path(dir.join("progress.csv")).unwrap();
-    let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r
-        .records()
-        .map(|x| x.unwrap().iter().map(|c| c.parse().unwrap()).collect())
-        .collect();
-    (h, rows)
-}
-
-fn column(dir: &Path, name: &str) -> Vec<f64> {
-    let (h, rows) = progress(dir);
-    let j = h
-        .iter()
-        .position(|c| c == name)
-        .unwrap_or_else(|| panic!("no column {name} in {h:?}"));
-    rows.iter().map(|r| r[j]).collect()
-}
-
-fn mean(x: &[f64]) -> f64 {
-    x.iter().sum::<f64>() / x.len() as f64
 }
 
 /// Trains on nav2d with a small meta-batch; the post-update return must improve by

@@ -2,6 +2,9 @@
 //! return; TRPO steps respect the KL trust region; resume is exact; `metarl eval` works
 //! on a saved run; bad flags exit 2.
 
+mod common;
+use common::{column, mean, progress};
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -20,30 +23,6 @@ fn run(name: &str, args: &[&str]) -> Output {
         .output()
         .expect("binary runs");
     o
-}
-
-/// progress.csv as (header, rows), every cell parsed.
-fn progress(dir: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
-    let mut r = csv::Reader::from_path(dir.join("progress.csv")).unwrap();
-    let h: Vec<String> = r.headers().unwrap().iter().map(String::from).collect();
-    let rows = r
-        .records()
-        .map(|x| x.unwrap().iter().map(|c| c.parse().unwrap()).collect())
-        .collect();
-    (h, rows)
-}
-
-fn column(dir: &Path, name: &str) -> Vec<f64> {
-    let (h, rows) = progress(dir);
-    let j = h
-        .iter()
-        .position(|c| c == name)
-        .unwrap_or_else(|| panic!("no column {name} in {h:?}"));
-    rows.iter().map(|r| r[j]).collect()
-}
-
-fn mean(x: &[f64]) -> f64 {
-    x.iter().sum::<f64>() / x.len() as f64
 }
 
 /// Trains with a small meta-batch and checks the post-update return improved.

@@ -3,6 +3,9 @@
 //! ProMP objective, autodiff through the inner step equals a brute-force central finite
 //! difference of the same surrogate meta-objective.
 
+mod common;
+use common::rel_err;
+
 use burn::prelude::*;
 use metarl::device::f64_device;
 use metarl::env;
@@ -182,16 +185,6 @@ fn objective(th: &GaussianParams, f: &Fixture, est: Estimator, outer: Outer) -> 
                     .mul_scalar(0.1)
         }
     }
-}
-
-fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    num / b.iter().map(|y| y * y).sum::<f64>().sqrt()
 }
 
 #[test]

@@ -3,6 +3,9 @@
 //! of the whole meta-objective L_query(θ − α∇L_support(θ)), first-order MAML against the
 //! query gradient at the adapted parameters, and the α = 0 limit.
 
+mod common;
+use common::rel_err;
+
 use burn::prelude::*;
 use metarl::algo::sine_maml::{meta_objective, Hessian, SineBatch, SineMamlConfig};
 use metarl::device::f64_device;
@@ -93,17 +96,6 @@ fn meta_grad(theta: &[f64], c: &SineMamlConfig, b: &SineBatch, ad: &Device) -> V
 
 fn meta_value(theta: &[f64], c: &SineMamlConfig, b: &SineBatch, d: &Device) -> f64 {
     to_vec_f64(meta_objective(&params(theta, c.activation, d, false), b, c).0)[0]
-}
-
-fn rel_err(a: &[f64], b: &[f64]) -> f64 {
-    let num: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).powi(2))
-        .sum::<f64>()
-        .sqrt();
-    let den: f64 = b.iter().map(|y| y * y).sum::<f64>().sqrt();
-    num / den
 }
 
 /// Brute-force central finite difference of the meta-objective over every coordinate.

@@ -38,12 +38,10 @@ pub use crate::nn::latent::MaesnModel;
 use crate::nn::{to_vec, to_vec_f64, Activation, GaussianPolicyConfig};
 use crate::objective::{likelihood_ratio, surrogate};
 use crate::params::flatten;
-use crate::pg::{process, MetaPgConfig, SamplerRngs, TaskBatch};
+use crate::pg::{process, sample_tasks_with_context, MetaPgConfig, SamplerRngs, TaskBatch};
 use crate::rng::Rng;
 use crate::train::Metrics;
 use crate::traj::Trajectories;
-
-use super::mame::sample_with;
 
 /// MAESN's settings (mission-anchors §3.6, with ProMP's sampling sizes).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -127,15 +125,6 @@ impl MaesnConfig {
             return Err(Error::invalid("maesn.gamma", self.gamma, "[0, 1]"));
         }
         self.policy.validate("maesn.policy.")
-    }
-
-    fn pg(&self) -> MetaPgConfig {
-        MetaPgConfig {
-            gamma: self.gamma,
-            gae_lambda: 1.0,
-            normalize_adv: self.normalize_adv,
-            ..MetaPgConfig::default()
-        }
     }
 }
 
@@ -301,9 +290,10 @@ pub fn run_episodes(
 ) -> Result<(MaesnSamples, Trajectories, Trajectories)> {
     let (m, k, d) = (tasks.len(), cfg.rollouts, cfg.latent_dim);
     let p = p.detach();
+    let advantages = MetaPgConfig::for_advantages(cfg.gamma, cfg.normalize_adv);
     let eps_pre = noise(m, k, d, latent_rng, device);
     let z = to_vec(latents(&p.mean, &p.log_std, &eps_pre));
-    let tr_pre = sample_with(
+    let tr_pre = sample_tasks_with_context(
         env,
         tasks,
         &p.policy,
@@ -313,11 +303,11 @@ pub fn run_episodes(
         act_rng,
         device,
     );
-    let pre = process(&tr_pre, &cfg.pg(), device)?;
+    let pre = process(&tr_pre, &advantages, device)?;
     let (mean2, log_std2) = adapt_latent(&p, &eps_pre, &pre);
     let eps_post = noise(m, k, d, latent_rng, device);
     let z2 = to_vec(latents(&mean2, &log_std2, &eps_post));
-    let tr_post = sample_with(
+    let tr_post = sample_tasks_with_context(
         env,
         tasks,
         &p.policy,
@@ -327,7 +317,7 @@ pub fn run_episodes(
         act_rng,
         device,
     );
-    let post = process(&tr_post, &cfg.pg(), device)?;
+    let post = process(&tr_post, &advantages, device)?;
     Ok((
         MaesnSamples {
             pre,

@@ -51,20 +51,21 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::env::{Env, Task, VecEnv};
+use crate::env::{Env, Task};
 use crate::error::{Error, Result};
-use crate::estimate::{discounted_returns, fit_per_task, gae};
+use crate::estimate::{discounted_returns, fit_per_task, gae, normalize_per_task};
 use crate::nn::functional::{forward, input_grad, log_prob_at, GaussianParams, MlpParams};
 pub use crate::nn::latent::{Latent, MameNets};
 use crate::nn::{to_vec, to_vec_f64, Activation, GaussianPolicyConfig};
-use crate::objective::{emaml_term, likelihood_ratio, magic_box, per_task_sum, surrogate};
+use crate::objective::{
+    emaml_term, likelihood_ratio, magic_box, per_task_sum, standardize_returns, surrogate,
+};
 use crate::params::to_gradients;
 use crate::pg::{
-    process, sample_task_batch, task_chunks, task_major, time_major, MetaPgConfig, SamplerRngs,
-    TaskBatch, TaskPolicies,
+    process, sample_task_batch, sample_tasks_with_context, task_chunks, task_major, time_major,
+    MetaPgConfig, SamplerRngs, TaskBatch,
 };
 use crate::rng::Rng;
-use crate::rollout::sample;
 use crate::train::Metrics;
 use crate::traj::Trajectories;
 
@@ -221,16 +222,6 @@ impl MameConfig {
         }
         self.explore.validate("mame.explore.")?;
         self.exploit.validate("mame.exploit.")
-    }
-
-    /// The advantage settings of the shared PG batch processing.
-    fn pg(&self) -> MetaPgConfig {
-        MetaPgConfig {
-            gamma: self.gamma,
-            gae_lambda: 1.0,
-            normalize_adv: self.normalize_adv,
-            ..MetaPgConfig::default()
-        }
     }
 }
 
@@ -397,14 +388,19 @@ impl ExploreBatch {
 /// Processes exploration trajectories: advantages as in PG-MAML, targets M̄_t (discounted
 /// returns or rewards).
 pub fn explore_batch(tr: &Trajectories, cfg: &MameConfig, device: &Device) -> Result<ExploreBatch> {
-    let batch = process(tr, &cfg.pg(), device)?;
+    let batch = process(
+        tr,
+        &MetaPgConfig::for_advantages(cfg.gamma, cfg.normalize_adv),
+        device,
+    )?;
     let (t, n) = (tr.steps, tr.rows);
     let target_t = match cfg.target {
         Target::Return => discounted_returns(&tr.reward, &tr.mask, n, cfg.gamma as f32),
         Target::Reward => tr.reward.clone(),
     };
     let target_t = if cfg.normalize_target {
-        standardize(&target_t, &tr.mask)
+        // One group holding every row: a single mean and std for the meta-batch.
+        normalize_per_task(&target_t, &tr.mask, n, n)
     } else {
         target_t
     };
@@ -637,27 +633,6 @@ pub fn meta_gradient_part(
     })
 }
 
-/// Samples `rollouts` episodes of each task with a Gaussian policy, appending the per-row
-/// `context` (if any) to the observations.
-#[allow(clippy::too_many_arguments)]
-pub fn sample_with(
-    env: &Arc<dyn Env>,
-    tasks: &[Task],
-    params: &GaussianParams,
-    context: Option<(Vec<f32>, usize)>,
-    rollouts: usize,
-    env_rng: &mut Rng,
-    act_rng: &mut Rng,
-    device: &Device,
-) -> Trajectories {
-    let mut venv = VecEnv::for_tasks(env.clone(), tasks, rollouts, env_rng);
-    let mut actor = TaskPolicies::new(params, rollouts);
-    if let Some((c, d)) = context {
-        actor = actor.with_context(c, d);
-    }
-    sample(&actor, &mut venv, rollouts, act_rng, device)
-}
-
 /// Repeats each task's code `[M, dz]` for its `k` rows: `[M·k, dz]`.
 pub fn rows_of(z: &[f32], dz: usize, k: usize) -> Vec<f32> {
     z.chunks(dz)
@@ -689,14 +664,14 @@ pub fn run_episodes(
     act_rng: &mut Rng,
     device: &Device,
 ) -> Result<Episodes> {
-    let explore = sample_with(
+    let explore = sample_tasks_with_context(
         env, tasks, &p.explore, None, rollouts, env_rng, act_rng, device,
     );
     let pre = explore_batch(&explore, cfg, device)?;
     let dz = cfg.latent_dim;
     let z = to_vec(inner_step(p, &pre, cfg, false).z);
     let ctx = rows_of(&z, dz, rollouts);
-    let exploit = sample_with(
+    let exploit = sample_tasks_with_context(
         env,
         tasks,
         &p.exploit,
@@ -822,10 +797,14 @@ impl Mame {
             &mut self.rngs.act,
             &self.device,
         )?;
-        let post = process(&ep.exploit, &self.cfg.pg(), &self.device)?;
+        let post = process(
+            &ep.exploit,
+            &MetaPgConfig::for_advantages(self.cfg.gamma, self.cfg.normalize_adv),
+            &self.device,
+        )?;
         let sample_seconds = t0.elapsed().as_secs_f64();
         let t1 = Instant::now();
-        let rn = normalized(&post.task_returns);
+        let rn = standardize_returns(&post.task_returns);
         let [nphi, ntheta, nbeta, _] = values.group_sizes();
         let nets_n = nphi + ntheta + nbeta;
         // The paper takes one step per batch; more steps reuse the samples (the outer
@@ -869,14 +848,6 @@ impl Mame {
     }
 }
 
-/// Values normalized to mean 0 and standard deviation 1 (E-MAML's post-update returns).
-pub fn normalized(x: &[f64]) -> Vec<f32> {
-    let n = x.len().max(1) as f64;
-    let mean = x.iter().sum::<f64>() / n;
-    let std = (x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt() + 1e-8;
-    x.iter().map(|v| ((v - mean) / std) as f32).collect()
-}
-
 /// Mean over dimensions of the standard deviation across tasks of codes `[M, d]`: how
 /// much the inner step tells tasks apart.
 pub fn spread(z: &[f32], d: usize) -> f64 {
@@ -891,36 +862,14 @@ pub fn spread(z: &[f32], d: usize) -> f64 {
         / d as f64
 }
 
-/// `(x − mean) / (std + 1e-8)` over the entries where `mask` is 1 (0 elsewhere).
-pub fn standardize(x: &[f32], mask: &[f32]) -> Vec<f32> {
-    let n = mask.iter().filter(|m| **m > 0.0).count().max(1) as f64;
-    let real = || {
-        x.iter()
-            .zip(mask)
-            .filter(|(_, m)| **m > 0.0)
-            .map(|(v, _)| *v as f64)
-    };
-    let mean = real().sum::<f64>() / n;
-    let std = (real().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt() + 1e-8;
-    x.iter()
-        .zip(mask)
-        .map(|(v, m)| {
-            if *m > 0.0 {
-                ((*v as f64 - mean) / std) as f32
-            } else {
-                0.0
-            }
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn validate_names_the_bad_field() {
-        let bad: Vec<(&str, Box<dyn Fn(&mut MameConfig)>)> = vec![
+        type Setter = Box<dyn Fn(&mut MameConfig)>;
+        let bad: Vec<(&str, Setter)> = vec![
             ("mame.tasks", Box::new(|c| c.tasks = 0)),
             ("mame.rollouts", Box::new(|c| c.rollouts = 1)),
             ("mame.latent_dim", Box::new(|c| c.latent_dim = 0)),
@@ -944,7 +893,8 @@ mod tests {
         // Two tasks, d = 1: codes 1 and 3 → std 1.
         assert!((spread(&[1.0, 3.0], 1) - 1.0).abs() < 1e-12);
         // Masked entries are ignored and set to 0; the rest has mean 2, std 1.
-        let s = standardize(&[1.0, 3.0, 100.0], &[1.0, 1.0, 0.0]);
+        // (explore_batch's target standardization: one group of all N = 3 rows, T = 1.)
+        let s = normalize_per_task(&[1.0, 3.0, 100.0], &[1.0, 1.0, 0.0], 3, 3);
         assert!((s[0] + 1.0).abs() < 1e-6 && (s[1] - 1.0).abs() < 1e-6 && s[2] == 0.0);
         // Rows of codes: [M, d] → [M·k, d].
         assert_eq!(

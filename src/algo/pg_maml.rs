@@ -33,7 +33,7 @@ use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::nn::functional::GaussianParams;
 use crate::nn::{to_vec, GaussianPolicy};
-use crate::objective::{emaml_term, likelihood_ratio, masked_mean, surrogate};
+use crate::objective::{emaml_term, likelihood_ratio, masked_mean, standardize_returns, surrogate};
 use crate::optim::{conjugate_gradient, line_search};
 use crate::params::{flatten, to_gradients, unflatten};
 use crate::pg::{
@@ -203,15 +203,6 @@ impl PgMaml {
         Ok(out)
     }
 
-    /// E-MAML's post-update returns normalized over the meta-batch, `[M]`.
-    fn normalized_post_returns(&self, s: &MetaSamples) -> Vec<f32> {
-        let r = &s.post.task_returns;
-        let mean = r.iter().sum::<f64>() / r.len() as f64;
-        let std =
-            (r.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / r.len() as f64).sqrt() + 1e-8;
-        r.iter().map(|x| ((x - mean) / std) as f32).collect()
-    }
-
     /// J(θ) (to maximize) summed over the tasks of chunk `c` and divided by the meta-batch
     /// size `m`: the surrogate at θ' = U(θ) recomputed from the pre-update samples, plus
     /// E-MAML's term when enabled (`rn`: normalized post-update returns of the chunk).
@@ -234,7 +225,7 @@ impl PgMaml {
 
     /// ∇J at the current policy, computed in parallel task chunks, and J.
     fn objective_gradient(&self, p: &GaussianPolicy, s: &MetaSamples) -> (Vec<f32>, f64) {
-        let (m, rn) = (s.post.m as f64, self.normalized_post_returns(s));
+        let (m, rn) = (s.post.m as f64, standardize_returns(&s.post.task_returns));
         let chunks = task_chunks(s.post.m, self.cfg.parallel_chunks);
         let (g, aux) = chunked_gradient(p, &chunks, |theta, (lo, hi)| {
             let j = self.objective(&s.tasks(lo, hi), theta, m, &rn[lo..hi]);
@@ -311,7 +302,7 @@ impl PgMaml {
             .sum();
         let beta = (2.0 * t.max_kl / shs.max(1e-12)).sqrt();
         let step: Vec<f32> = dir.iter().map(|d| (beta * *d as f64) as f32).collect();
-        let rn = self.normalized_post_returns(s);
+        let rn = standardize_returns(&s.post.task_returns);
         let eval = |th: &[f32]| {
             let theta = GaussianParams::from_policy(&unflatten(self.policy.clone(), th)).detach();
             let j = to_vec(self.objective(s, &theta, m, &rn))[0] as f64;

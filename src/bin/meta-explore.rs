@@ -6,7 +6,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use metarl::cli::{main_with, open_or_create, CommonArgs};
+use metarl::cli::{main_with, open_or_create, print_result, CommonArgs};
 use metarl::error::{Error, Result};
 use metarl::train::explore::{apply_ablation, train, ExploreRun, Method};
 use metarl::train::load_toml;
@@ -90,20 +90,7 @@ fn run(a: &Args) -> Result<()> {
     let kind = a.common.device_kind()?;
     let (cfg, dir, resume) = open_or_create(&a.common, "meta-explore", || a.config())?;
     let s = train(&cfg, &dir, kind, resume, a.common.quiet)?;
-    print!(
-        "{}: {} held-out return pre {:.2}, post {:.2}",
-        dir.path().display(),
-        cfg.method_name(),
-        s["eval"]["pre_return"].as_f64().unwrap_or(f64::NAN),
-        s["eval"]["post_return"][0].as_f64().unwrap_or(f64::NAN),
-    );
-    if let Some(sr) = s["eval"]["success_rate"].as_f64() {
-        print!(", success rate {sr:.2}");
-    }
-    println!(
-        "; {:.3} s per iteration",
-        s["train"]["seconds_per_iteration"].as_f64().unwrap_or(0.0)
-    );
+    print_result(&dir, Some(cfg.method_name()), &s, 0);
     Ok(())
 }
 

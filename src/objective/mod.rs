@@ -160,6 +160,15 @@ pub fn emaml_term(
     per_task_sum(logp_t * mask_t / n) * post_return
 }
 
+/// Post-update returns standardized over the meta-batch, `(R − mean) / (std + 1e-8)`
+/// (population std): the R̄' of [`emaml_term`], as in ProMP's `meta_sample_processor`.
+pub fn standardize_returns(returns: &[f64]) -> Vec<f32> {
+    let n = returns.len().max(1) as f64;
+    let mean = returns.iter().sum::<f64>() / n;
+    let std = (returns.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n).sqrt() + 1e-8;
+    returns.iter().map(|x| ((x - mean) / std) as f32).collect()
+}
+
 /// Mean over samples of a per-sample quantity `[M, K, T]` → `[M]` (e.g. the KL penalty).
 pub fn masked_mean(x: Tensor<3>, mask_t: Tensor<3>, n: Tensor<3>) -> Tensor<1> {
     per_task_sum(x * mask_t / n)

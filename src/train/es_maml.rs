@@ -174,16 +174,4 @@ fn train_sine(
     Ok(summary)
 }
 
-impl crate::cli::RunConfig for EsMamlRun {
-    fn env_name(&self) -> &str {
-        &self.env
-    }
-
-    fn seed(&self) -> u64 {
-        self.seed
-    }
-
-    fn set_iterations(&mut self, n: usize) {
-        self.iterations = n;
-    }
-}
+crate::cli::run_config_from_fields!(EsMamlRun);

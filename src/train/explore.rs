@@ -121,19 +121,7 @@ impl ExploreRun {
     }
 }
 
-impl crate::cli::RunConfig for ExploreRun {
-    fn env_name(&self) -> &str {
-        &self.env
-    }
-
-    fn seed(&self) -> u64 {
-        self.seed
-    }
-
-    fn set_iterations(&mut self, n: usize) {
-        self.iterations = n;
-    }
-}
+crate::cli::run_config_from_fields!(ExploreRun);
 
 /// MAME or MAESN behind one interface for the harness.
 pub enum Learner {
@@ -389,11 +377,6 @@ pub fn eval_run(dir: &RunDir, n: Option<usize>, kind: DeviceKind) -> Result<Eval
     learner.restore(&ck)?;
     let envf = env::make(&cfg.env)?;
     let ev = evaluate(&learner, &envf, n.unwrap_or(cfg.eval_tasks), &device)?;
-    dir.write_file("trajectories.csv", ev.trajectories_csv.as_bytes())?;
-    let j = json!({ "tasks": ev.tasks, "iteration": ck.iteration, "method": cfg.method_name(), "pre_return": ev.pre_return, "post_return": ev.post_return, "success_rate": ev.success_rate });
-    dir.write_file(
-        "eval.json",
-        &serde_json::to_vec_pretty(&j).map_err(|e| Error::Other(e.to_string()))?,
-    )?;
+    ev.write_eval(dir, ck.iteration, json!({ "method": cfg.method_name() }))?;
     Ok(ev)
 }

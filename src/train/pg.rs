@@ -212,6 +212,24 @@ pub struct Evaluation {
     pub trajectories_csv: String,
 }
 
+impl Evaluation {
+    /// `metarl eval`'s outputs: `trajectories.csv` and `eval.json` (tasks, the checkpoint's
+    /// `iteration`, pre/post returns, success rate, plus the fields of `extra`).
+    pub fn write_eval(
+        &self,
+        dir: &RunDir,
+        iteration: usize,
+        extra: serde_json::Value,
+    ) -> Result<()> {
+        dir.write_file("trajectories.csv", self.trajectories_csv.as_bytes())?;
+        let mut j = json!({ "tasks": self.tasks, "iteration": iteration, "pre_return": self.pre_return, "post_return": self.post_return, "success_rate": self.success_rate });
+        if let (Some(map), Some(more)) = (j.as_object_mut(), extra.as_object()) {
+            map.extend(more.clone());
+        }
+        dir.write_json("eval.json", &j)
+    }
+}
+
 /// Samples the first `n` held-out tasks (fixed for every run), adapts the meta-policy with
 /// the run's inner step (first order: no meta-gradient is needed) and measures returns.
 /// Sampling noise comes from fixed streams, so two runs are scored on the same draws.
@@ -364,25 +382,8 @@ pub fn eval_run(dir: &RunDir, n: Option<usize>, kind: DeviceKind) -> Result<Eval
         n.unwrap_or(cfg.eval_tasks),
         &device,
     )?;
-    dir.write_file("trajectories.csv", ev.trajectories_csv.as_bytes())?;
-    let j = json!({ "tasks": ev.tasks, "iteration": ck.iteration, "pre_return": ev.pre_return, "post_return": ev.post_return, "success_rate": ev.success_rate });
-    dir.write_file(
-        "eval.json",
-        &serde_json::to_vec_pretty(&j).map_err(|e| Error::Other(e.to_string()))?,
-    )?;
+    ev.write_eval(dir, ck.iteration, json!({}))?;
     Ok(ev)
 }
 
-impl crate::cli::RunConfig for PgRun {
-    fn env_name(&self) -> &str {
-        &self.env
-    }
-
-    fn seed(&self) -> u64 {
-        self.seed
-    }
-
-    fn set_iterations(&mut self, n: usize) {
-        self.iterations = n;
-    }
-}
+crate::cli::run_config_from_fields!(PgRun);

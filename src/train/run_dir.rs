@@ -120,6 +120,12 @@ impl RunDir {
         atomic_write(&self.summary_path(), &text)
     }
 
+    /// Writes `value` as pretty-printed JSON to file `name` of the run, atomically.
+    pub fn write_json(&self, name: &str, value: &serde_json::Value) -> Result<()> {
+        let text = serde_json::to_vec_pretty(value).map_err(|e| Error::Other(e.to_string()))?;
+        self.write_file(name, &text)
+    }
+
     /// Writes any other file of the run (e.g. `eval.csv`, `trajectories.csv`), atomically.
     pub fn write_file(&self, name: &str, bytes: &[u8]) -> Result<()> {
         atomic_write(&self.path.join(name), bytes)

@@ -192,3 +192,31 @@ fn unknown_names_are_a_typed_error() {
         Err(Error::InvalidConfig { .. })
     ));
 }
+
+#[test]
+fn scaled_actions_reach_the_family_multiplied_then_clipped() {
+    // ProMP's normalize wrapper on point-corners: s = 10, bounds ±0.2 → scale 0.02.
+    let env = env::make_scaled("point-corners-dense", 0.02).unwrap();
+    let goal = Task::Corner { index: 3 }; // (2, 2)
+    let mut state = vec![0.3f32, 0.4];
+    // (5, −20) · 0.02 = (0.1, −0.4), clipped to (0.1, −0.2): p' = (0.4, 0.2).
+    let (r, done) = env.step(&goal, &mut state, &[5.0, -20.0]);
+    assert!((state[0] - 0.4).abs() < 1e-6 && (state[1] - 0.2).abs() < 1e-6);
+    // Dense reward −‖p' − g‖ = −√(1.6² + 1.8²) = −√5.8.
+    assert!((r + 5.8f32.sqrt()).abs() < 1e-5, "reward {r}");
+    assert!(!done);
+    // Everything else is the family's own.
+    let plain = family("point-corners-dense");
+    assert_eq!(env.spec(), plain.spec());
+    assert_eq!(env.goals(&goal), plain.goals(&goal));
+    // A scale of 1 is the family itself; a non-positive scale is refused by name.
+    let mut s1 = vec![0.3f32, 0.4];
+    env::make_scaled("point-corners-dense", 1.0)
+        .unwrap()
+        .step(&goal, &mut s1, &[0.1, 0.1]);
+    assert_eq!(s1, vec![0.4, 0.5]);
+    for bad in [0.0, -1.0, f64::NAN] {
+        let e = env::make_scaled("nav2d", bad).unwrap_err().to_string();
+        assert!(e.contains("action_scale"), "{e}");
+    }
+}

@@ -150,6 +150,86 @@ pub fn make(name: &str) -> Result<Arc<dyn Env>> {
     Ok(env)
 }
 
+/// A family whose actions are multiplied by `scale` before the wrapped family sees (and
+/// clips) them; everything else is the wrapped family's.
+///
+/// This is ProMP's `normalize` wrapper (`normalization_scale` s, symmetric bounds ±b: the
+/// env receives `a · b / s`) for a policy that acts in a wider space than the env: with
+/// ProMP's point-corners settings (s = 10, b = 0.2) the scale is 0.02, so a unit-variance
+/// Gaussian policy moves the point by about 0.02 per step of noise, not by the full 0.2.
+#[derive(Debug)]
+pub struct ScaledActions {
+    inner: Arc<dyn Env>,
+    scale: f32,
+}
+
+impl ScaledActions {
+    /// `inner` with its actions multiplied by `scale` (finite and > 0).
+    pub fn new(inner: Arc<dyn Env>, scale: f32) -> Self {
+        assert!(scale.is_finite() && scale > 0.0, "action scale must be > 0");
+        Self { inner, scale }
+    }
+}
+
+impl Env for ScaledActions {
+    fn spec(&self) -> &EnvSpec {
+        self.inner.spec()
+    }
+    fn state_dim(&self) -> usize {
+        self.inner.state_dim()
+    }
+    fn sample_task(&self, rng: &mut Rng) -> Task {
+        self.inner.sample_task(rng)
+    }
+    fn reset(&self, task: &Task, state: &mut [f32], rng: &mut Rng) {
+        self.inner.reset(task, state, rng)
+    }
+    fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool) {
+        let mut a = [0.0f32; 8];
+        let scaled: Vec<f32>;
+        let a: &[f32] = if action.len() <= a.len() {
+            for (x, y) in a.iter_mut().zip(action) {
+                *x = y * self.scale;
+            }
+            &a[..action.len()]
+        } else {
+            scaled = action.iter().map(|y| y * self.scale).collect();
+            &scaled
+        };
+        self.inner.step(task, state, a)
+    }
+    fn observe(&self, task: &Task, state: &[f32], obs: &mut [f32]) {
+        self.inner.observe(task, state, obs)
+    }
+    fn success(&self, task: &Task, state: &[f32], terminated: bool) -> Option<bool> {
+        self.inner.success(task, state, terminated)
+    }
+    fn position(&self, state: &[f32]) -> Option<[f32; 2]> {
+        self.inner.position(state)
+    }
+    fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
+        self.inner.goals(task)
+    }
+}
+
+/// [`make`], with the actions multiplied by `action_scale` ([`ScaledActions`]) unless it
+/// is 1. Errors name the field when the scale is not a finite positive number.
+pub fn make_scaled(name: &str, action_scale: f64) -> Result<Arc<dyn Env>> {
+    let env = make(name)?;
+    if !(action_scale.is_finite() && action_scale > 0.0) {
+        return Err(Error::invalid(
+            "action_scale",
+            action_scale,
+            "a finite number > 0",
+        ));
+    }
+    Ok(if action_scale == 1.0 {
+        env
+    } else {
+        Arc::new(ScaledActions::new(env, action_scale as f32))
+    })
+}
+
 /// Euclidean distance between two points of the plane (point environments).
 pub(crate) fn distance(p: [f32; 2], g: [f32; 2]) -> f32 {
     let (dx, dy) = (p[0] - g[0], p[1] - g[1]);

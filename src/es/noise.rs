@@ -1,11 +1,21 @@
 //! Gaussian perturbations and evaluation generators, one random stream per index
-//! (the per-perturbation seeds of Salimans et al. 2017).
+//! (the per-perturbation seeds and shared noise table of Salimans et al. 2017).
 //!
-//! Perturbation `i` of seed `s` is `g_i ~ N(0, I_d)` drawn from
-//! `rng::substream(s, PERTURBATION_STREAM, i)`; the `i`-th evaluation of an estimator
-//! receives `rng::substream(s, EVALUATION_STREAM, i)`. Nothing depends on how many other
-//! indices exist, on which thread runs them, or in which order.
+//! Perturbation `i` of seed `s` is `g_i ~ N(0, I_d)`: a window of `d` consecutive entries
+//! of the [`noise_table`] (2²⁴ i.i.d. standard normals, the same in every run) at an
+//! offset drawn from `rng::substream(s, PERTURBATION_STREAM, i)`. The `i`-th evaluation of
+//! an estimator receives `rng::substream(s, EVALUATION_STREAM, i)`. Nothing depends on how
+//! many other indices exist, on which thread runs them, or in which order.
+//!
+//! Reading a window instead of drawing `d` normals made ES-MAML's 32-32 MLP iterations
+//! faster: drawing the 3.6 M normals of the K = 20 adaptation queries of 150 perturbations
+//! took 19% of an iteration (`perf`). Two windows share entries only if their offsets are
+//! closer than `d` (probability below 2d/2²⁴ ≈ 1.5e-4 per pair for d = 1 218), and then
+//! at different coordinates, as in Salimans et al.'s design.
 
+use std::sync::OnceLock;
+
+use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
@@ -18,11 +28,57 @@ pub const EVALUATION_STREAM: &str = "es-evaluation";
 /// Stream name of the generator handed to the centre evaluation `f(θ)` (forward-FD).
 pub const CENTER_STREAM: &str = "es-center";
 
-/// One perturbation `g ~ N(0, I_d)`, drawn from `rng::substream(seed,
-/// PERTURBATION_STREAM, index)`: the same `(d, seed, index)` always gives the same vector.
+/// Stream name of the shared noise table's entries.
+const NOISE_TABLE_STREAM: &str = "es-noise-table";
+/// Root seed of the shared noise table: fixed, so every run reads the same table.
+const NOISE_TABLE_SEED: u64 = 0x5eed_0f_7ab1e;
+/// Entries of the shared noise table (2²⁴ f32, 64 MiB).
+pub const NOISE_TABLE_LEN: usize = 1 << 24;
+/// Entries drawn from one generator when the table is built (in parallel, in any order).
+const NOISE_TABLE_CHUNK: usize = 1 << 16;
+
+/// The shared noise table: [`NOISE_TABLE_LEN`] i.i.d. `N(0, 1)` draws, chunk `c` of
+/// [`NOISE_TABLE_CHUNK`] entries from `rng::substream(NOISE_TABLE_SEED, "es-noise-table",
+/// c)`. Built once per process on first use (about 40 ms on 2 cores).
+pub fn noise_table() -> &'static [f32] {
+    static TABLE: OnceLock<Vec<f32>> = OnceLock::new();
+    TABLE.get_or_init(|| {
+        // Plain scoped threads, not rayon: this runs inside rayon tasks, and a rayon worker
+        // waiting here could pick up another task that waits on the same `OnceLock`.
+        let mut t = vec![0.0f32; NOISE_TABLE_LEN];
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per_worker = NOISE_TABLE_LEN
+            .div_ceil(NOISE_TABLE_CHUNK)
+            .div_ceil(workers);
+        std::thread::scope(|scope| {
+            for (w, part) in t.chunks_mut(per_worker * NOISE_TABLE_CHUNK).enumerate() {
+                scope.spawn(move || {
+                    for (j, chunk) in part.chunks_mut(NOISE_TABLE_CHUNK).enumerate() {
+                        let c = (w * per_worker + j) as u64;
+                        let mut rng = rng::substream(NOISE_TABLE_SEED, NOISE_TABLE_STREAM, c);
+                        chunk
+                            .iter_mut()
+                            .for_each(|x| *x = StandardNormal.sample(&mut rng));
+                    }
+                });
+            }
+        });
+        t
+    })
+}
+
+/// One perturbation `g ~ N(0, I_d)`: the [`noise_table`] window at an offset drawn from
+/// `rng::substream(seed, PERTURBATION_STREAM, index)`, so the same `(d, seed, index)`
+/// always gives the same vector. Dimensions above 1/16 of the table are drawn from that
+/// stream directly instead.
 pub fn gaussian_perturbation(d: usize, seed: u64, index: u64) -> Vec<f32> {
     let mut rng = rng::substream(seed, PERTURBATION_STREAM, index);
-    (0..d).map(|_| StandardNormal.sample(&mut rng)).collect()
+    if d <= NOISE_TABLE_LEN / 16 {
+        let offset = rng.random_range(0..=NOISE_TABLE_LEN - d);
+        noise_table()[offset..offset + d].to_vec()
+    } else {
+        (0..d).map(|_| StandardNormal.sample(&mut rng)).collect()
+    }
 }
 
 /// `n` perturbations `g_i ~ N(0, I_d)`, `i = 0..n`, where `g_i` is
@@ -112,5 +168,29 @@ mod tests {
         let var = all.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / n;
         assert!(mean.abs() < 0.024, "mean {mean}");
         assert!((var - 1.0).abs() < 0.034, "variance {var}");
+    }
+
+    #[test]
+    fn noise_table_is_standard_normal_and_large_dimensions_fall_back_to_direct_draws() {
+        // The whole table: mean 0 ± 3/√N ≈ ±7.3e-4, variance 1 ± 3·√(2/N) ≈ ±1.0e-3, and
+        // the share beyond 2 standard deviations 0.0455 ± 3·√(p(1−p)/N) ≈ ±1.5e-4.
+        let t = noise_table();
+        let n = t.len() as f64;
+        let mean = t.iter().map(|&x| f64::from(x)).sum::<f64>() / n;
+        let var = t
+            .iter()
+            .map(|&x| (f64::from(x) - mean).powi(2))
+            .sum::<f64>()
+            / n;
+        let tail = t.iter().filter(|x| x.abs() > 2.0).count() as f64 / n;
+        assert!(mean.abs() < 7.3e-4, "mean {mean}");
+        assert!((var - 1.0).abs() < 1.0e-3, "variance {var}");
+        assert!((tail - 0.045_500_26).abs() < 1.5e-4, "tail share {tail}");
+        // A window is a slice of the table; a huge dimension is drawn directly.
+        let g = gaussian_perturbation(5, 3, 7);
+        assert!(t.windows(5).any(|w| w == &g[..]));
+        let big = gaussian_perturbation(NOISE_TABLE_LEN / 16 + 1, 3, 7);
+        assert_eq!(big.len(), NOISE_TABLE_LEN / 16 + 1);
+        assert_ne!(&big[..5], &g[..]);
     }
 }

@@ -54,6 +54,11 @@ pub struct PgRun {
     pub algo: PgAlgo,
     /// Environment name.
     pub env: String,
+    /// The policy's actions are multiplied by this before the environment clips them
+    /// (1: none). ProMP runs its point environments through `normalize` with
+    /// `normalization_scale = 10`, i.e. 0.2 / 10 = 0.02 on point-corners (see
+    /// [`env::ScaledActions`]).
+    pub action_scale: f64,
     /// Root seed.
     pub seed: u64,
     /// Meta-iterations.
@@ -75,6 +80,7 @@ impl Default for PgRun {
         Self {
             algo: PgAlgo::Promp,
             env: "nav2d".into(),
+            action_scale: 1.0,
             seed: 1,
             iterations: 100,
             checkpoint_every: 10,
@@ -89,7 +95,7 @@ impl Default for PgRun {
 impl PgRun {
     /// Validates every field once (including the environment name).
     pub fn validate(&self) -> Result<()> {
-        env::make(&self.env)?;
+        self.make_env()?;
         if self.checkpoint_every == 0 {
             return Err(Error::invalid("checkpoint_every", 0, "≥ 1"));
         }
@@ -99,6 +105,11 @@ impl PgRun {
         self.meta.validate()?;
         self.pg_maml.validate()?;
         self.promp.validate()
+    }
+
+    /// The task family this run trains on (`env` with `action_scale` applied).
+    pub fn make_env(&self) -> Result<Arc<dyn env::Env>> {
+        env::make_scaled(&self.env, self.action_scale)
     }
 }
 
@@ -113,7 +124,7 @@ pub enum Learner {
 impl Learner {
     /// Builds the learner a run config names, on an autodiff `device`.
     pub fn new(cfg: &PgRun, device: &Device) -> Result<Self> {
-        let envf = env::make(&cfg.env)?;
+        let envf = cfg.make_env()?;
         let rngs = SamplerRngs {
             env: stream(cfg.seed, "env"),
             act: stream(cfg.seed, "action"),
@@ -315,7 +326,7 @@ pub fn train(
         &lc,
         cfg.algo.name(),
     )?;
-    let envf = env::make(&cfg.env)?;
+    let envf = cfg.make_env()?;
     let ev = evaluate(
         &envf,
         learner.policy(),
@@ -365,7 +376,7 @@ pub fn eval_run(dir: &RunDir, n: Option<usize>, kind: DeviceKind) -> Result<Eval
     }
     let cfg: PgRun = super::load_toml(&dir.config_path())?;
     let device = kind.device()?;
-    let envf = env::make(&cfg.env)?;
+    let envf = cfg.make_env()?;
     let s = envf.spec().clone();
     let fresh = cfg.meta.policy.init(
         s.obs_dim,

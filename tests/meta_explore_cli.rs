@@ -3,9 +3,8 @@
 //! run; bad flags exit 2 naming the field.
 
 mod common;
-use common::{column, mean, progress};
+use common::{column, mean, progress_without_timings};
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 fn run(bin: &str, args: &[&str]) -> Output {
@@ -98,16 +97,11 @@ fn resume_continues_exactly_and_eval_and_plot_read_the_run() {
             ],
         );
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let strip = |p: &Path| {
-            let (h, rows) = progress(p);
-            let keep: Vec<usize> = (0..h.len())
-                .filter(|&j| !h[j].ends_with("_seconds"))
-                .collect();
-            rows.iter()
-                .map(|r| keep.iter().map(|&j| r[j]).collect::<Vec<_>>())
-                .collect::<Vec<_>>()
-        };
-        assert_eq!(strip(&full), strip(&part), "{method}: resume must be exact");
+        assert_eq!(
+            progress_without_timings(&full),
+            progress_without_timings(&part),
+            "{method}: resume must be exact"
+        );
 
         let summary: serde_json::Value =
             serde_json::from_slice(&std::fs::read(full.join("summary.json")).unwrap()).unwrap();

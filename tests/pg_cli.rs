@@ -3,9 +3,8 @@
 //! on a saved run; bad flags exit 2.
 
 mod common;
-use common::{column, mean, progress};
+use common::{column, mean, progress_without_timings};
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 fn bin(name: &str) -> &'static str {
@@ -145,16 +144,10 @@ fn resume_continues_exactly_and_eval_reads_the_saved_policy() {
         ],
     );
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let strip = |p: &Path| {
-        let (h, rows) = progress(p);
-        let keep: Vec<usize> = (0..h.len())
-            .filter(|&j| !h[j].ends_with("_seconds"))
-            .collect();
-        rows.iter()
-            .map(|r| keep.iter().map(|&j| r[j]).collect::<Vec<_>>())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(strip(&full), strip(&part));
+    assert_eq!(
+        progress_without_timings(&full),
+        progress_without_timings(&part)
+    );
 
     let o = run("metarl", &["eval", full.to_str().unwrap(), "--tasks", "3"]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));

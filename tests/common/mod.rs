@@ -26,6 +26,18 @@ pub fn progress(dir: &Path) -> (Vec<String>, Vec<Vec<f64>>) {
     (h, rows)
 }
 
+/// A run directory's `progress.csv` rows without the wall-clock columns (`*_seconds`):
+/// what an exact resume must reproduce.
+pub fn progress_without_timings(dir: &Path) -> Vec<Vec<f64>> {
+    let (h, rows) = progress(dir);
+    let keep: Vec<usize> = (0..h.len())
+        .filter(|&j| !h[j].ends_with("_seconds"))
+        .collect();
+    rows.iter()
+        .map(|r| keep.iter().map(|&j| r[j]).collect())
+        .collect()
+}
+
 /// One column of `progress.csv`.
 pub fn column(dir: &Path, name: &str) -> Vec<f64> {
     let (h, rows) = progress(dir);

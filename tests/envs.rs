@@ -16,7 +16,9 @@ const SPECS: &[(&str, usize, usize, usize)] = &[
     ("point-corners-dense", 2, 2, 100),
     ("point-corners-penalized", 2, 2, 100),
     ("point-corners-fixed", 2, 2, 100),
+    ("point-corners-es", 2, 2, 100),
     ("six-circles", 2, 2, 100),
+    ("four-circles", 2, 2, 100),
     ("goal-1d", 1, 1, 5),
     ("cartpole-biased", 4, 1, 500),
 ];

@@ -116,8 +116,15 @@ pub struct EsMamlConfig {
     pub hidden: Vec<usize>,
     /// DPP candidate pool = `dpp_pool_factor` × K (ES-MAML's dpp_rho: 5).
     pub dpp_pool_factor: usize,
-    /// Fixed training tasks (50).
+    /// Fixed training tasks (50). A family with finitely many tasks (four corners) trains
+    /// on all of them, each once, when this is at least their number (paper A.7.2's
+    /// "(N, N, N)" setting).
     pub train_tasks: usize,
+    /// Zero order: distinct training tasks each perturbation is adapted on and scored on;
+    /// its f-value is their mean (paper A.7.2's task batch: 5, or all N of a finite
+    /// family, "each worker performs adaptations on all possible tasks"). 1 draws one task
+    /// per perturbation. First order ignores it: each of its `perturbations` is a task.
+    pub task_batch: usize,
     /// Held-out test tasks evaluated each iteration (a rotating window of 10 of them).
     pub test_tasks: usize,
 }
@@ -142,6 +149,7 @@ impl Default for EsMamlConfig {
             hidden: vec![32, 32],
             dpp_pool_factor: 5,
             train_tasks: 50,
+            task_batch: 1,
             test_tasks: 50,
         }
     }
@@ -155,6 +163,7 @@ impl EsMamlConfig {
             ("es.queries", self.queries),
             ("es.dpp_pool_factor", self.dpp_pool_factor),
             ("es.train_tasks", self.train_tasks),
+            ("es.task_batch", self.task_batch),
             ("es.test_tasks", self.test_tasks),
         ] {
             if v == 0 {
@@ -173,6 +182,13 @@ impl EsMamlConfig {
         if !(self.alpha.is_finite() && self.alpha >= 0.0) {
             return Err(Error::invalid("es.alpha", self.alpha, "≥ 0"));
         }
+        if self.task_batch > self.train_tasks {
+            return Err(Error::invalid(
+                "es.task_batch",
+                self.task_batch,
+                format!("1..={} (at most es.train_tasks)", self.train_tasks),
+            ));
+        }
         if self.policy == PolicyKind::Mlp && (self.hidden.is_empty() || self.hidden.contains(&0)) {
             return Err(Error::invalid(
                 "es.hidden",
@@ -181,6 +197,37 @@ impl EsMamlConfig {
             ));
         }
         Ok(())
+    }
+
+    /// Validates the fields that depend on the task family: `task_batch` cannot exceed
+    /// the number of distinct training tasks.
+    pub fn validate_for(&self, env: &dyn Env) -> Result<()> {
+        self.validate()?;
+        let n = self
+            .train_set(env, &mut crate::rng::stream(0, "validate"))
+            .len();
+        if self.task_batch > n {
+            return Err(Error::invalid(
+                "es.task_batch",
+                self.task_batch,
+                format!(
+                    "1..={n} (the distinct training tasks of {})",
+                    env.spec().name
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The fixed training tasks: every task of a finite family when `train_tasks` covers
+    /// them, else `train_tasks` draws from `rng`.
+    fn train_set(&self, env: &dyn Env, rng: &mut Rng) -> Vec<Task> {
+        match env.finite_tasks() {
+            Some(all) if self.train_tasks >= all.len() => all,
+            _ => (0..self.train_tasks)
+                .map(|_| env.sample_task(rng))
+                .collect(),
+        }
     }
 
     fn shaping(&self) -> FitnessShaping {
@@ -239,7 +286,7 @@ impl EsMaml {
         let dist = TaskDistribution::new(env.clone());
         Self {
             flat: FlatPolicy::of(&policy),
-            train: dist.sample(cfg.train_tasks, tasks_rng),
+            train: cfg.train_set(env.as_ref(), tasks_rng),
             test: dist.held_out(cfg.test_tasks),
             stats: ObsStats::new(s.obs_dim),
             optim: SgdConfig::new().init(),
@@ -362,13 +409,25 @@ impl EsMaml {
         &self.train[r.random_range(0..self.train.len())]
     }
 
-    /// ĝ for Algorithm 2: f_i = f^{T_i}(U(θ + σ g_i, T_i)), task and operator randomness from
-    /// each evaluation's stream (antithetic pairs share theirs).
+    /// ĝ for Algorithm 2: f_i = mean over a batch of training tasks T of f^T(U(θ + σ g_i, T)),
+    /// tasks (distinct) and operator randomness from each evaluation's stream (antithetic
+    /// pairs share theirs).
     fn zero_order(&self, theta: &[f32], norm: &ObsNorm, seed: u64, c: &Counter) -> (Vec<f32>, f64) {
         let big_f = |p: &[f32], r: &mut Rng| {
-            let task = self.task_for(r).clone();
-            let adapted = self.adapt(&task, p, norm, r.next_u64(), c);
-            self.f(&task, &adapted, norm, r.next_u64(), c)
+            let tasks: Vec<usize> = if self.cfg.task_batch == 1 {
+                vec![r.random_range(0..self.train.len())]
+            } else {
+                rand::seq::index::sample(r, self.train.len(), self.cfg.task_batch).into_vec()
+            };
+            let total: f64 = tasks
+                .iter()
+                .map(|&t| {
+                    let task = &self.train[t];
+                    let adapted = self.adapt(task, p, norm, r.next_u64(), c);
+                    self.f(task, &adapted, norm, r.next_u64(), c)
+                })
+                .sum();
+            total / tasks.len() as f64
         };
         let est = es_gradient(
             &big_f,

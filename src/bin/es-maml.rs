@@ -43,6 +43,9 @@ struct Args {
     /// Outer perturbations n (first order: tasks per iteration).
     #[arg(long)]
     perturbations: Option<usize>,
+    /// Zero order: training tasks each perturbation is adapted and scored on.
+    #[arg(long)]
+    task_batch: Option<usize>,
 }
 
 fn pick<T: Copy>(
@@ -138,6 +141,7 @@ fn config(a: &Args) -> Result<EsMamlRun> {
     )?;
     e.queries = a.queries.unwrap_or(e.queries);
     e.perturbations = a.perturbations.unwrap_or(e.perturbations);
+    e.task_batch = a.task_batch.unwrap_or(e.task_batch);
     c.validate()?;
     Ok(c)
 }

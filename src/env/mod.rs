@@ -19,6 +19,7 @@ use crate::error::{Error, Result};
 use crate::rng::{self, Rng};
 
 pub mod cartpole;
+pub mod es_corners;
 pub mod goal1d;
 pub mod nav2d;
 pub mod point_corners;
@@ -83,6 +84,12 @@ pub trait Env: Send + Sync + Debug {
     fn state_dim(&self) -> usize;
     /// Draws a task from the family's task distribution.
     fn sample_task(&self, rng: &mut Rng) -> Task;
+    /// Every task of a family with finitely many (four corners: the 4 corners), each once,
+    /// for algorithms that train on the whole set (ES-MAML's "(N, N, N)" task sets);
+    /// `None` for continuous task distributions.
+    fn finite_tasks(&self) -> Option<Vec<Task>> {
+        None
+    }
     /// Writes the initial state of one row for `task`.
     fn reset(&self, task: &Task, state: &mut [f32], rng: &mut Rng);
     /// Advances one row by one step under `action` (unclipped; the family clips) and
@@ -115,7 +122,9 @@ pub const ENV_NAMES: &[&str] = &[
     "point-corners-dense",
     "point-corners-penalized",
     "point-corners-fixed",
+    "point-corners-es",
     "six-circles",
+    "four-circles",
     "goal-1d",
     "cartpole-biased",
 ];
@@ -130,7 +139,9 @@ pub fn make(name: &str) -> Result<Arc<dyn Env>> {
         )),
         "point-corners-penalized" => Arc::new(point_corners::PointCorners::penalized(100.0)),
         "point-corners-fixed" => Arc::new(point_corners::PointCorners::fixed()),
+        "point-corners-es" => Arc::new(es_corners::EsCorners::default()),
         "six-circles" => Arc::new(six_circles::SixCircles::default()),
+        "four-circles" => Arc::new(six_circles::SixCircles::four_circles()),
         "goal-1d" => Arc::new(goal1d::Goal1d::default()),
         "cartpole-biased" => Arc::new(cartpole::CartpoleBiased::default()),
         "sine" => {

@@ -203,6 +203,14 @@ impl Env for PointCorners {
         }
     }
 
+    fn finite_tasks(&self) -> Option<Vec<Task>> {
+        Some(
+            (0..CORNERS.len())
+                .map(|index| Task::Corner { index })
+                .collect(),
+        )
+    }
+
     fn reset(&self, _task: &Task, state: &mut [f32], rng: &mut Rng) {
         let r = self.start_range;
         state[0] = uniform(rng, -r, r);
@@ -279,6 +287,15 @@ mod tests {
         assert_eq!(goal(&Task::Corner { index: 1 }), [2.0, -2.0]);
         assert_eq!(goal(&Task::Corner { index: 2 }), [-2.0, 2.0]);
         assert_eq!(goal(&NE), [2.0, 2.0]);
+    }
+
+    #[test]
+    fn the_finite_task_set_is_the_four_corners_once_each() {
+        let all = PointCorners::default()
+            .finite_tasks()
+            .expect("finite family");
+        let goals: Vec<[f32; 2]> = all.iter().map(goal).collect();
+        assert_eq!(goals, CORNERS.to_vec());
     }
 
     #[test]

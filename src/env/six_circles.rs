@@ -98,6 +98,18 @@ impl SixCircles {
         })
     }
 
+    /// ES-MAML's `config.py` default: 4 goals, 1 correct (`four-circles`). With the wrong
+    /// goals penalized by 10000 per unit of squared distance inside radius 2, this is the
+    /// "heavily penalized" four-goal task of ES-MAML §4.1; its goals `√8·(cos, sin)(πi/2)`
+    /// are the four corners of ProMP's task turned by 45°.
+    pub fn four_circles() -> Self {
+        let mut e = Self::new(4, 1).expect("1 of 4 goals is a valid split");
+        e.spec.name = "four-circles";
+        e.spec.summary =
+            "2-D point, reach the 1 correct of 4 goals on a circle, wrong goals heavily penalized (ES-MAML config)";
+        e
+    }
+
     /// The same family with episodes truncated after `horizon` steps.
     pub fn with_horizon(mut self, horizon: usize) -> Self {
         self.spec.horizon = horizon;
@@ -153,6 +165,32 @@ impl Env for SixCircles {
             rand::seq::index::sample(rng, self.num_goals, self.num_correct).into_vec();
         correct.sort_unstable();
         Task::Combo { correct }
+    }
+
+    /// Every `num_correct`-subset of the goals, in lexicographic order.
+    fn finite_tasks(&self) -> Option<Vec<Task>> {
+        fn extend(from: usize, n: usize, k: usize, cur: &mut Vec<usize>, out: &mut Vec<Task>) {
+            if cur.len() == k {
+                out.push(Task::Combo {
+                    correct: cur.clone(),
+                });
+                return;
+            }
+            for i in from..n {
+                cur.push(i);
+                extend(i + 1, n, k, cur, out);
+                cur.pop();
+            }
+        }
+        let mut out = Vec::new();
+        extend(
+            0,
+            self.num_goals,
+            self.num_correct,
+            &mut Vec::new(),
+            &mut out,
+        );
+        Some(out)
     }
 
     fn reset(&self, task: &Task, state: &mut [f32], _rng: &mut Rng) {
@@ -368,5 +406,49 @@ mod tests {
                 assert_eq!(step.success[0], Some(false));
             }
         }
+    }
+
+    #[test]
+    fn finite_tasks_are_every_subset_once() {
+        let all = SixCircles::default().finite_tasks().expect("finite family");
+        // C(6, 2) = 15 sorted pairs, all distinct, each a valid task.
+        assert_eq!(all.len(), 15);
+        assert_eq!(
+            all[0],
+            Task::Combo {
+                correct: vec![0, 1]
+            }
+        );
+        assert_eq!(
+            all[14],
+            Task::Combo {
+                correct: vec![4, 5]
+            }
+        );
+        for (i, a) in all.iter().enumerate() {
+            let Task::Combo { correct } = a else {
+                panic!("six-circles tasks are Task::Combo")
+            };
+            assert!(correct[0] < correct[1] && correct[1] < 6);
+            assert!(all[i + 1..].iter().all(|b| b != a), "{a:?} repeats");
+        }
+    }
+
+    #[test]
+    fn four_circles_is_one_of_four_goals_on_the_diagonals_turned_by_45_degrees() {
+        let env = SixCircles::four_circles();
+        assert_eq!(env.spec().name, "four-circles");
+        let all = env.finite_tasks().expect("finite family");
+        let want: Vec<Task> = (0..4).map(|i| Task::Combo { correct: vec![i] }).collect();
+        assert_eq!(all, want);
+        // g_1 = √8·(cos 90°, sin 90°) = (0, 2.828).
+        let g = env.goal(1);
+        assert!(g[0].abs() < 1e-6 && (g[1] - 2.828_427).abs() < 1e-6);
+        // One step from the origin towards g_0 = (2.83, 0), the correct goal of task [0]:
+        // ‖p − g_0‖² = 2.728² = 7.44 ≥ 4 and every other goal is farther: reward −4.
+        let task = Task::Combo { correct: vec![0] };
+        let mut state = vec![0.0; env.state_dim()];
+        let (r, _) = env.step(&task, &mut state, &[0.1, 0.0]);
+        assert!((r - (-4.0)).abs() < 1e-6, "reward {r}");
     }
 }

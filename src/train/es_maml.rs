@@ -52,14 +52,14 @@ impl EsMamlRun {
         if self.env == "sine" {
             return self.sine.validate();
         }
-        env::make(&self.env)?;
+        let envf = env::make(&self.env)?;
         if self.checkpoint_every == 0 {
             return Err(Error::invalid("checkpoint_every", 0, "≥ 1"));
         }
         if self.eval_tasks == 0 {
             return Err(Error::invalid("eval_tasks", 0, "≥ 1"));
         }
-        self.es.validate()
+        self.es.validate_for(envf.as_ref())
     }
 }
 

@@ -1,0 +1,204 @@
+//! ES-MAML's four-corners task: a 2-D point that must find which corner is rewarded, with
+//! a reward that is flat (−4 per step) except within distance 2 of the goal corner.
+//!
+//! Source: Song et al. 2020 (ES-MAML) §4.1, `google-research/google-research`
+//! `es_maml/task.py` `NavigationTask4corner` (mission-anchors §2.3, ES column). This is
+//! the task behind the paper's Figure 1; it differs from ProMP's `point-corners` in every
+//! row below except the corners, so results on the two are not comparable.
+//!
+//! | | |
+//! |---|---|
+//! | observation | position `p = (x, y)` |
+//! | action | 2-D displacement, each component clipped to `[-0.1, 0.1]` |
+//! | dynamics | `p ← clip(p + clip(a), −5, 5)` per axis |
+//! | start | the origin |
+//! | task | one of the corners `(±2, ±2)` ([`Task::Corner`], index into [`CORNERS`]) |
+//! | reward | `−4 + max(0, 4 − ‖p' − g‖²)`: −4 per step outside distance 2 of the goal, 0 at it |
+//! | termination | never |
+//! | horizon | 100 |
+//! | success | final distance `‖p − g‖ < 0.5` (ours; the source defines none) |
+//!
+//! The source maps task ids to corners by `id mod 4` in the order (2, 2), (−2, 2), (−2, −2),
+//! (2, −2); here a task is a corner index drawn uniformly and [`Env::finite_tasks`] lists
+//! all four, which is what ES-MAML trains on ("(N, N, N)" train/batch/test sets, A.7.2).
+//! The start is the origin, from where every corner is √8 away: no reward differs from −4
+//! until the point is within distance 2 of the goal, which takes at least 9 steps of 0.1
+//! per axis.
+
+use rand::Rng as _;
+
+use super::point_corners::CORNERS;
+use super::{distance, Env, EnvSpec, Task};
+use crate::rng::Rng;
+
+/// Per-step reward outside the goal's reward region (ES-MAML's `alive_penalty`).
+pub const ALIVE_PENALTY: f32 = -4.0;
+
+/// Squared radius of the goal's reward region: the bonus `max(0, 4 − ‖p − g‖²)` is 0
+/// outside it.
+pub const REGION_SQ: f32 = 4.0;
+
+/// ES-MAML's four-corners family; [`Default`] gives the paper settings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EsCorners {
+    /// Largest displacement per axis and step; actions are clipped to ±this. Paper: 0.1.
+    pub max_action: f32,
+    /// Positions are clipped to ±this per axis. Paper: 5.
+    pub position_limit: f32,
+    /// An episode is a success when it ends closer than this to the goal. Ours: 0.5.
+    pub success_radius: f32,
+    spec: EnvSpec,
+}
+
+impl Default for EsCorners {
+    fn default() -> Self {
+        Self {
+            max_action: 0.1,
+            position_limit: 5.0,
+            success_radius: 0.5,
+            spec: EnvSpec {
+                name: "point-corners-es",
+                obs_dim: 2,
+                act_dim: 2,
+                horizon: 100,
+                summary: "2-D point from the origin, goal one of 4 corners, reward -4 + max(0, 4 - dist^2) (ES-MAML)",
+            },
+        }
+    }
+}
+
+/// The goal corner of a task.
+fn goal(task: &Task) -> [f32; 2] {
+    match task {
+        Task::Corner { index } => *CORNERS
+            .get(*index)
+            .unwrap_or_else(|| panic!("corner index should be below 4, got {index}")),
+        other => panic!("point-corners-es rows should carry Task::Corner, got {other:?}"),
+    }
+}
+
+impl Env for EsCorners {
+    fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    /// `[x, y]`.
+    fn state_dim(&self) -> usize {
+        2
+    }
+
+    fn sample_task(&self, rng: &mut Rng) -> Task {
+        Task::Corner {
+            index: rng.random_range(0..CORNERS.len()),
+        }
+    }
+
+    fn finite_tasks(&self) -> Option<Vec<Task>> {
+        Some(
+            (0..CORNERS.len())
+                .map(|index| Task::Corner { index })
+                .collect(),
+        )
+    }
+
+    fn reset(&self, _task: &Task, state: &mut [f32], _rng: &mut Rng) {
+        state.fill(0.0);
+    }
+
+    fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool) {
+        let g = goal(task);
+        let (m, lim) = (self.max_action, self.position_limit);
+        let mut sq = 0.0;
+        for axis in 0..2 {
+            state[axis] = (state[axis] + action[axis].clamp(-m, m)).clamp(-lim, lim);
+            sq += (state[axis] - g[axis]).powi(2);
+        }
+        (ALIVE_PENALTY + (REGION_SQ - sq).max(0.0), false)
+    }
+
+    fn observe(&self, _task: &Task, state: &[f32], obs: &mut [f32]) {
+        obs.copy_from_slice(&state[..2]);
+    }
+
+    fn success(&self, task: &Task, state: &[f32], _terminated: bool) -> Option<bool> {
+        Some(distance([state[0], state[1]], goal(task)) < self.success_radius)
+    }
+
+    fn position(&self, state: &[f32]) -> Option<[f32; 2]> {
+        Some([state[0], state[1]])
+    }
+
+    fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
+        vec![goal(task)]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng;
+
+    /// Corner (2, 2).
+    const NE: Task = Task::Corner { index: 3 };
+
+    #[test]
+    fn starts_at_the_origin_and_pays_minus_four_far_from_the_goal() {
+        let env = EsCorners::default();
+        let mut state = [f32::NAN; 2];
+        env.reset(&NE, &mut state, &mut rng::stream(0, "test"));
+        assert_eq!(state, [0.0, 0.0]);
+        // p' = (0.1, 0.1): ‖p' − (2, 2)‖² = 2·1.9² = 7.22 ≥ 4, so the bonus is 0.
+        let (r, term) = env.step(&NE, &mut state, &[0.1, 0.1]);
+        assert_eq!(r, -4.0);
+        assert!(!term);
+        assert_eq!(state, [0.1, 0.1]);
+    }
+
+    #[test]
+    fn inside_distance_two_the_bonus_is_four_minus_the_squared_distance() {
+        let env = EsCorners::default();
+        // p = (1.0, 1.5) + (0.1, 0.1) = (1.1, 1.6): ‖p' − (2, 2)‖² = 0.81 + 0.16 = 0.97,
+        // reward −4 + (4 − 0.97) = −0.97.
+        let mut state = [1.0, 1.5];
+        let (r, _) = env.step(&NE, &mut state, &[0.1, 0.1]);
+        assert!((r - (-0.97)).abs() < 1e-5, "reward {r}");
+        // At the corner itself the reward is 0, the maximum.
+        let mut state = [1.95, 2.0];
+        let (r, _) = env.step(&NE, &mut state, &[0.05, 0.0]);
+        assert!(r.abs() < 1e-6, "reward {r}");
+        // The wrong corners pay nothing extra: near (−2, −2) with goal NE it is −4.
+        let mut state = [-1.9, -1.9];
+        let (r, _) = env.step(&NE, &mut state, &[-0.1, -0.1]);
+        assert_eq!(r, -4.0);
+    }
+
+    #[test]
+    fn actions_and_positions_are_clipped() {
+        let env = EsCorners::default();
+        let mut state = [0.0, 0.0];
+        env.step(&NE, &mut state, &[3.0, -0.05]);
+        assert!((state[0] - 0.1).abs() < 1e-7 && (state[1] + 0.05).abs() < 1e-7);
+        let mut state = [4.95, -4.98];
+        env.step(&NE, &mut state, &[0.1, -0.1]);
+        assert_eq!(state, [5.0, -5.0]);
+    }
+
+    #[test]
+    fn success_is_ending_within_half_a_unit_of_the_goal() {
+        let env = EsCorners::default();
+        assert_eq!(env.success(&NE, &[1.7, 1.7], false), Some(true)); // 0.424 away
+        assert_eq!(env.success(&NE, &[1.6, 1.6], false), Some(false)); // 0.566 away
+        assert_eq!(
+            env.success(&Task::Corner { index: 0 }, &[-2.0, -2.0], false),
+            Some(true)
+        );
+    }
+
+    #[test]
+    fn the_finite_task_set_is_the_four_corners_once_each() {
+        let env = EsCorners::default();
+        let all = env.finite_tasks().expect("four corners is a finite family");
+        let goals: Vec<[f32; 2]> = all.iter().map(goal).collect();
+        assert_eq!(goals, CORNERS.to_vec());
+    }
+}

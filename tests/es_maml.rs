@@ -44,6 +44,8 @@ fn same_seed_gives_identical_results_with_one_and_two_threads() {
         (Order::First, Operator::EsGrad, true, PolicyKind::Linear),
     ] {
         let cfg = EsMamlConfig {
+            // Zero order: every perturbation adapts on the 4 corners (paper's "(N, N, N)").
+            task_batch: if order == Order::Zero { 4 } else { 1 },
             order,
             operator,
             hessian,
@@ -121,6 +123,10 @@ fn bad_es_flags_exit_2_and_name_the_field() {
         (vec!["--estimator", "median"], "estimator"),
         (vec!["--queries", "0"], "queries"),
         (vec!["--order", "second"], "order"),
+        (
+            vec!["--env", "point-corners-es", "--task-batch", "5"],
+            "es.task_batch",
+        ),
     ] {
         let o = Command::new(env!("CARGO_BIN_EXE_es-maml"))
             .args(&args)
@@ -130,6 +136,24 @@ fn bad_es_flags_exit_2_and_name_the_field() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
         assert!(e.contains(field), "{args:?}: {e}");
     }
+}
+
+#[test]
+fn a_task_batch_is_bounded_by_the_distinct_training_tasks() {
+    let corners = metarl::env::make("point-corners-es").unwrap();
+    let cfg = |task_batch| EsMamlConfig {
+        task_batch,
+        ..Default::default()
+    };
+    // 50 training tasks requested, but four corners has 4 distinct ones: all 4 are used.
+    assert!(cfg(4).validate_for(corners.as_ref()).is_ok());
+    let e = cfg(5).validate_for(corners.as_ref()).unwrap_err().to_string();
+    assert!(e.contains("es.task_batch") && e.contains("1..=4"), "{e}");
+    // A continuous family draws train_tasks tasks, so the bound is train_tasks.
+    let nav = metarl::env::make("nav2d").unwrap();
+    assert!(cfg(50).validate_for(nav.as_ref()).is_ok());
+    let e = cfg(51).validate_for(nav.as_ref()).unwrap_err().to_string();
+    assert!(e.contains("es.task_batch") && e.contains("1..=50"), "{e}");
 }
 
 fn sine_mse(extra: &[&str]) -> Vec<f64> {

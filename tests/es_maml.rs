@@ -147,7 +147,10 @@ fn a_task_batch_is_bounded_by_the_distinct_training_tasks() {
     };
     // 50 training tasks requested, but four corners has 4 distinct ones: all 4 are used.
     assert!(cfg(4).validate_for(corners.as_ref()).is_ok());
-    let e = cfg(5).validate_for(corners.as_ref()).unwrap_err().to_string();
+    let e = cfg(5)
+        .validate_for(corners.as_ref())
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("es.task_batch") && e.contains("1..=4"), "{e}");
     // A continuous family draws train_tasks tasks, so the bound is train_tasks.
     let nav = metarl::env::make("nav2d").unwrap();

@@ -39,6 +39,31 @@ pub fn rbf_kernel(points: &[Vec<f32>], bandwidth: f64) -> Vec<f64> {
     let m = points.len();
     let two_h_sq = 2.0 * bandwidth * bandwidth;
     let mut l = vec![0.0f64; m * m];
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU supports AVX2, checked just above.
+        unsafe { fill_kernel_avx2(points, two_h_sq, &mut l) };
+        return l;
+    }
+    fill_kernel(points, two_h_sq, &mut l);
+    l
+}
+
+/// [`fill_kernel`] compiled with AVX2 (the same f32 operations in the same order, so the
+/// same kernel; 8-wide instead of 4-wide).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn fill_kernel_avx2(points: &[Vec<f32>], two_h_sq: f64, l: &mut [f64]) {
+    fill_kernel(points, two_h_sq, l)
+}
+
+/// Writes `L_ij = exp(−‖x_i − x_j‖² / two_h_sq)` into `l` (`m × m`).
+#[inline(always)]
+fn fill_kernel(points: &[Vec<f32>], two_h_sq: f64, l: &mut [f64]) {
+    let m = points.len();
     for i in 0..m {
         l[i * m + i] = 1.0;
         for j in 0..i {
@@ -47,17 +72,37 @@ pub fn rbf_kernel(points: &[Vec<f32>], bandwidth: f64) -> Vec<f64> {
                 points[j].len(),
                 "points should share a length"
             );
-            let sq: f64 = points[i]
-                .iter()
-                .zip(&points[j])
-                .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
-                .sum();
-            let k = (-sq / two_h_sq).exp();
+            let k = (-squared_distance(&points[i], &points[j]) / two_h_sq).exp();
             l[i * m + j] = k;
             l[j * m + i] = k;
         }
     }
-    l
+}
+
+/// `‖a − b‖²`, summed in [`LANES`] f32 partial sums (lane j takes the coordinates
+/// `≡ j mod LANES`, which the compiler vectorizes), the partial sums added in f64. Each
+/// lane sums `d/LANES` non-negative terms, so the relative error is below `(d/LANES)·2⁻²⁴`
+/// (5e-6 for the 32-32 policy's d = 1 218), against 1e-16 for an all-f64 sum that ran
+/// about 10× slower: with ρK = 100 candidates that kernel was 3/4 of an ES-MAML
+/// iteration with the DPP operator.
+#[inline(always)]
+fn squared_distance(a: &[f32], b: &[f32]) -> f64 {
+    const LANES: usize = 16;
+    let mut lanes = [0.0f32; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let tail: f64 = ca
+        .remainder()
+        .iter()
+        .zip(cb.remainder())
+        .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+        .sum();
+    for (xa, xb) in ca.zip(cb) {
+        for j in 0..LANES {
+            let t = xa[j] - xb[j];
+            lanes[j] += t * t;
+        }
+    }
+    lanes.iter().map(|&x| f64::from(x)).sum::<f64>() + tail
 }
 
 /// `log det L` of the RBF kernel of `points` (see [`rbf_kernel`]), by Cholesky in `f64`:
@@ -203,6 +248,29 @@ mod tests {
         let (dpp_mean, iid_mean) = (dpp_sum / seeds as f64, iid_sum / seeds as f64);
         println!("mean log det over {seeds} seeds: greedy MAP {dpp_mean:.3}, i.i.d. {iid_mean:.3}");
         assert!(dpp_mean > iid_mean);
+    }
+
+    #[test]
+    fn chunked_squared_distance_matches_an_f64_sum() {
+        // Lengths with and without a remainder, up to the 32-32 policy's 1 218.
+        for d in [1usize, 15, 16, 33, 1218] {
+            let g = gaussian_perturbations(d, 2, 9, 0);
+            let exact: f64 = g[0]
+                .iter()
+                .zip(&g[1])
+                .map(|(&a, &b)| (f64::from(a) - f64::from(b)).powi(2))
+                .sum();
+            let got = squared_distance(&g[0], &g[1]);
+            // The documented bound: (d/16)·2⁻²⁴ relative, plus f32 rounding of each term.
+            let bound = ((d / 16) as f64 + 2.0) * f64::from(f32::EPSILON) / 2.0;
+            assert!(
+                (got - exact).abs() <= bound * exact,
+                "d = {d}: {got} vs {exact} (bound {bound:e})"
+            );
+        }
+        assert_eq!(squared_distance(&[1.0, 2.0], &[1.0, 2.0]), 0.0);
+        // (3 − 0)² + (−4 − 0)² = 25 on the remainder path.
+        assert_eq!(squared_distance(&[3.0, -4.0], &[0.0, 0.0]), 25.0);
     }
 
     #[test]

@@ -22,8 +22,9 @@
 //! (2, −2); here a task is a corner index drawn uniformly and [`Env::finite_tasks`] lists
 //! all four, which is what ES-MAML trains on ("(N, N, N)" train/batch/test sets, A.7.2).
 //! The start is the origin, from where every corner is √8 away: no reward differs from −4
-//! until the point is within distance 2 of the goal, which takes at least 9 steps of 0.1
-//! per axis.
+//! until the point is within distance 2 of the goal, which takes at least 6 diagonal steps
+//! of 0.1 per axis. Running straight to the goal and staying there returns −40.3, the
+//! best possible.
 
 use rand::Rng as _;
 
@@ -170,6 +171,24 @@ mod tests {
         let mut state = [-1.9, -1.9];
         let (r, _) = env.step(&NE, &mut state, &[-0.1, -0.1]);
         assert_eq!(r, -4.0);
+    }
+
+    #[test]
+    fn running_straight_to_the_goal_returns_minus_40_point_3() {
+        // Diagonal steps of 0.1: after step t ≤ 20, ‖p − g‖² = 2(2 − 0.1t)², which is ≥ 4
+        // for t ≤ 5 (reward −4 each, −20) and then pays −2(2 − 0.1t)²: 3.92 + 3.38 + 2.88 +
+        // 2.42 + 2.00 + 1.62 + 1.28 + 0.98 + 0.72 + 0.50 + 0.32 + 0.18 + 0.08 + 0.02 = 20.3
+        // for t = 6…19, 0 at t = 20 and after (the actions are clipped to 0.1, so
+        // overshooting is impossible; staying costs 0). Total −40.3.
+        let env = EsCorners::default();
+        let mut state = [0.0, 0.0];
+        let mut ret = 0.0f64;
+        for t in 0..100 {
+            let a = if t < 20 { [1.0, 1.0] } else { [0.0, 0.0] };
+            ret += f64::from(env.step(&NE, &mut state, &a).0);
+        }
+        assert!((ret + 40.3).abs() < 1e-4, "return {ret}");
+        assert_eq!(env.success(&NE, &state, false), Some(true));
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //! | action | 2-D displacement, each component clipped to `[-0.1, 0.1]` |
 //! | dynamics | `p ← clip(p + clip(a), −5, 5)` per axis |
 //! | start | the origin |
-//! | task | one of the corners `(±2, ±2)` ([`Task::Corner`], index into [`CORNERS`]) |
+//! | task | one of the corners `(±2, ±2)` ([`Task::Corner`], index into [`point_corners::CORNERS`]) |
 //! | reward | `−4 + max(0, 4 − ‖p' − g‖²)`: −4 per step outside distance 2 of the goal, 0 at it |
 //! | termination | never |
 //! | horizon | 100 |
@@ -26,9 +26,7 @@
 //! of 0.1 per axis. Running straight to the goal and staying there returns −40.3, the
 //! best possible.
 
-use rand::Rng as _;
-
-use super::point_corners::CORNERS;
+use super::point_corners::{self, goal};
 use super::{distance, Env, EnvSpec, Task};
 use crate::rng::Rng;
 
@@ -68,16 +66,6 @@ impl Default for EsCorners {
     }
 }
 
-/// The goal corner of a task.
-fn goal(task: &Task) -> [f32; 2] {
-    match task {
-        Task::Corner { index } => *CORNERS
-            .get(*index)
-            .unwrap_or_else(|| panic!("corner index should be below 4, got {index}")),
-        other => panic!("point-corners-es rows should carry Task::Corner, got {other:?}"),
-    }
-}
-
 impl Env for EsCorners {
     fn spec(&self) -> &EnvSpec {
         &self.spec
@@ -89,17 +77,11 @@ impl Env for EsCorners {
     }
 
     fn sample_task(&self, rng: &mut Rng) -> Task {
-        Task::Corner {
-            index: rng.random_range(0..CORNERS.len()),
-        }
+        point_corners::sample_corner(rng)
     }
 
     fn finite_tasks(&self) -> Option<Vec<Task>> {
-        Some(
-            (0..CORNERS.len())
-                .map(|index| Task::Corner { index })
-                .collect(),
-        )
+        Some(point_corners::all_corners())
     }
 
     fn reset(&self, _task: &Task, state: &mut [f32], _rng: &mut Rng) {
@@ -218,6 +200,6 @@ mod tests {
         let env = EsCorners::default();
         let all = env.finite_tasks().expect("four corners is a finite family");
         let goals: Vec<[f32; 2]> = all.iter().map(goal).collect();
-        assert_eq!(goals, CORNERS.to_vec());
+        assert_eq!(goals, point_corners::CORNERS.to_vec());
     }
 }

@@ -177,14 +177,28 @@ impl PointCorners {
     }
 }
 
-/// The goal corner of a point-corners task.
-fn goal(task: &Task) -> [f32; 2] {
+/// The goal corner of a corner task (this family and `point-corners-es`).
+pub(crate) fn goal(task: &Task) -> [f32; 2] {
     match task {
         Task::Corner { index } => *CORNERS
             .get(*index)
             .unwrap_or_else(|| panic!("corner index should be below 4, got {index}")),
-        other => panic!("point-corners rows should carry Task::Corner, got {other:?}"),
+        other => panic!("corner-task rows should carry Task::Corner, got {other:?}"),
     }
+}
+
+/// A corner drawn uniformly.
+pub(crate) fn sample_corner(rng: &mut Rng) -> Task {
+    Task::Corner {
+        index: rng.random_range(0..CORNERS.len()),
+    }
+}
+
+/// The four corner tasks, each once, in [`CORNERS`] order.
+pub(crate) fn all_corners() -> Vec<Task> {
+    (0..CORNERS.len())
+        .map(|index| Task::Corner { index })
+        .collect()
 }
 
 impl Env for PointCorners {
@@ -198,17 +212,11 @@ impl Env for PointCorners {
     }
 
     fn sample_task(&self, rng: &mut Rng) -> Task {
-        Task::Corner {
-            index: rng.random_range(0..CORNERS.len()),
-        }
+        sample_corner(rng)
     }
 
     fn finite_tasks(&self) -> Option<Vec<Task>> {
-        Some(
-            (0..CORNERS.len())
-                .map(|index| Task::Corner { index })
-                .collect(),
-        )
+        Some(all_corners())
     }
 
     fn reset(&self, _task: &Task, state: &mut [f32], rng: &mut Rng) {

@@ -31,7 +31,7 @@ pub const CENTER_STREAM: &str = "es-center";
 /// Stream name of the shared noise table's entries.
 const NOISE_TABLE_STREAM: &str = "es-noise-table";
 /// Root seed of the shared noise table: fixed, so every run reads the same table.
-const NOISE_TABLE_SEED: u64 = 0x5eed_0f_7ab1e;
+const NOISE_TABLE_SEED: u64 = 0x05ee_d0f7_ab1e;
 /// Entries of the shared noise table (2²⁴ f32, 64 MiB).
 pub const NOISE_TABLE_LEN: usize = 1 << 24;
 /// Entries drawn from one generator when the table is built (in parallel, in any order).

@@ -208,6 +208,22 @@ pub fn episode_flat(
     seed: u64,
     stats: &mut ObsStats,
 ) -> (f64, Option<bool>) {
+    episode_flat_visiting(env, task, policy, theta, norm, seed, stats, |_| {})
+}
+
+/// [`episode_flat`], calling `visit` with the env state after the reset and after every
+/// step (`len + 1` calls for an episode of `len` steps), e.g. to record a point env's path.
+#[allow(clippy::too_many_arguments)] // episode_flat's arguments plus the visitor
+pub fn episode_flat_visiting(
+    env: &std::sync::Arc<dyn crate::env::Env>,
+    task: &crate::env::Task,
+    policy: &crate::nn::flat::FlatPolicy,
+    theta: &[f32],
+    norm: &ObsNorm,
+    seed: u64,
+    stats: &mut ObsStats,
+    mut visit: impl FnMut(&[f32]),
+) -> (f64, Option<bool>) {
     let spec = env.spec();
     let mut rng = crate::rng::substream(seed, "env-row", 0);
     let mut state = vec![0.0f32; env.state_dim()];
@@ -215,6 +231,7 @@ pub fn episode_flat(
     let mut act = vec![0.0f32; spec.act_dim];
     let mut scratch = crate::nn::flat::Scratch::default();
     env.reset(task, &mut state, &mut rng);
+    visit(&state);
     let mut ret = 0.0;
     for t in 0..spec.horizon {
         env.observe(task, &state, &mut obs);
@@ -222,6 +239,7 @@ pub fn episode_flat(
         norm.apply(&mut obs);
         policy.forward_into(theta, &obs, 1, &mut act, &mut scratch);
         let (r, terminated) = env.step(task, &mut state, &act);
+        visit(&state);
         ret += r as f64;
         if terminated || t + 1 == spec.horizon {
             return (ret, env.success(task, &state, terminated));

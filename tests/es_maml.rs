@@ -90,6 +90,23 @@ fn improves(extra: &[&str], perturbations: &str) {
         "{extra:?}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
+    // Paths of the held-out episodes before and after adaptation, for `metarl plot`.
+    let paths = std::fs::read_to_string(out.join("trajectories.csv")).unwrap();
+    let mut lines = paths.lines();
+    assert_eq!(lines.next(), Some("phase,task,rollout,t,x,y,goal_x,goal_y"));
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    for phase in ["pre", "post-1"] {
+        // nav2d starts at the origin; one path per shown task, t counting from 0.
+        let starts: Vec<_> = rows
+            .iter()
+            .filter(|r| r[0] == phase && r[3] == "0")
+            .collect();
+        assert_eq!(starts.len(), 6, "{extra:?}: {phase} paths");
+        assert!(
+            starts.iter().all(|r| r[4] == "0" && r[5] == "0"),
+            "{starts:?}"
+        );
+    }
     let mut r = csv::Reader::from_path(out.join("progress.csv")).unwrap();
     let h = r.headers().unwrap().clone();
     let j = h.iter().position(|c| c == "post_return_1").unwrap();
@@ -257,4 +274,36 @@ fn es_maml_resume_continues_exactly() {
     let s = |p: &std::path::Path| std::fs::read_to_string(p.join("summary.json")).unwrap();
     let eval = |t: String| serde_json::from_str::<serde_json::Value>(&t).unwrap()["eval"].clone();
     assert_eq!(eval(s(&full)), eval(s(&part)));
+    // The resumed call's rates cover its own 3 iterations only: steps/s × s/iteration × 3
+    // is the env steps of rows 3..6, not of all 6 rows.
+    let train = serde_json::from_str::<serde_json::Value>(&s(&part)).unwrap()["train"].clone();
+    let mut r = csv::Reader::from_path(part.join("progress.csv")).unwrap();
+    let j = r
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|c| c == "env_steps")
+        .unwrap();
+    let steps: Vec<f64> = r
+        .records()
+        .map(|x| x.unwrap()[j].parse().unwrap())
+        .collect();
+    let resumed: f64 = steps[3..].iter().sum();
+    let per_s = train["env_steps_per_second"].as_f64().unwrap();
+    let s_per_it = train["seconds_per_iteration"].as_f64().unwrap();
+    let implied = per_s * s_per_it * 3.0;
+    assert!(
+        (implied - resumed).abs() <= 1e-9 * resumed,
+        "{implied} steps implied by the rates, {resumed} taken after the resume"
+    );
+    // Resuming a finished run runs nothing: no rate to report, the evaluation is redone.
+    let o = Command::new(env!("CARGO_BIN_EXE_es-maml"))
+        .args(["--resume", part.to_str().unwrap(), "--quiet"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let again = serde_json::from_str::<serde_json::Value>(&s(&part)).unwrap();
+    assert!(again["train"]["env_steps_per_second"].is_null(), "{again}");
+    assert!(again["train"]["seconds_per_iteration"].is_null(), "{again}");
+    assert_eq!(again["eval"], eval(s(&full)));
 }

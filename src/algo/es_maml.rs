@@ -580,42 +580,80 @@ impl EsMaml {
         self.policy = unflatten(self.policy.clone(), theta);
     }
 
-    /// Held-out evaluation: mean return before and after adaptation and the success rate
-    /// after adaptation, on the first `n` test tasks (fixed evaluation streams).
-    pub fn evaluate(&self, n: usize) -> (f64, f64, Option<f64>) {
+    /// Held-out evaluation on the first `n` test tasks (fixed evaluation streams): mean
+    /// return before and after adaptation, the success rate after adaptation, and for
+    /// point envs the paths of the first [`EVAL_PATH_TASKS`] tasks' two episodes.
+    pub fn evaluate(&self, n: usize) -> EsEvaluation {
         let (norm, c) = self.context();
         let theta = self.theta();
         let tasks = TaskDistribution::new(self.env.clone()).held_out(n);
-        let out: Vec<(f64, f64, Option<bool>)> = tasks
+        let env = &self.env;
+        let episode = |task: &Task, p: &[f32], seed: u64, path: &mut Vec<[f32; 2]>| {
+            let mut st = ObsStats::new(env.spec().obs_dim);
+            crate::rollout::episode_flat_visiting(
+                env,
+                task,
+                &self.flat,
+                p,
+                &norm,
+                seed,
+                &mut st,
+                |s| path.extend(env.position(s)),
+            )
+        };
+        type Out = (f64, f64, Option<bool>, Vec<[f32; 2]>, Vec<[f32; 2]>);
+        let out: Vec<Out> = tasks
             .par_iter()
             .enumerate()
             .map(|(j, task)| {
                 let mut r = substream(crate::env::HELD_OUT_SEED, "es-eval", j as u64);
-                let pre = self.f(task, &theta, &norm, r.next_u64(), &c);
+                let (mut pre_path, mut post_path) = (Vec::new(), Vec::new());
+                let (pre, _) = episode(task, &theta, r.next_u64(), &mut pre_path);
                 let adapted = self.adapt(task, &theta, &norm, r.next_u64(), &c);
-                let mut st = ObsStats::new(self.env.spec().obs_dim);
-                let (post, ok) = crate::rollout::episode_flat(
-                    &self.env,
-                    task,
-                    &self.flat,
-                    &adapted,
-                    &norm,
-                    r.next_u64(),
-                    &mut st,
-                );
-                (pre, post, ok)
+                let (post, ok) = episode(task, &adapted, r.next_u64(), &mut post_path);
+                (pre, post, ok, pre_path, post_path)
             })
             .collect();
         let m = out.len() as f64;
         let oks: Vec<bool> = out.iter().filter_map(|o| o.2).collect();
         let sr =
             (!oks.is_empty()).then(|| oks.iter().filter(|&&b| b).count() as f64 / oks.len() as f64);
-        (
-            out.iter().map(|o| o.0).sum::<f64>() / m,
-            out.iter().map(|o| o.1).sum::<f64>() / m,
-            sr,
-        )
+        let mut csv = String::from("phase,task,rollout,t,x,y,goal_x,goal_y\n");
+        for (j, (task, o)) in tasks.iter().zip(&out).take(EVAL_PATH_TASKS).enumerate() {
+            let (gx, gy) = match self.env.goals(task).first() {
+                Some([x, y]) => (x.to_string(), y.to_string()),
+                None => (String::new(), String::new()),
+            };
+            for (phase, path) in [("pre", &o.3), ("post-1", &o.4)] {
+                for (t, [x, y]) in path.iter().enumerate() {
+                    csv.push_str(&format!("{phase},{j},0,{t},{x},{y},{gx},{gy}\n"));
+                }
+            }
+        }
+        EsEvaluation {
+            pre_return: out.iter().map(|o| o.0).sum::<f64>() / m,
+            post_return: out.iter().map(|o| o.1).sum::<f64>() / m,
+            success_rate: sr,
+            trajectories_csv: csv,
+        }
     }
+}
+
+/// Held-out tasks whose pre- and post-adaptation paths [`EsMaml::evaluate`] records.
+pub const EVAL_PATH_TASKS: usize = 6;
+
+/// What [`EsMaml::evaluate`] measures.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EsEvaluation {
+    /// Mean return of θ on the held-out tasks.
+    pub pre_return: f64,
+    /// Mean return after the adaptation operator.
+    pub post_return: f64,
+    /// Share of adapted episodes the family counts as a success, if it defines one.
+    pub success_rate: Option<f64>,
+    /// `trajectories.csv` for `metarl plot`: phases `pre` and `post-1`, one path per task
+    /// (header only for envs without positions).
+    pub trajectories_csv: String,
 }
 
 impl crate::train::Trainable for EsMaml {

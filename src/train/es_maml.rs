@@ -92,7 +92,9 @@ pub fn train(
         quiet,
     };
     let (res, wall) = resume_and_run(&mut learner, dir, resume, &to_toml(cfg)?, &lc, "es-maml")?;
-    let (pre, post, success) = learner.evaluate(cfg.eval_tasks);
+    let ev = learner.evaluate(cfg.eval_tasks);
+    dir.write_file("trajectories.csv", ev.trajectories_csv.as_bytes())?;
+    let (pre, post, success) = (ev.pre_return, ev.post_return, ev.success_rate);
     let summary = json!({
         "algo": "es-maml",
         "env": cfg.env,
@@ -106,10 +108,10 @@ pub fn train(
         "threads": rayon::current_num_threads(),
         "train": {
             "wall_seconds": wall,
-            "seconds_per_iteration": res.step_seconds / res.iterations_run.max(1) as f64,
-            "meta_iterations_per_second": res.iterations_run as f64 / res.step_seconds.max(1e-12),
+            "seconds_per_iteration": res.seconds_per_iteration(),
+            "meta_iterations_per_second": res.iterations_per_second(),
             "env_steps": res.env_steps,
-            "env_steps_per_second": res.env_steps / res.step_seconds.max(1e-12),
+            "env_steps_per_second": res.env_steps_per(res.step_seconds),
         },
         "final": { "pre_return": res.last.get("pre_return"), "post_return": [res.last.get("post_return_1")] },
         "eval": { "tasks": cfg.eval_tasks, "pre_return": pre, "post_return": [post], "success_rate": success },
@@ -164,7 +166,7 @@ fn train_sine(
         "operator": "gradient",
         "train": {
             "wall_seconds": wall,
-            "meta_iterations_per_second": res.iterations_run as f64 / res.step_seconds.max(1e-12),
+            "meta_iterations_per_second": res.iterations_per_second(),
             "env_steps": 0,
         },
         "final": { "post_mse": res.last.get("post_mse") },

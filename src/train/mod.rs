@@ -102,6 +102,27 @@ pub struct LoopResult {
     pub step_seconds: f64,
     /// Total environment steps, including those before a resume.
     pub env_steps: f64,
+    /// Environment steps taken by this call's iterations.
+    pub env_steps_run: f64,
+}
+
+impl LoopResult {
+    /// `step_seconds / iterations_run`; `None` when this call ran no iteration.
+    pub fn seconds_per_iteration(&self) -> Option<f64> {
+        (self.iterations_run > 0).then(|| self.step_seconds / self.iterations_run as f64)
+    }
+
+    /// `iterations_run / step_seconds`; `None` when this call ran no iteration.
+    pub fn iterations_per_second(&self) -> Option<f64> {
+        (self.iterations_run > 0).then(|| self.iterations_run as f64 / self.step_seconds.max(1e-12))
+    }
+
+    /// This call's environment steps per second of `seconds` (its step time, or its wall
+    /// time); `None` when it ran no iteration. Steps taken before a resume are not
+    /// counted, since their time is not in `seconds`.
+    pub fn env_steps_per(&self, seconds: f64) -> Option<f64> {
+        (self.iterations_run > 0).then(|| self.env_steps_run / seconds.max(1e-12))
+    }
 }
 
 /// Runs `algo` from its current iteration to `cfg.iterations`, appending one row per
@@ -118,7 +139,8 @@ pub fn run<T: Trainable>(
 ) -> Result<LoopResult> {
     let mut csv = ProgressCsv::open(&run_dir.progress_path(), start)?;
     let mut reporter = Reporter::new(label, start, cfg.iterations, cfg.quiet);
-    let mut env_steps = csv.column_sum("env_steps");
+    let before = csv.column_sum("env_steps");
+    let mut env_steps = before;
     let (mut step_seconds, mut last) = (0.0, Metrics::new());
     let t0 = Instant::now();
     for it in start..cfg.iterations {
@@ -158,6 +180,7 @@ pub fn run<T: Trainable>(
         iterations_run: cfg.iterations.saturating_sub(start),
         step_seconds,
         env_steps,
+        env_steps_run: env_steps - before,
     })
 }
 

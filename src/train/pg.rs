@@ -348,10 +348,10 @@ pub fn train(
         "threads": rayon::current_num_threads(),
         "train": {
             "wall_seconds": wall,
-            "seconds_per_iteration": res.step_seconds / res.iterations_run.max(1) as f64,
-            "meta_iterations_per_second": res.iterations_run as f64 / res.step_seconds.max(1e-12),
+            "seconds_per_iteration": res.seconds_per_iteration(),
+            "meta_iterations_per_second": res.iterations_per_second(),
             "env_steps": res.env_steps,
-            "env_steps_per_second": res.env_steps / wall.max(1e-12),
+            "env_steps_per_second": res.env_steps_per(wall),
         },
         "final": { "pre_return": res.last.get("pre_return"), "post_return": post_final },
         "eval": { "tasks": ev.tasks, "pre_return": ev.pre_return, "post_return": ev.post_return, "success_rate": ev.success_rate },

@@ -135,7 +135,7 @@ pub fn train(
             "wall_seconds": train_seconds,
             "step_seconds": res.step_seconds,
             "iterations_run": res.iterations_run,
-            "meta_iterations_per_second": res.iterations_run as f64 / res.step_seconds.max(1e-12),
+            "meta_iterations_per_second": res.iterations_per_second(),
             "env_steps": 0,
         },
         "final": { "pre_mse": res.last.get("pre_mse"), "post_mse": [res.last.get("post_mse")] },

@@ -182,7 +182,7 @@ impl ObsNorm {
 /// One episode of task `task` with the deterministic flat-vector policy `theta`: returns
 /// the undiscounted return and adds every raw observation to `stats`. The env's start
 /// state is drawn from the stream seeded by `seed`. See [`episode_flat`] for the success
-/// verdict too.
+/// verdict and the visited states too.
 pub fn episode_return_flat(
     env: &std::sync::Arc<dyn crate::env::Env>,
     task: &crate::env::Task,
@@ -192,29 +192,18 @@ pub fn episode_return_flat(
     seed: u64,
     stats: &mut ObsStats,
 ) -> f64 {
-    episode_flat(env, task, policy, theta, norm, seed, stats).0
+    episode_flat(env, task, policy, theta, norm, seed, stats, |_| {}).0
 }
 
-/// [`episode_return_flat`], also returning the family's success verdict. Steps the
-/// family directly (no [`VecEnv`] bookkeeping) with reused buffers: this is the inner
-/// loop of evolution strategies. Start states come from the same stream [`VecEnv`] gives
-/// a row seeded with `seed`, so both paths see the same episode.
+/// [`episode_return_flat`], also returning the family's success verdict and calling
+/// `visit` with the env state after the reset and after every step (`len + 1` calls for an
+/// episode of `len` steps), e.g. to record a point env's path. Steps the family directly
+/// (no [`VecEnv`] bookkeeping) with reused buffers: this is the inner loop of evolution
+/// strategies, where `visit` is a no-op the compiler removes. Start states come from the
+/// same stream [`VecEnv`] gives a row seeded with `seed`, so both paths see the same
+/// episode.
+#[allow(clippy::too_many_arguments)] // episode_return_flat's arguments plus the visitor
 pub fn episode_flat(
-    env: &std::sync::Arc<dyn crate::env::Env>,
-    task: &crate::env::Task,
-    policy: &crate::nn::flat::FlatPolicy,
-    theta: &[f32],
-    norm: &ObsNorm,
-    seed: u64,
-    stats: &mut ObsStats,
-) -> (f64, Option<bool>) {
-    episode_flat_visiting(env, task, policy, theta, norm, seed, stats, |_| {})
-}
-
-/// [`episode_flat`], calling `visit` with the env state after the reset and after every
-/// step (`len + 1` calls for an episode of `len` steps), e.g. to record a point env's path.
-#[allow(clippy::too_many_arguments)] // episode_flat's arguments plus the visitor
-pub fn episode_flat_visiting(
     env: &std::sync::Arc<dyn crate::env::Env>,
     task: &crate::env::Task,
     policy: &crate::nn::flat::FlatPolicy,

@@ -405,8 +405,13 @@ impl EsMaml {
             .with("grad_norm", norm2))
     }
 
-    fn task_for(&self, r: &mut Rng) -> &Task {
-        &self.train[r.random_range(0..self.train.len())]
+    /// `k` distinct training-task indices from `r` (one uniform draw when `k = 1`).
+    fn task_indices(&self, k: usize, r: &mut Rng) -> Vec<usize> {
+        if k == 1 {
+            vec![r.random_range(0..self.train.len())]
+        } else {
+            rand::seq::index::sample(r, self.train.len(), k).into_vec()
+        }
     }
 
     /// ĝ for Algorithm 2: f_i = mean over a batch of training tasks T of f^T(U(θ + σ g_i, T)),
@@ -414,11 +419,7 @@ impl EsMaml {
     /// pairs share theirs).
     fn zero_order(&self, theta: &[f32], norm: &ObsNorm, seed: u64, c: &Counter) -> (Vec<f32>, f64) {
         let big_f = |p: &[f32], r: &mut Rng| {
-            let tasks: Vec<usize> = if self.cfg.task_batch == 1 {
-                vec![r.random_range(0..self.train.len())]
-            } else {
-                rand::seq::index::sample(r, self.train.len(), self.cfg.task_batch).into_vec()
-            };
+            let tasks = self.task_indices(self.cfg.task_batch, r);
             let total: f64 = tasks
                 .iter()
                 .map(|&t| {
@@ -455,7 +456,7 @@ impl EsMaml {
             .into_par_iter()
             .map(|i| {
                 let mut r = substream(seed, "es-first-order-task", i);
-                let task = self.task_for(&mut r).clone();
+                let task = self.train[self.task_indices(1, &mut r)[0]].clone();
                 let f = |p: &[f32], rr: &mut Rng| self.f(&task, p, norm, rr.next_u64(), c);
                 let (s1, s2, s3) = (r.next_u64(), r.next_u64(), r.next_u64());
                 let d1 = es_gradient(
@@ -590,16 +591,9 @@ impl EsMaml {
         let env = &self.env;
         let episode = |task: &Task, p: &[f32], seed: u64, path: &mut Vec<[f32; 2]>| {
             let mut st = ObsStats::new(env.spec().obs_dim);
-            crate::rollout::episode_flat_visiting(
-                env,
-                task,
-                &self.flat,
-                p,
-                &norm,
-                seed,
-                &mut st,
-                |s| path.extend(env.position(s)),
-            )
+            crate::rollout::episode_flat(env, task, &self.flat, p, &norm, seed, &mut st, |s| {
+                path.extend(env.position(s))
+            })
         };
         type Out = (f64, f64, Option<bool>, Vec<[f32; 2]>, Vec<[f32; 2]>);
         let out: Vec<Out> = tasks

@@ -17,6 +17,7 @@ pub mod env;
 pub mod error;
 pub mod es;
 pub mod estimate;
+pub mod lanes;
 pub mod nn;
 pub mod objective;
 pub mod optim;

@@ -4,6 +4,8 @@
 use burn::prelude::*;
 
 use crate::env::VecEnv;
+use crate::lanes::{self, Lanes, LANES};
+use crate::nn::flat::{FlatPolicy, LaneScratch};
 use crate::nn::{tensor2, to_vec, DeterministicPolicy, GaussianPolicy};
 use crate::rng::Rng;
 use crate::traj::Trajectories;
@@ -177,6 +179,101 @@ impl ObsNorm {
             *x = (*x - self.mean[j]) / self.std[j];
         }
     }
+
+    /// [`Self::apply`] to observations in lanes (`obs[j][l]`: dimension `j` of lane `l`).
+    #[inline(always)]
+    pub fn apply_lanes(&self, obs: &mut [Lanes]) {
+        for ((o, m), s) in obs.iter_mut().zip(&self.mean).zip(&self.std) {
+            for x in o {
+                *x = (*x - m) / s;
+            }
+        }
+    }
+}
+
+/// [`ObsStats`] of a batch of episodes in lanes: per-lane sums in `i64` of the same
+/// fixed-point units, added to an [`ObsStats`] exactly ([`Self::flush_into`]). Values of
+/// magnitude above [`LaneStats::LIMIT`] (never met by the families here) go straight to
+/// `i128` sums; the `i64` sums are flushed every [`LaneStats::FLUSH`] pushes, so they cannot
+/// overflow (|x|·2²⁰ ≤ 2³⁵ and x²·2²⁰ ≤ 2⁵⁰ per push).
+struct LaneStats {
+    count: u64,
+    pushes: usize,
+    sum: Vec<[i64; LANES]>,
+    sumsq: Vec<[i64; LANES]>,
+    wide: ObsStats,
+}
+
+impl LaneStats {
+    const LIMIT: f32 = 32_768.0;
+    const FLUSH: usize = 1024;
+
+    fn new(d: usize) -> Self {
+        Self {
+            count: 0,
+            pushes: 0,
+            sum: vec![[0; LANES]; d],
+            sumsq: vec![[0; LANES]; d],
+            wide: ObsStats::new(d),
+        }
+    }
+
+    /// Counts the observation of every active lane.
+    #[inline(always)]
+    fn push(&mut self, obs: &[Lanes], active: &[bool; LANES]) {
+        self.count += active.iter().filter(|&&a| a).count() as u64;
+        let mut outside = false;
+        for ((o, s), q) in obs.iter().zip(&mut self.sum).zip(&mut self.sumsq) {
+            for l in 0..LANES {
+                let x = if active[l] { o[l] } else { 0.0 };
+                let inside = x.abs() <= Self::LIMIT;
+                outside |= !inside;
+                let x = if inside { x as f64 } else { 0.0 };
+                s[l] += (x * FIXED) as i64;
+                q[l] += (x * x * FIXED) as i64;
+            }
+        }
+        if outside {
+            self.push_outside(obs, active);
+        }
+        self.pushes += 1;
+        if self.pushes == Self::FLUSH {
+            self.flush();
+        }
+    }
+
+    /// The values [`Self::push`] left out, into the `i128` sums.
+    #[cold]
+    fn push_outside(&mut self, obs: &[Lanes], active: &[bool; LANES]) {
+        for (j, o) in obs.iter().enumerate() {
+            for l in (0..LANES).filter(|&l| active[l]) {
+                let x = o[l];
+                if !(x.abs() <= Self::LIMIT) {
+                    let x = x as f64;
+                    self.wide.sum[j] += (x * FIXED) as i64 as i128;
+                    self.wide.sumsq[j] += (x * x * FIXED) as i64 as i128;
+                }
+            }
+        }
+    }
+
+    /// Moves the `i64` sums into the `i128` ones.
+    fn flush(&mut self) {
+        for j in 0..self.sum.len() {
+            self.wide.sum[j] += self.sum[j].iter().map(|&v| v as i128).sum::<i128>();
+            self.wide.sumsq[j] += self.sumsq[j].iter().map(|&v| v as i128).sum::<i128>();
+            self.sum[j] = [0; LANES];
+            self.sumsq[j] = [0; LANES];
+        }
+        self.pushes = 0;
+    }
+
+    /// Adds everything counted to `stats`.
+    fn flush_into(mut self, stats: &mut ObsStats) {
+        self.flush();
+        self.wide.count = self.count;
+        stats.merge(&self.wide);
+    }
 }
 
 /// One episode of task `task` with the deterministic flat-vector policy `theta`: returns
@@ -186,13 +283,125 @@ impl ObsNorm {
 pub fn episode_return_flat(
     env: &std::sync::Arc<dyn crate::env::Env>,
     task: &crate::env::Task,
-    policy: &crate::nn::flat::FlatPolicy,
+    policy: &FlatPolicy,
     theta: &[f32],
     norm: &ObsNorm,
     seed: u64,
     stats: &mut ObsStats,
 ) -> f64 {
     episode_flat(env, task, policy, theta, norm, seed, stats, |_| {}).0
+}
+
+/// The returns of `thetas.len()` episodes, [`LANES`] at a time in lock-step, one episode
+/// per SIMD lane ([`crate::lanes`]): episode `i` runs task `tasks[i]` with the flat-vector
+/// policy `thetas[i]` from the start state of `seeds[i]`. Each return, and what is added to
+/// `stats`, is exactly what [`episode_return_flat`] gives for that episode alone (tested
+/// for every family), so callers may batch episodes any way they like. Lanes whose episode
+/// has terminated keep stepping with their results ignored until the batch is done.
+///
+/// Families that override [`Env::step_lanes`](crate::env::Env::step_lanes) (the point
+/// families) run every step in vector registers; the others are stepped row by row inside
+/// the batch, with the policy still batched.
+pub fn episode_returns_lanes(
+    env: &std::sync::Arc<dyn crate::env::Env>,
+    tasks: &[&crate::env::Task],
+    policy: &FlatPolicy,
+    thetas: &[&[f32]],
+    norm: &ObsNorm,
+    seeds: &[u64],
+    stats: &mut ObsStats,
+) -> Vec<f64> {
+    let n = thetas.len();
+    assert!(
+        tasks.len() == n && seeds.len() == n,
+        "one task and one seed per episode"
+    );
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx2") {
+            // SAFETY: the CPU supports AVX2, checked just above.
+            return unsafe {
+                returns_lanes_avx2(env.as_ref(), tasks, policy, thetas, norm, seeds, stats)
+            };
+        }
+    }
+    returns_lanes_body(env.as_ref(), tasks, policy, thetas, norm, seeds, stats)
+}
+
+/// [`returns_lanes_body`] compiled with AVX2 (the lane loops over f64 returns and
+/// statistics use 4-wide registers).
+///
+/// # Safety
+/// The CPU must support AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn returns_lanes_avx2(
+    env: &dyn crate::env::Env,
+    tasks: &[&crate::env::Task],
+    policy: &FlatPolicy,
+    thetas: &[&[f32]],
+    norm: &ObsNorm,
+    seeds: &[u64],
+    stats: &mut ObsStats,
+) -> Vec<f64> {
+    returns_lanes_body(env, tasks, policy, thetas, norm, seeds, stats)
+}
+
+#[inline(always)]
+fn returns_lanes_body(
+    env: &dyn crate::env::Env,
+    tasks: &[&crate::env::Task],
+    policy: &FlatPolicy,
+    thetas: &[&[f32]],
+    norm: &ObsNorm,
+    seeds: &[u64],
+    stats: &mut ObsStats,
+) -> Vec<f64> {
+    let spec = env.spec();
+    let n = thetas.len();
+    let mut returns = Vec::with_capacity(n);
+    let mut theta = Vec::new();
+    let mut scratch = LaneScratch::default();
+    let mut row = vec![0.0f32; env.state_dim()];
+    let mut state = vec![[0.0f32; LANES]; env.state_dim()];
+    let mut obs = vec![[0.0f32; LANES]; spec.obs_dim];
+    let mut act = vec![[0.0f32; LANES]; spec.act_dim];
+    let (mut reward, mut terminated) = ([0.0f32; LANES], [false; LANES]);
+    for start in (0..n).step_by(LANES) {
+        let m = LANES.min(n - start);
+        // Padding lanes (past the last episode) repeat the batch's first episode.
+        let index = |l: usize| start + if l < m { l } else { 0 };
+        lanes::interleave(&thetas[start..start + m], &mut theta);
+        let lane_tasks: [&crate::env::Task; LANES] = std::array::from_fn(|l| tasks[index(l)]);
+        for (l, task) in lane_tasks.iter().enumerate() {
+            let mut rng = crate::rng::substream(seeds[index(l)], "env-row", 0);
+            env.reset(task, &mut row, &mut rng);
+            lanes::scatter(&row, l, &mut state);
+        }
+        let mut active = [false; LANES];
+        active[..m].fill(true);
+        let mut ret = [0.0f64; LANES];
+        let mut lane_stats = LaneStats::new(spec.obs_dim);
+        for t in 0..spec.horizon {
+            env.observe_lanes(&lane_tasks, &state, &mut obs);
+            lane_stats.push(&obs, &active);
+            norm.apply_lanes(&mut obs);
+            policy.forward_lanes(&theta, &obs, &mut act, &mut scratch);
+            env.step_lanes(&lane_tasks, &mut state, &act, &mut reward, &mut terminated);
+            let last = t + 1 == spec.horizon;
+            for l in 0..LANES {
+                // Adding 0.0 leaves a finished return unchanged (it is never −0.0).
+                ret[l] += if active[l] { reward[l] as f64 } else { 0.0 };
+                active[l] &= !(terminated[l] || last);
+            }
+            if !active.contains(&true) {
+                break;
+            }
+        }
+        lane_stats.flush_into(stats);
+        returns.extend_from_slice(&ret[..m]);
+    }
+    returns
 }
 
 /// [`episode_return_flat`], also returning the family's success verdict and calling
@@ -206,7 +415,7 @@ pub fn episode_return_flat(
 pub fn episode_flat(
     env: &std::sync::Arc<dyn crate::env::Env>,
     task: &crate::env::Task,
-    policy: &crate::nn::flat::FlatPolicy,
+    policy: &FlatPolicy,
     theta: &[f32],
     norm: &ObsNorm,
     seed: u64,
@@ -235,4 +444,44 @@ pub fn episode_flat(
         }
     }
     (ret, None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lane_statistics_equal_row_statistics_including_huge_and_nan_values() {
+        // Values beyond LaneStats::LIMIT take the i128 path; NaN counts as 0 in both; the
+        // inactive lane is not counted; 2 500 pushes cross the i64 flush twice.
+        let values = [
+            0.5f32,
+            -3.25,
+            1e5,
+            -7e12,
+            f32::NAN,
+            32_768.0,
+            -32_768.5,
+            1e-9,
+        ];
+        let mut want = ObsStats::new(2);
+        let mut lane = LaneStats::new(2);
+        let mut active = [true; LANES];
+        active[3] = false;
+        for t in 0..2_500 {
+            let obs: Vec<Lanes> = (0..2)
+                .map(|j| {
+                    std::array::from_fn(|l| values[(l + j + t) % values.len()] * (t % 3) as f32)
+                })
+                .collect();
+            lane.push(&obs, &active);
+            for l in (0..LANES).filter(|&l| active[l]) {
+                want.push(&[obs[0][l], obs[1][l]]);
+            }
+        }
+        let mut got = ObsStats::new(2);
+        lane.flush_into(&mut got);
+        assert_eq!(got, want);
+        assert_eq!(got.count, 2_500 * (LANES as u64 - 1));
+    }
 }

@@ -28,6 +28,7 @@
 
 use super::point_corners::{self, goal};
 use super::{distance, Env, EnvSpec, Task};
+use crate::lanes::{Lanes, LANES};
 use crate::rng::Rng;
 
 /// Per-step reward outside the goal's reward region (ES-MAML's `alive_penalty`).
@@ -101,6 +102,33 @@ impl Env for EsCorners {
 
     fn observe(&self, _task: &Task, state: &[f32], obs: &mut [f32]) {
         obs.copy_from_slice(&state[..2]);
+    }
+
+    fn observe_lanes(&self, _tasks: &[&Task; LANES], state: &[Lanes], obs: &mut [Lanes]) {
+        obs.copy_from_slice(&state[..2]);
+    }
+
+    /// [`Env::step`]'s arithmetic, lane by lane.
+    fn step_lanes(
+        &self,
+        tasks: &[&Task; LANES],
+        state: &mut [Lanes],
+        action: &[Lanes],
+        reward: &mut Lanes,
+        terminated: &mut [bool; LANES],
+    ) {
+        let g = tasks.map(goal);
+        let (m, lim) = (self.max_action, self.position_limit);
+        for l in 0..LANES {
+            let mut sq = 0.0;
+            for axis in 0..2 {
+                let s = (state[axis][l] + action[axis][l].clamp(-m, m)).clamp(-lim, lim);
+                state[axis][l] = s;
+                sq += (s - g[l][axis]).powi(2);
+            }
+            reward[l] = ALIVE_PENALTY + (REGION_SQ - sq).max(0.0);
+        }
+        *terminated = [false; LANES];
     }
 
     fn success(&self, task: &Task, state: &[f32], _terminated: bool) -> Option<bool> {

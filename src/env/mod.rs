@@ -16,6 +16,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::lanes::{self, Lanes, LANES};
 use crate::rng::{self, Rng};
 
 pub mod cartpole;
@@ -97,6 +98,40 @@ pub trait Env: Send + Sync + Debug {
     fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool);
     /// Writes the observation of one row.
     fn observe(&self, task: &Task, state: &[f32], obs: &mut [f32]);
+    /// [`Self::observe`] for [`LANES`] rows in lock-step, structure-of-arrays: `state[i][l]`
+    /// is component `i` of row `l`'s state, `obs[j][l]` its observation; row `l` has task
+    /// `tasks[l]`. The default gathers each row and calls [`Self::observe`]; families on ES's
+    /// hot path override it with loops over lanes. Must equal the default exactly.
+    fn observe_lanes(&self, tasks: &[&Task; LANES], state: &[Lanes], obs: &mut [Lanes]) {
+        let (mut s_buf, mut o_buf) = (RowBuf::new(state.len()), RowBuf::new(obs.len()));
+        let (s, o) = (s_buf.get(), o_buf.get());
+        for (l, task) in tasks.iter().enumerate() {
+            lanes::gather(state, l, s);
+            self.observe(task, s, o);
+            lanes::scatter(o, l, obs);
+        }
+    }
+    /// [`Self::step`] for [`LANES`] rows in lock-step (layout of [`Self::observe_lanes`]):
+    /// writes each row's reward and termination. Every lane is stepped, also those whose
+    /// episode has ended (the caller ignores them). The default steps each row with
+    /// [`Self::step`]; overrides must give exactly its results.
+    fn step_lanes(
+        &self,
+        tasks: &[&Task; LANES],
+        state: &mut [Lanes],
+        action: &[Lanes],
+        reward: &mut Lanes,
+        terminated: &mut [bool; LANES],
+    ) {
+        let (mut s_buf, mut a_buf) = (RowBuf::new(state.len()), RowBuf::new(action.len()));
+        let (s, a) = (s_buf.get(), a_buf.get());
+        for (l, task) in tasks.iter().enumerate() {
+            lanes::gather(state, l, s);
+            lanes::gather(action, l, a);
+            (reward[l], terminated[l]) = self.step(task, s, a);
+            lanes::scatter(s, l, state);
+        }
+    }
     /// Whether a finished episode counts as a success, for families that define one.
     /// Called once per row when its episode ends (`terminated` says how it ended).
     fn success(&self, task: &Task, state: &[f32], terminated: bool) -> Option<bool> {
@@ -112,6 +147,30 @@ pub trait Env: Send + Sync + Debug {
     fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
         let _ = task;
         Vec::new()
+    }
+}
+
+/// One row's state, observation or action, gathered out of lanes: on the stack up to 32
+/// entries (every family here), on the heap beyond.
+enum RowBuf {
+    Stack([f32; 32], usize),
+    Heap(Vec<f32>),
+}
+
+impl RowBuf {
+    fn new(n: usize) -> Self {
+        if n <= 32 {
+            RowBuf::Stack([0.0; 32], n)
+        } else {
+            RowBuf::Heap(vec![0.0; n])
+        }
+    }
+
+    fn get(&mut self) -> &mut [f32] {
+        match self {
+            RowBuf::Stack(b, n) => &mut b[..*n],
+            RowBuf::Heap(v) => v,
+        }
     }
 }
 

@@ -21,6 +21,7 @@
 //! ≤ 0.01) and about one step's length. A terminated episode is always a success.
 
 use super::{distance, uniform, Env, EnvSpec, Task};
+use crate::lanes::{Lanes, LANES};
 use crate::rng::Rng;
 
 /// The 2-D navigation family; [`Default`] gives the paper settings.
@@ -107,6 +108,30 @@ impl Env for Nav2d {
 
     fn observe(&self, _task: &Task, state: &[f32], obs: &mut [f32]) {
         obs.copy_from_slice(&state[..2]);
+    }
+
+    fn observe_lanes(&self, _tasks: &[&Task; LANES], state: &[Lanes], obs: &mut [Lanes]) {
+        obs.copy_from_slice(&state[..2]);
+    }
+
+    /// [`Env::step`]'s arithmetic, lane by lane.
+    fn step_lanes(
+        &self,
+        tasks: &[&Task; LANES],
+        state: &mut [Lanes],
+        action: &[Lanes],
+        reward: &mut Lanes,
+        terminated: &mut [bool; LANES],
+    ) {
+        let g = tasks.map(goal);
+        let (m, tol) = (self.max_action, self.goal_tolerance);
+        for l in 0..LANES {
+            state[0][l] += action[0][l].clamp(-m, m);
+            state[1][l] += action[1][l].clamp(-m, m);
+            let p = [state[0][l], state[1][l]];
+            reward[l] = -distance(p, g[l]);
+            terminated[l] = (p[0] - g[l][0]).abs() < tol && (p[1] - g[l][1]).abs() < tol;
+        }
     }
 
     fn success(&self, task: &Task, state: &[f32], _terminated: bool) -> Option<bool> {

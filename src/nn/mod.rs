@@ -214,25 +214,14 @@ pub fn to_vec_f64<const D: usize>(t: Tensor<D>) -> Vec<f64> {
 }
 
 impl Activation {
-    /// [`Self::apply_scalar`] with tanh through libm's `expf`.
-    fn apply_scalar_libm(self, x: f32) -> f32 {
-        match self {
-            Activation::Tanh => 2.0 / (1.0 + (-2.0 * x).exp()) - 1.0,
-            other => other.apply_scalar(x),
-        }
-    }
-
     /// Applies the nonlinearity to every element of a slice, in place (the match is
     /// outside the loop, so each arm vectorizes).
     #[inline(always)]
     pub fn apply_slice(self, xs: &mut [f32]) {
         match self {
-            // Short slices do not fill a vector register; glibc's scalar expf (an FMA build
-            // chosen at load time) is faster there (linear ES policy: 17.2 M vs 15.0 M
-            // env steps/s).
-            Activation::Tanh if xs.len() < 8 => {
-                xs.iter_mut().for_each(|x| *x = self.apply_scalar_libm(*x))
-            }
+            // Always the branch-free tanh, even for short slices where glibc's expf was
+            // faster for one episode: an episode must get the same actions alone
+            // (`FlatPolicy::forward_into`) as in a batch of lanes (`forward_lanes`).
             Activation::Tanh => fastmath::tanh_in_place(xs),
             Activation::Relu => xs.iter_mut().for_each(|x| *x = x.max(0.0)),
             Activation::Identity => {}

@@ -89,7 +89,7 @@ pub fn sample<A: Actor>(
 }
 
 /// Running observation statistics (count, per-dimension sum and sum of squares), for
-/// ES-MAML's global state normalization. Sums are kept in fixed point (2⁻²⁰ units, truncated; i128),
+/// ES-MAML's global state normalization. Sums are kept in fixed point (2⁻²⁰ units, rounded to nearest; i128),
 /// so merging workers' statistics is exact and independent of order and thread count.
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ObsStats {
@@ -118,10 +118,10 @@ impl ObsStats {
         self.count += 1;
         for (j, &x) in o.iter().enumerate() {
             let x = x as f64;
-            // Truncation to i64 is one instruction (f64 → i128 and `round` are libm calls
-            // that showed up at 20% of ES profiles); i128 sums never overflow.
-            self.sum[j] += (x * FIXED) as i64 as i128;
-            self.sumsq[j] += (x * x * FIXED) as i64 as i128;
+            // Rounding by arithmetic (f64 → i128 casts and `round` are libm calls that
+            // showed up at 20% of ES profiles); i128 sums never overflow.
+            self.sum[j] += to_fixed(x * FIXED) as i128;
+            self.sumsq[j] += to_fixed(x * x * FIXED) as i128;
         }
     }
 
@@ -183,13 +183,37 @@ impl ObsNorm {
     /// [`Self::apply`] to observations in lanes (`obs[j][l]`: dimension `j` of lane `l`).
     #[inline(always)]
     pub fn apply_lanes(&self, obs: &mut [Lanes]) {
-        for ((o, m), s) in obs.iter_mut().zip(&self.mean).zip(&self.std) {
+        for ((o, &m), &s) in obs.iter_mut().zip(&self.mean).zip(&self.std) {
             for x in o {
                 *x = (*x - m) / s;
             }
         }
     }
 }
+
+/// `t` rounded to the nearest integer (ties to even) for `|t| < 2⁵¹`, in two operations that
+/// vectorize: adding 1.5·2⁵² rounds `t` onto a binade where the spacing is 1, and the
+/// mantissa bits then count from the bits of 1.5·2⁵² itself.
+#[inline(always)]
+fn round_small(t: f64) -> i64 {
+    const M: f64 = 6_755_399_441_055_744.0; // 1.5 · 2⁵²
+    (t + M).to_bits() as i64 - M.to_bits() as i64
+}
+
+/// A value in [`ObsStats`]' fixed-point units: `t` rounded to the nearest integer, or for
+/// `|t| ≥ 2⁵¹` (or NaN) the saturating cast (NaN counts as 0).
+#[inline(always)]
+fn to_fixed(t: f64) -> i64 {
+    if t.abs() < 2_251_799_813_685_248.0 {
+        round_small(t)
+    } else {
+        t as i64
+    }
+}
+
+/// Which lanes of a batch are still running: all ones or zero, so that selecting a lane's
+/// value is a bitwise and (branch-free; an inactive lane's value, even NaN, becomes 0).
+type Mask = [u32; LANES];
 
 /// [`ObsStats`] of a batch of episodes in lanes: per-lane sums in `i64` of the same
 /// fixed-point units, added to an [`ObsStats`] exactly ([`Self::flush_into`]). Values of
@@ -218,20 +242,26 @@ impl LaneStats {
         }
     }
 
-    /// Counts the observation of every active lane.
+    /// Counts the observation of every active lane (mask all ones).
     #[inline(always)]
-    fn push(&mut self, obs: &[Lanes], active: &[bool; LANES]) {
-        self.count += active.iter().filter(|&&a| a).count() as u64;
+    fn push(&mut self, obs: &[Lanes], active: &Mask) {
+        self.count += active.iter().filter(|&&a| a != 0).count() as u64;
         let mut outside = false;
         for ((o, s), q) in obs.iter().zip(&mut self.sum).zip(&mut self.sumsq) {
+            // Staged so that each loop over lanes is one straight-line vector computation.
+            let mut x = [0.0f64; LANES];
+            let mut skipped = [false; LANES];
             for l in 0..LANES {
-                let x = if active[l] { o[l] } else { 0.0 };
-                let inside = x.abs() <= Self::LIMIT;
-                outside |= !inside;
-                let x = if inside { x as f64 } else { 0.0 };
-                s[l] += (x * FIXED) as i64;
-                q[l] += (x * x * FIXED) as i64;
+                let v = f32::from_bits(o[l].to_bits() & active[l]);
+                let inside = v.abs() <= Self::LIMIT;
+                skipped[l] = !inside;
+                x[l] = if inside { f64::from(v) } else { 0.0 };
             }
+            for l in 0..LANES {
+                s[l] += round_small(x[l] * FIXED);
+                q[l] += round_small(x[l] * x[l] * FIXED);
+            }
+            outside |= skipped.contains(&true);
         }
         if outside {
             self.push_outside(obs, active);
@@ -244,14 +274,14 @@ impl LaneStats {
 
     /// The values [`Self::push`] left out, into the `i128` sums.
     #[cold]
-    fn push_outside(&mut self, obs: &[Lanes], active: &[bool; LANES]) {
+    fn push_outside(&mut self, obs: &[Lanes], active: &Mask) {
         for (j, o) in obs.iter().enumerate() {
-            for l in (0..LANES).filter(|&l| active[l]) {
+            for l in (0..LANES).filter(|&l| active[l] != 0) {
                 let x = o[l];
                 if !(x.abs() <= Self::LIMIT) {
                     let x = x as f64;
-                    self.wide.sum[j] += (x * FIXED) as i64 as i128;
-                    self.wide.sumsq[j] += (x * x * FIXED) as i64 as i128;
+                    self.wide.sum[j] += to_fixed(x * FIXED) as i128;
+                    self.wide.sumsq[j] += to_fixed(x * x * FIXED) as i128;
                 }
             }
         }
@@ -371,15 +401,15 @@ fn returns_lanes_body(
         let m = LANES.min(n - start);
         // Padding lanes (past the last episode) repeat the batch's first episode.
         let index = |l: usize| start + if l < m { l } else { 0 };
-        lanes::interleave(&thetas[start..start + m], &mut theta);
+        policy.pack_lanes(&thetas[start..start + m], &mut theta);
         let lane_tasks: [&crate::env::Task; LANES] = std::array::from_fn(|l| tasks[index(l)]);
         for (l, task) in lane_tasks.iter().enumerate() {
             let mut rng = crate::rng::substream(seeds[index(l)], "env-row", 0);
             env.reset(task, &mut row, &mut rng);
             lanes::scatter(&row, l, &mut state);
         }
-        let mut active = [false; LANES];
-        active[..m].fill(true);
+        let mut active: Mask = [0; LANES];
+        active[..m].fill(u32::MAX);
         let mut ret = [0.0f64; LANES];
         let mut lane_stats = LaneStats::new(spec.obs_dim);
         for t in 0..spec.horizon {
@@ -391,10 +421,12 @@ fn returns_lanes_body(
             let last = t + 1 == spec.horizon;
             for l in 0..LANES {
                 // Adding 0.0 leaves a finished return unchanged (it is never −0.0).
-                ret[l] += if active[l] { reward[l] as f64 } else { 0.0 };
-                active[l] &= !(terminated[l] || last);
+                ret[l] += f64::from(f32::from_bits(reward[l].to_bits() & active[l]));
+                if terminated[l] || last {
+                    active[l] = 0;
+                }
             }
-            if !active.contains(&true) {
+            if active == [0; LANES] {
                 break;
             }
         }
@@ -448,7 +480,45 @@ pub fn episode_flat(
 
 #[cfg(test)]
 mod tests {
+    use rand::Rng as _;
+
     use super::*;
+
+    #[test]
+    fn to_fixed_rounds_to_nearest_even_and_saturates_beyond_2_pow_51() {
+        let mut rng = crate::rng::stream(1, "round");
+        let edge = [
+            0.0,
+            -0.0,
+            0.5,
+            -0.5,
+            1.5,
+            -1.5,
+            2.5,
+            -2.5,
+            0.499_999_999,
+            -0.500_000_001,
+            3.0,
+            -3.0,
+            1e-300,
+            -1e-300,
+            2f64.powi(50) + 0.5,
+            -(2f64.powi(50) + 1.5),
+            2f64.powi(51) - 1.0,
+            -(2f64.powi(51) - 1.0),
+        ];
+        let random = (0..100_000).map(|i| {
+            let u: f64 = rng.random();
+            (u - 0.5) * 2f64.powi(i % 52)
+        });
+        for t in edge.into_iter().chain(random) {
+            assert_eq!(to_fixed(t), t.round_ties_even() as i64, "{t:e}");
+        }
+        assert_eq!(to_fixed(1e30), i64::MAX);
+        assert_eq!(to_fixed(-1e30), i64::MIN);
+        assert_eq!(to_fixed(f64::NAN), 0);
+        assert_eq!(to_fixed(2f64.powi(51)), 1 << 51);
+    }
 
     #[test]
     fn lane_statistics_equal_row_statistics_including_huge_and_nan_values() {
@@ -466,8 +536,8 @@ mod tests {
         ];
         let mut want = ObsStats::new(2);
         let mut lane = LaneStats::new(2);
-        let mut active = [true; LANES];
-        active[3] = false;
+        let mut active: Mask = [u32::MAX; LANES];
+        active[3] = 0;
         for t in 0..2_500 {
             let obs: Vec<Lanes> = (0..2)
                 .map(|j| {
@@ -475,7 +545,7 @@ mod tests {
                 })
                 .collect();
             lane.push(&obs, &active);
-            for l in (0..LANES).filter(|&l| active[l]) {
+            for l in (0..LANES).filter(|&l| active[l] != 0) {
                 want.push(&[obs[0][l], obs[1][l]]);
             }
         }

@@ -56,7 +56,7 @@ fn lane_forward_equals_one_episode_forward_bit_for_bit() {
                 .collect();
             let refs: Vec<&[f32]> = thetas.iter().map(Vec::as_slice).collect();
             let mut theta_l = Vec::new();
-            lanes::interleave(&refs, &mut theta_l);
+            p.pack_lanes(&refs, &mut theta_l);
             let mut obs_l = vec![[0.0; LANES]; obs_dim];
             for (l, o) in obs.iter().enumerate() {
                 lanes::scatter(o, l, &mut obs_l);

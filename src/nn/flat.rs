@@ -92,9 +92,47 @@ impl FlatPolicy {
         self.forward_body(theta, obs, b, out, scratch)
     }
 
-    /// The forward pass of [`LANES`] episodes at once, each with its own parameters:
-    /// `theta[p][l]` is parameter `p` of episode `l` (see [`crate::lanes::interleave`]),
-    /// `obs[i][l]` its observation and `out[o][l]` its action. Every lane gets exactly the
+    /// The parameter vectors of up to [`LANES`] episodes, one per lane, packed for
+    /// [`Self::forward_lanes`]: per layer, the weights in the order the lane forward reads
+    /// them (blocks of [`LANE_BLOCK`] outputs, input by input; then the narrow outputs,
+    /// one column each), then the biases. Lanes past `thetas.len()` repeat the first
+    /// vector (their results are discarded). Packing costs one pass over the parameters;
+    /// the forward then streams them front to back at every step (32-32 policy, 8 lanes:
+    /// 39 KB, more than the L1 cache).
+    pub fn pack_lanes(&self, thetas: &[&[f32]], out: &mut Vec<Lanes>) {
+        assert!(
+            !thetas.is_empty() && thetas.len() <= LANES,
+            "1 to {LANES} parameter vectors per batch"
+        );
+        let d = self.num_params();
+        assert!(
+            thetas.iter().all(|t| t.len() == d),
+            "theta must match the architecture"
+        );
+        let lane: [&[f32]; LANES] = std::array::from_fn(|l| *thetas.get(l).unwrap_or(&thetas[0]));
+        out.clear();
+        out.reserve(d);
+        let mut push = |p: usize| out.push(std::array::from_fn(|l| lane[l][p]));
+        let mut off = 0;
+        for w in self.sizes.windows(2) {
+            let (din, dout) = (w[0], w[1]);
+            let full = dout - dout % SEQ_BLOCK;
+            for ob in (0..full).step_by(LANE_BLOCK) {
+                for k in 0..din {
+                    (ob..ob + LANE_BLOCK).for_each(|o| push(off + k * dout + o));
+                }
+            }
+            for o in full..dout {
+                (0..din).for_each(|k| push(off + k * dout + o));
+            }
+            (0..dout).for_each(|o| push(off + din * dout + o));
+            off += din * dout + dout;
+        }
+    }
+
+    /// The forward pass of [`LANES`] episodes at once, each with its own parameters
+    /// (`theta` from [`Self::pack_lanes`]): `obs[i][l]` is episode `l`'s observation and
+    /// `out[o][l]` its action. Every lane gets exactly the
     /// action [`Self::forward_into`] computes for that episode alone (the same f32
     /// operations in the same order; tested), while the loops over lanes run in vector
     /// registers. Compiled a second time for AVX2, chosen at run time.
@@ -146,25 +184,39 @@ impl FlatPolicy {
             "theta must match the architecture"
         );
         assert_eq!(obs.len(), self.sizes[0], "obs must be [obs_dim] lanes");
+        assert_eq!(
+            out.len(),
+            self.sizes[self.sizes.len() - 1],
+            "out must be [act_dim] lanes"
+        );
         let last = self.sizes.len() - 2;
-        let (h, z) = (&mut scratch.h, &mut scratch.z);
-        h.clear();
-        h.extend_from_slice(obs);
+        // Hidden activations ping-pong between two buffers; the first layer reads `obs` and
+        // the last writes `out` directly (no copies: for the linear policy they were 8% of
+        // an episode).
+        let widest = self.sizes.iter().copied().max().unwrap_or(0);
+        for buf in [&mut scratch.h, &mut scratch.z] {
+            if buf.len() < widest {
+                buf.resize(widest, [0.0; LANES]);
+            }
+        }
         let mut off = 0;
         for (l, w) in self.sizes.windows(2).enumerate() {
             let (din, dout) = (w[0], w[1]);
             let wt = &theta[off..off + din * dout];
             let bias = &theta[off + din * dout..off + din * dout + dout];
             off += din * dout + dout;
-            z.clear();
-            z.extend_from_slice(bias);
-            matvec_rows::<LANES, LANE_BLOCK>(h, wt, z);
-            if let Some(a) = self.layer_activation(l, last) {
-                a.apply_slice(z.as_flattened_mut());
+            let (a, b) = if l % 2 == 0 {
+                (&mut scratch.h, &mut scratch.z)
+            } else {
+                (&mut scratch.z, &mut scratch.h)
+            };
+            let input: &[Lanes] = if l == 0 { obs } else { &a[..din] };
+            let output: &mut [Lanes] = if l == last { &mut *out } else { &mut b[..dout] };
+            matvec_lanes(input, wt, bias, output);
+            if let Some(act) = self.layer_activation(l, last) {
+                act.apply_slice(output.as_flattened_mut());
             }
-            std::mem::swap(h, z);
         }
-        out.copy_from_slice(h);
     }
 
     /// The nonlinearity after layer `l` of `last + 1` (the last one is the output's).
@@ -214,7 +266,7 @@ impl FlatPolicy {
             if b == 1 {
                 // One row: z = b + Σ_k h_k W[k, ·], contiguous over the outputs.
                 z.extend_from_slice(bias);
-                matvec_rows::<1, SEQ_BLOCK>(h.as_chunks().0, wt.as_chunks().0, z.as_chunks_mut().0);
+                matvec_rows(h, wt, z);
             } else {
                 z.resize(dout * b, 0.0);
                 for o in 0..dout {
@@ -243,79 +295,116 @@ impl FlatPolicy {
     }
 }
 
-/// `z[o] += Σ_k h[k] · w[k·dout + o]` (`w` row-major `[din, dout]`), lane by lane: every
-/// element is `[f32; L]`, one value per episode, and lane `l` only ever meets lane `l`
-/// (`L = 1` is a plain matrix-vector product).
+/// `z[o] += Σ_k h[k] · w[k·dout + o]` (`w` row-major `[din, dout]`) for one episode.
 ///
-/// The summation order of every output depends on the layer sizes alone, never on `L`, the
-/// register block `B` or the CPU's vector width, so an episode gets bit-identical actions
-/// alone or in a batch:
+/// The summation order of every output depends on the layer sizes alone (never on the
+/// CPU's vector width), and [`matvec_lanes`] follows it exactly, so an episode gets
+/// bit-identical actions alone or in a batch of lanes:
 /// * outputs below the last multiple of [`SEQ_BLOCK`] sum sequentially over `k`, starting
-///   from the bias. They go in blocks of `B` outputs held in a fixed-size accumulator,
-///   which the compiler keeps in vector registers across the whole sum over `k` instead of
-///   loading and storing `z` for every `k`;
+///   from the bias. They go in blocks held in a fixed-size accumulator, which the compiler
+///   keeps in vector registers across the whole sum over `k` (instead of loading and
+///   storing `z` for every `k`);
 /// * the last `dout mod SEQ_BLOCK` outputs (e.g. a 2-D action) are one dot product each,
 ///   split into [`PARTS`] partial sums over `k mod PARTS` so the adds do not form one
-///   serial chain; `z[o] + (p₀ + p₁ + … + p₇)`, then the inputs past the last whole
-///   group of `PARTS`.
+///   serial chain: `z[o] + (p₀ + p₁ + … + p₇)`, then the inputs past the last whole group
+///   of `PARTS`, one by one.
 #[inline(always)]
-fn matvec_rows<const L: usize, const B: usize>(h: &[[f32; L]], w: &[[f32; L]], z: &mut [[f32; L]]) {
-    const { assert!(SEQ_BLOCK % B == 0, "register blocks must tile SEQ_BLOCK") };
+fn matvec_rows(h: &[f32], w: &[f32], z: &mut [f32]) {
     let dout = z.len();
     let full = dout - dout % SEQ_BLOCK;
-    for o in (0..full).step_by(B) {
-        let mut acc = [[0.0f32; L]; B];
-        acc.copy_from_slice(&z[o..o + B]);
+    for o in (0..full).step_by(SEQ_BLOCK) {
+        let mut acc = [0.0f32; SEQ_BLOCK];
+        acc.copy_from_slice(&z[o..o + SEQ_BLOCK]);
         for (k, hk) in h.iter().enumerate() {
-            let row = &w[k * dout + o..k * dout + o + B];
+            let row = &w[k * dout + o..k * dout + o + SEQ_BLOCK];
+            for (a, wj) in acc.iter_mut().zip(row) {
+                *a += hk * wj;
+            }
+        }
+        z[o..o + SEQ_BLOCK].copy_from_slice(&acc);
+    }
+    let chunks = h.len() / PARTS;
+    for o in full..dout {
+        let mut part = [0.0f32; PARTS];
+        for c in 0..chunks {
+            for (j, p) in part.iter_mut().enumerate() {
+                let k = c * PARTS + j;
+                *p += h[k] * w[k * dout + o];
+            }
+        }
+        let sum = part[1..].iter().fold(part[0], |s, p| s + p);
+        let mut acc = z[o] + sum;
+        for k in chunks * PARTS..h.len() {
+            acc += h[k] * w[k * dout + o];
+        }
+        z[o] = acc;
+    }
+}
+
+/// `z = bias + hᵀW` as [`matvec_rows`] computes it, for [`LANES`] episodes at once: every
+/// element is `[f32; LANES]` (lane `l` only meets lane `l`) and `w` is in the packed order
+/// of [`FlatPolicy::pack_lanes`], read front to back, exactly once, in the order the sums
+/// use it. Each lane's sums are [`matvec_rows`]'s, term by term.
+#[inline(always)]
+fn matvec_lanes(h: &[Lanes], w: &[Lanes], bias: &[Lanes], z: &mut [Lanes]) {
+    let (din, dout) = (h.len(), z.len());
+    let full = dout - dout % SEQ_BLOCK;
+    let (seq, rest) = w.split_at(full * din);
+    // Blocks and columns by index: `chunks_exact(din · …)` costs an integer division per
+    // layer and step, which showed in the linear policy's profile.
+    for o in (0..full).step_by(LANE_BLOCK) {
+        let wb = &seq[o * din..(o + LANE_BLOCK) * din];
+        let mut acc = [[0.0f32; LANES]; LANE_BLOCK];
+        acc.copy_from_slice(&bias[o..o + LANE_BLOCK]);
+        for (hk, row) in h.iter().zip(wb.chunks_exact(LANE_BLOCK)) {
             for (a, wr) in acc.iter_mut().zip(row) {
-                for l in 0..L {
+                for l in 0..LANES {
                     a[l] += hk[l] * wr[l];
                 }
             }
         }
-        z[o..o + B].copy_from_slice(&acc);
+        z[o..o + LANE_BLOCK].copy_from_slice(&acc);
     }
-    let chunks = h.len() / PARTS;
+    let chunks = din / PARTS;
     for o in full..dout {
-        let mut part = [[0.0f32; L]; PARTS];
+        let wo = &rest[(o - full) * din..(o - full + 1) * din];
+        let mut part = [[0.0f32; LANES]; PARTS];
         for c in 0..chunks {
             for (j, p) in part.iter_mut().enumerate() {
                 let k = c * PARTS + j;
-                for l in 0..L {
-                    p[l] += h[k][l] * w[k * dout + o][l];
+                for l in 0..LANES {
+                    p[l] += h[k][l] * wo[k][l];
                 }
             }
         }
-        let mut sum = part[0];
-        for p in &part[1..] {
-            for l in 0..L {
-                sum[l] += p[l];
-            }
+        let mut acc = bias[o];
+        for l in 0..LANES {
+            let sum = part[1..].iter().fold(part[0][l], |s, p| s + p[l]);
+            acc[l] += sum;
         }
-        let mut acc = z[o];
-        for l in 0..L {
-            acc[l] += sum[l];
-        }
-        for k in chunks * PARTS..h.len() {
-            for l in 0..L {
-                acc[l] += h[k][l] * w[k * dout + o][l];
+        for k in chunks * PARTS..din {
+            for l in 0..LANES {
+                acc[l] += h[k][l] * wo[k][l];
             }
         }
         z[o] = acc;
     }
 }
 
-/// Outputs summed sequentially per block in [`matvec_rows`] (32 f32 = eight SSE or four AVX
-/// registers for one episode: independent add chains that hide the add latency).
+/// Outputs summed sequentially, per block of this many, in [`matvec_rows`] (32 f32 = eight
+/// SSE or four AVX registers: independent add chains that hide the add latency).
 const SEQ_BLOCK: usize = 32;
 
 /// Partial sums of a narrow output in [`matvec_rows`].
 const PARTS: usize = 8;
 
-/// Outputs per register block when [`LANES`] episodes run together (8 outputs × 8 lanes:
-/// eight AVX2 accumulators).
+/// Outputs per register block of [`matvec_lanes`] (8 outputs × 8 lanes: eight AVX2
+/// accumulators); divides [`SEQ_BLOCK`].
 const LANE_BLOCK: usize = 8;
+const _: () = assert!(
+    SEQ_BLOCK % LANE_BLOCK == 0,
+    "register blocks must tile SEQ_BLOCK"
+);
 
 /// Reusable buffers of [`FlatPolicy::forward_lanes`].
 #[derive(Clone, Debug, Default)]

@@ -3,7 +3,7 @@
 
 use burn::prelude::*;
 
-use crate::env::VecEnv;
+use crate::env::{LaneTasks, VecEnv};
 use crate::lanes::{self, Lanes, LANES};
 use crate::nn::flat::{FlatPolicy, LaneScratch};
 use crate::nn::{tensor2, to_vec, DeterministicPolicy, GaussianPolicy};
@@ -257,10 +257,14 @@ impl LaneStats {
                 skipped[l] = !inside;
                 x[l] = if inside { f64::from(v) } else { 0.0 };
             }
+            // Local copies: the compiler cannot tell that `s` and `q` do not overlap and
+            // would otherwise update them one lane at a time.
+            let (mut sl, mut ql) = (*s, *q);
             for l in 0..LANES {
-                s[l] += round_small(x[l] * FIXED);
-                q[l] += round_small(x[l] * x[l] * FIXED);
+                sl[l] += round_small(x[l] * FIXED);
+                ql[l] += round_small(x[l] * x[l] * FIXED);
             }
+            (*s, *q) = (sl, ql);
             outside |= skipped.contains(&true);
         }
         if outside {
@@ -402,8 +406,8 @@ fn returns_lanes_body(
         // Padding lanes (past the last episode) repeat the batch's first episode.
         let index = |l: usize| start + if l < m { l } else { 0 };
         policy.pack_lanes(&thetas[start..start + m], &mut theta);
-        let lane_tasks: [&crate::env::Task; LANES] = std::array::from_fn(|l| tasks[index(l)]);
-        for (l, task) in lane_tasks.iter().enumerate() {
+        let lane_tasks = LaneTasks::new(env, std::array::from_fn(|l| tasks[index(l)]));
+        for (l, task) in lane_tasks.rows.iter().enumerate() {
             let mut rng = crate::rng::substream(seeds[index(l)], "env-row", 0);
             env.reset(task, &mut row, &mut rng);
             lanes::scatter(&row, l, &mut state);

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use metarl::env::{make, Env, Task, ENV_NAMES};
+use metarl::env::{make, Env, LaneTasks, Task, ENV_NAMES};
 use metarl::lanes::{self, Lanes, LANES};
 use metarl::nn::flat::{FlatPolicy, LaneScratch, Scratch};
 use metarl::nn::Activation;
@@ -85,7 +85,7 @@ fn every_family_steps_lanes_exactly_like_rows() {
         let env = make(name).unwrap();
         let (sd, ad) = (env.state_dim(), env.spec().act_dim);
         let tasks: Vec<Task> = (0..LANES).map(|_| env.sample_task(&mut rng)).collect();
-        let task_refs: [&Task; LANES] = std::array::from_fn(|l| &tasks[l]);
+        let task_refs = LaneTasks::new(env.as_ref(), std::array::from_fn(|l| &tasks[l]));
         let mut rows: Vec<Vec<f32>> = tasks
             .iter()
             .map(|t| {

@@ -39,13 +39,14 @@ use crate::error::{Error, Result};
 use crate::es::{
     dpp_perturbations, es_grad_step, es_gradient, es_gradient_with_perturbations,
     es_hvp_from_values, first_order_meta_direction, gaussian_perturbations, hill_climb,
-    standardize, EsEstimator, FitnessShaping,
+    standardize, EsEstimator, FitnessShaping, Objective,
 };
+use crate::lanes::LANES;
 use crate::nn::flat::FlatPolicy;
 use crate::nn::{Activation, DeterministicPolicy, DeterministicPolicyConfig, Init};
 use crate::params::{flatten, to_gradients, unflatten};
 use crate::rng::{substream, Rng};
-use crate::rollout::{episode_return_flat, ObsNorm, ObsStats};
+use crate::rollout::{episode_return_flat, episode_returns_lanes, ObsNorm, ObsStats};
 use crate::train::Metrics;
 
 /// Zero-order (Algorithm 2/3) or first-order (Algorithm 5) ES-MAML.
@@ -261,6 +262,84 @@ struct Counter {
     stats: Mutex<ObsStats>,
 }
 
+impl Counter {
+    /// Adds what some episodes observed.
+    fn add(&self, local: &ObsStats) {
+        self.steps.fetch_add(local.count, Ordering::Relaxed);
+        self.stats
+            .lock()
+            .expect("stats lock should not be poisoned")
+            .merge(local);
+    }
+}
+
+/// f^T(θ) of one task as an ES objective: one episode's return ([`EsMaml::f`]), the
+/// episode's start drawn from the evaluation's generator. Batches run in SIMD lanes.
+struct TaskReturn<'a> {
+    es: &'a EsMaml,
+    task: &'a Task,
+    norm: &'a ObsNorm,
+    c: &'a Counter,
+}
+
+impl Objective for TaskReturn<'_> {
+    fn value(&self, theta: &[f32], rng: &mut Rng) -> f64 {
+        self.es
+            .f(self.task, theta, self.norm, rng.next_u64(), self.c)
+    }
+
+    fn values(&self, points: &[&[f32]], rngs: &mut [&mut Rng]) -> Vec<f64> {
+        let seeds: Vec<u64> = rngs.iter_mut().map(|r| r.next_u64()).collect();
+        let tasks = vec![self.task; points.len()];
+        self.es.f_batch(&tasks, points, self.norm, &seeds, self.c)
+    }
+}
+
+/// Algorithm 2's objective of a perturbed θ: the mean over a batch of training tasks T
+/// (drawn from the evaluation's generator) of f^T(U(θ, T)). A batch of points adapts each
+/// point in turn and then runs all the post-adaptation episodes together in lanes; the
+/// generator is read in the same order as for one point alone (per task: the operator's
+/// seed, then the episode's), so the values are the same.
+struct AdaptedReturn<'a> {
+    es: &'a EsMaml,
+    norm: &'a ObsNorm,
+    c: &'a Counter,
+}
+
+impl Objective for AdaptedReturn<'_> {
+    fn value(&self, theta: &[f32], rng: &mut Rng) -> f64 {
+        self.values(&[theta], &mut [rng])[0]
+    }
+
+    fn values(&self, points: &[&[f32]], rngs: &mut [&mut Rng]) -> Vec<f64> {
+        let es = self.es;
+        let mut owner = Vec::new();
+        let (mut tasks, mut adapted, mut seeds) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, (p, r)) in points.iter().zip(rngs.iter_mut()).enumerate() {
+            for t in es.task_indices(es.cfg.task_batch, r) {
+                let task = &es.train[t];
+                adapted.push(es.adapt(task, p, self.norm, r.next_u64(), self.c));
+                seeds.push(r.next_u64());
+                tasks.push(task);
+                owner.push(i);
+            }
+        }
+        let thetas: Vec<&[f32]> = adapted.iter().map(Vec::as_slice).collect();
+        let returns = es.f_batch(&tasks, &thetas, self.norm, &seeds, self.c);
+        (0..points.len())
+            .map(|i| {
+                let mine: Vec<f64> = owner
+                    .iter()
+                    .zip(&returns)
+                    .filter(|(o, _)| **o == i)
+                    .map(|(_, r)| *r)
+                    .collect();
+                mine.iter().sum::<f64>() / mine.len() as f64
+            })
+            .collect()
+    }
+}
+
 impl EsMaml {
     /// A learner with θ drawn from `init_rng` and a fixed training-task set from `tasks_rng`.
     pub fn new(
@@ -322,12 +401,56 @@ impl EsMaml {
     fn f(&self, task: &Task, theta: &[f32], norm: &ObsNorm, seed: u64, c: &Counter) -> f64 {
         let mut local = ObsStats::new(self.env.spec().obs_dim);
         let r = episode_return_flat(&self.env, task, &self.flat, theta, norm, seed, &mut local);
-        c.steps.fetch_add(local.count, Ordering::Relaxed);
-        c.stats
-            .lock()
-            .expect("stats lock should not be poisoned")
-            .merge(&local);
+        c.add(&local);
         r
+    }
+
+    /// [`Self::f`] for episode `i` = (`tasks[i]`, `thetas[i]`, `seeds[i]`) of a batch, with
+    /// exactly the same results: batches that fill more than half of the SIMD lanes run
+    /// in lock-step ([`episode_returns_lanes`]), the rest one episode at a time (a lane batch
+    /// costs the same however few lanes it fills).
+    fn f_batch(
+        &self,
+        tasks: &[&Task],
+        thetas: &[&[f32]],
+        norm: &ObsNorm,
+        seeds: &[u64],
+        c: &Counter,
+    ) -> Vec<f64> {
+        let mut local = ObsStats::new(self.env.spec().obs_dim);
+        let mut out = Vec::with_capacity(thetas.len());
+        for start in (0..thetas.len()).step_by(LANES) {
+            let end = thetas.len().min(start + LANES);
+            let (t, p, s) = (&tasks[start..end], &thetas[start..end], &seeds[start..end]);
+            if end - start > LANES / 2 {
+                out.extend(episode_returns_lanes(
+                    &self.env, t, &self.flat, p, norm, s, &mut local,
+                ));
+            } else {
+                for i in 0..t.len() {
+                    out.push(episode_return_flat(
+                        &self.env, t[i], &self.flat, p[i], norm, s[i], &mut local,
+                    ));
+                }
+            }
+        }
+        c.add(&local);
+        out
+    }
+
+    /// f^T as an ES objective.
+    fn task_return<'a>(
+        &'a self,
+        task: &'a Task,
+        norm: &'a ObsNorm,
+        c: &'a Counter,
+    ) -> TaskReturn<'a> {
+        TaskReturn {
+            es: self,
+            task,
+            norm,
+            c,
+        }
     }
 
     /// U(θ, T) with the configured operator; `seed` fixes its randomness.
@@ -340,7 +463,7 @@ impl EsMaml {
         c: &Counter,
     ) -> Vec<f32> {
         let cfg = &self.cfg;
-        let f = |p: &[f32], r: &mut Rng| self.f(task, p, norm, r.next_u64(), c);
+        let f = self.task_return(task, norm, c);
         match cfg.operator {
             Operator::EsGrad => {
                 es_grad_step(
@@ -418,18 +541,7 @@ impl EsMaml {
     /// tasks (distinct) and operator randomness from each evaluation's stream (antithetic
     /// pairs share theirs).
     fn zero_order(&self, theta: &[f32], norm: &ObsNorm, seed: u64, c: &Counter) -> (Vec<f32>, f64) {
-        let big_f = |p: &[f32], r: &mut Rng| {
-            let tasks = self.task_indices(self.cfg.task_batch, r);
-            let total: f64 = tasks
-                .iter()
-                .map(|&t| {
-                    let task = &self.train[t];
-                    let adapted = self.adapt(task, p, norm, r.next_u64(), c);
-                    self.f(task, &adapted, norm, r.next_u64(), c)
-                })
-                .sum();
-            total / tasks.len() as f64
-        };
+        let big_f = AdaptedReturn { es: self, norm, c };
         let est = es_gradient(
             &big_f,
             theta,
@@ -456,8 +568,8 @@ impl EsMaml {
             .into_par_iter()
             .map(|i| {
                 let mut r = substream(seed, "es-first-order-task", i);
-                let task = self.train[self.task_indices(1, &mut r)[0]].clone();
-                let f = |p: &[f32], rr: &mut Rng| self.f(&task, p, norm, rr.next_u64(), c);
+                let task = &self.train[self.task_indices(1, &mut r)[0]];
+                let f = self.task_return(task, norm, c);
                 let (s1, s2, s3) = (r.next_u64(), r.next_u64(), r.next_u64());
                 let d1 = es_gradient(
                     &f,
@@ -508,7 +620,7 @@ impl EsMaml {
     /// with raw returns of size ~10² the raw estimate's variance (~f²/σ⁴) swamps the step.
     fn hessian_vector<F>(&self, f: &F, theta: &[f32], v: &[f32], seed: u64) -> Vec<f32>
     where
-        F: Fn(&[f32], &mut Rng) -> f64 + Sync,
+        F: Objective,
     {
         let cfg = &self.cfg;
         let est = es_gradient(
@@ -549,7 +661,7 @@ impl EsMaml {
                 let adapted = match self.cfg.order {
                     Order::Zero => self.adapt(task, theta, norm, r.next_u64(), c),
                     Order::First => {
-                        let f = |p: &[f32], rr: &mut Rng| self.f(task, p, norm, rr.next_u64(), c);
+                        let f = self.task_return(task, norm, c);
                         let d1 = es_gradient(
                             &f,
                             theta,

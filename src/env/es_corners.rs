@@ -27,7 +27,7 @@
 //! best possible.
 
 use super::point_corners::{self, goal};
-use super::{distance, Env, EnvSpec, Task};
+use super::{distance, Env, EnvSpec, LaneTasks, Task};
 use crate::lanes::{Lanes, LANES};
 use crate::rng::Rng;
 
@@ -104,27 +104,34 @@ impl Env for EsCorners {
         obs.copy_from_slice(&state[..2]);
     }
 
-    fn observe_lanes(&self, _tasks: &[&Task; LANES], state: &[Lanes], obs: &mut [Lanes]) {
-        obs.copy_from_slice(&state[..2]);
+    /// The goal's x and y.
+    fn task_constants(&self, tasks: &[&Task; LANES]) -> Vec<Lanes> {
+        let g = tasks.map(goal);
+        vec![g.map(|g| g[0]), g.map(|g| g[1])]
+    }
+
+    fn observe_lanes(&self, _tasks: &LaneTasks, state: &[Lanes], obs: &mut [Lanes]) {
+        // Both lengths constant, so the copy is inlined (not a `memmove` call per step).
+        obs[..2].copy_from_slice(&state[..2]);
     }
 
     /// [`Env::step`]'s arithmetic, lane by lane.
     fn step_lanes(
         &self,
-        tasks: &[&Task; LANES],
+        tasks: &LaneTasks,
         state: &mut [Lanes],
         action: &[Lanes],
         reward: &mut Lanes,
         terminated: &mut [bool; LANES],
     ) {
-        let g = tasks.map(goal);
+        let g = &tasks.constants;
         let (m, lim) = (self.max_action, self.position_limit);
         for l in 0..LANES {
             let mut sq = 0.0;
             for axis in 0..2 {
                 let s = (state[axis][l] + action[axis][l].clamp(-m, m)).clamp(-lim, lim);
                 state[axis][l] = s;
-                sq += (s - g[l][axis]).powi(2);
+                sq += (s - g[axis][l]).powi(2);
             }
             reward[l] = ALIVE_PENALTY + (REGION_SQ - sq).max(0.0);
         }

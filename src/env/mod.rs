@@ -98,14 +98,20 @@ pub trait Env: Send + Sync + Debug {
     fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool);
     /// Writes the observation of one row.
     fn observe(&self, task: &Task, state: &[f32], obs: &mut [f32]);
+    /// Constants of a batch's tasks in lanes, for this family's [`Self::step_lanes`] (nav2d:
+    /// the goal's x and y), computed once per batch by [`LaneTasks::new`]. Default: none.
+    fn task_constants(&self, tasks: &[&Task; LANES]) -> Vec<Lanes> {
+        let _ = tasks;
+        Vec::new()
+    }
     /// [`Self::observe`] for [`LANES`] rows in lock-step, structure-of-arrays: `state[i][l]`
     /// is component `i` of row `l`'s state, `obs[j][l]` its observation; row `l` has task
-    /// `tasks[l]`. The default gathers each row and calls [`Self::observe`]; families on ES's
-    /// hot path override it with loops over lanes. Must equal the default exactly.
-    fn observe_lanes(&self, tasks: &[&Task; LANES], state: &[Lanes], obs: &mut [Lanes]) {
+    /// `tasks.rows[l]`. The default gathers each row and calls [`Self::observe`]; families
+    /// on ES's hot path override it with loops over lanes. Must equal the default exactly.
+    fn observe_lanes(&self, tasks: &LaneTasks, state: &[Lanes], obs: &mut [Lanes]) {
         let (mut s_buf, mut o_buf) = (RowBuf::new(state.len()), RowBuf::new(obs.len()));
         let (s, o) = (s_buf.get(), o_buf.get());
-        for (l, task) in tasks.iter().enumerate() {
+        for (l, task) in tasks.rows.iter().enumerate() {
             lanes::gather(state, l, s);
             self.observe(task, s, o);
             lanes::scatter(o, l, obs);
@@ -117,7 +123,7 @@ pub trait Env: Send + Sync + Debug {
     /// [`Self::step`]; overrides must give exactly its results.
     fn step_lanes(
         &self,
-        tasks: &[&Task; LANES],
+        tasks: &LaneTasks,
         state: &mut [Lanes],
         action: &[Lanes],
         reward: &mut Lanes,
@@ -125,7 +131,7 @@ pub trait Env: Send + Sync + Debug {
     ) {
         let (mut s_buf, mut a_buf) = (RowBuf::new(state.len()), RowBuf::new(action.len()));
         let (s, a) = (s_buf.get(), a_buf.get());
-        for (l, task) in tasks.iter().enumerate() {
+        for (l, task) in tasks.rows.iter().enumerate() {
             lanes::gather(state, l, s);
             lanes::gather(action, l, a);
             (reward[l], terminated[l]) = self.step(task, s, a);
@@ -147,6 +153,24 @@ pub trait Env: Send + Sync + Debug {
     fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
         let _ = task;
         Vec::new()
+    }
+}
+
+/// The tasks of a batch of [`LANES`] rows stepped in lock-step, with the family's
+/// per-task constants in lanes ([`Env::task_constants`]).
+#[derive(Clone, Debug)]
+pub struct LaneTasks<'a> {
+    /// Row `l`'s task.
+    pub rows: [&'a Task; LANES],
+    /// The family's constants, `constants[i][l]` for row `l`.
+    pub constants: Vec<Lanes>,
+}
+
+impl<'a> LaneTasks<'a> {
+    /// The batch of `rows` for `env`.
+    pub fn new(env: &dyn Env, rows: [&'a Task; LANES]) -> Self {
+        let constants = env.task_constants(&rows);
+        Self { rows, constants }
     }
 }
 

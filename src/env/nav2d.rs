@@ -20,7 +20,7 @@
 //! the goal region of ES-MAML's NavigationTask2d (it ends episodes at squared distance
 //! ≤ 0.01) and about one step's length. A terminated episode is always a success.
 
-use super::{distance, uniform, Env, EnvSpec, Task};
+use super::{distance, uniform, Env, EnvSpec, LaneTasks, Task};
 use crate::lanes::{Lanes, LANES};
 use crate::rng::Rng;
 
@@ -110,27 +110,34 @@ impl Env for Nav2d {
         obs.copy_from_slice(&state[..2]);
     }
 
-    fn observe_lanes(&self, _tasks: &[&Task; LANES], state: &[Lanes], obs: &mut [Lanes]) {
-        obs.copy_from_slice(&state[..2]);
+    /// The goal's x and y.
+    fn task_constants(&self, tasks: &[&Task; LANES]) -> Vec<Lanes> {
+        let g = tasks.map(goal);
+        vec![g.map(|g| g[0]), g.map(|g| g[1])]
+    }
+
+    fn observe_lanes(&self, _tasks: &LaneTasks, state: &[Lanes], obs: &mut [Lanes]) {
+        // Both lengths constant, so the copy is inlined (not a `memmove` call per step).
+        obs[..2].copy_from_slice(&state[..2]);
     }
 
     /// [`Env::step`]'s arithmetic, lane by lane.
     fn step_lanes(
         &self,
-        tasks: &[&Task; LANES],
+        tasks: &LaneTasks,
         state: &mut [Lanes],
         action: &[Lanes],
         reward: &mut Lanes,
         terminated: &mut [bool; LANES],
     ) {
-        let g = tasks.map(goal);
+        let (gx, gy) = (&tasks.constants[0], &tasks.constants[1]);
         let (m, tol) = (self.max_action, self.goal_tolerance);
         for l in 0..LANES {
             state[0][l] += action[0][l].clamp(-m, m);
             state[1][l] += action[1][l].clamp(-m, m);
-            let p = [state[0][l], state[1][l]];
-            reward[l] = -distance(p, g[l]);
-            terminated[l] = (p[0] - g[l][0]).abs() < tol && (p[1] - g[l][1]).abs() < tol;
+            let (p, g) = ([state[0][l], state[1][l]], [gx[l], gy[l]]);
+            reward[l] = -distance(p, g);
+            terminated[l] = (p[0] - g[0]).abs() < tol && (p[1] - g[1]).abs() < tol;
         }
     }
 

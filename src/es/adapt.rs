@@ -4,8 +4,8 @@
 
 use super::estimators::{es_gradient, EsEstimator, EsGradient};
 use super::noise::{evaluation_rng, gaussian_perturbation, perturbed};
+use super::objective::Objective;
 use super::shaping::FitnessShaping;
-use crate::rng::Rng;
 
 /// Result of [`es_grad_step`]: the adapted parameters and the estimate that moved them.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,7 +42,7 @@ pub fn es_grad_step<F>(
     shaping: impl Into<FitnessShaping>,
 ) -> EsGradStep
 where
-    F: Fn(&[f32], &mut Rng) -> f64 + Sync + ?Sized,
+    F: Objective + ?Sized,
 {
     let estimate = es_gradient(f, theta, sigma, k, estimator, seed, shaping);
     let theta = theta
@@ -94,21 +94,21 @@ pub struct HillClimb {
 /// Panics unless `σ > 0`.
 pub fn hill_climb<F>(f: &F, theta: &[f32], sigma: f32, k: usize, seed: u64) -> HillClimb
 where
-    F: Fn(&[f32], &mut Rng) -> f64 + Sync + ?Sized,
+    F: Objective + ?Sized,
 {
     assert!(
         sigma > 0.0,
         "hill-climbing radius σ should be positive, got {sigma}"
     );
     let mut best = theta.to_vec();
-    let mut value = f(theta, &mut evaluation_rng(seed, 0));
+    let mut value = f.value(theta, &mut evaluation_rng(seed, 0));
     let mut history = Vec::with_capacity(k + 1);
     history.push(value);
     let mut accepted = 0;
     for j in 1..=k as u64 {
         let g = gaussian_perturbation(theta.len(), seed, j - 1);
         let candidate = perturbed(&best, &g, sigma);
-        let v = f(&candidate, &mut evaluation_rng(seed, j));
+        let v = f.value(&candidate, &mut evaluation_rng(seed, j));
         if v > value {
             best = candidate;
             value = v;

@@ -3,9 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::noise::{center_rng, evaluate_perturbed, gaussian_perturbations};
+use super::noise::{evaluate_perturbed, gaussian_perturbations};
+use super::objective::Objective;
 use super::shaping::FitnessShaping;
-use crate::rng::Rng;
 
 /// Estimator of the smoothed gradient `∇f_σ(θ) = E[f(θ + σg) g] / σ` from `n` Gaussian
 /// directions `g_i`. All three are unbiased for raw f-values.
@@ -84,7 +84,7 @@ pub fn es_gradient<F>(
     shaping: impl Into<FitnessShaping>,
 ) -> EsGradient
 where
-    F: Fn(&[f32], &mut Rng) -> f64 + Sync + ?Sized,
+    F: Objective + ?Sized,
 {
     let perturbations = gaussian_perturbations(theta.len(), n, seed, 0);
     es_gradient_with_perturbations(f, theta, &perturbations, sigma, estimator, seed, shaping)
@@ -108,7 +108,7 @@ pub fn es_gradient_with_perturbations<F>(
     shaping: impl Into<FitnessShaping>,
 ) -> EsGradient
 where
-    F: Fn(&[f32], &mut Rng) -> f64 + Sync + ?Sized,
+    F: Objective + ?Sized,
 {
     assert!(
         sigma > 0.0,
@@ -119,10 +119,8 @@ where
         EsEstimator::Antithetic => &[1.0, -1.0],
         EsEstimator::Mc | EsEstimator::ForwardFd => &[1.0],
     };
-    let (values, f0) = rayon::join(
-        || evaluate_perturbed(f, theta, perturbations, sigma, signs, seed),
-        || (estimator == EsEstimator::ForwardFd).then(|| f(theta, &mut center_rng(seed))),
-    );
+    let center = estimator == EsEstimator::ForwardFd;
+    let (values, f0) = evaluate_perturbed(f, theta, perturbations, sigma, signs, seed, center);
     let grad =
         es_gradient_from_values(perturbations, &values, f0, sigma, estimator, shaping.into());
     EsGradient { grad, values, f0 }

@@ -20,7 +20,7 @@
 //! [`es_gradient`]: super::es_gradient
 
 use super::noise::{evaluate_perturbed, gaussian_perturbations};
-use crate::rng::Rng;
+use super::objective::Objective;
 
 /// Dense ES Hessian estimate `Ĥ = 1/(nσ²) Σ_i f(θ + σg_i)(g_i g_iᵀ − I)` (Algorithm 4),
 /// `d × d` row-major, from `n` Gaussian directions evaluated in parallel.
@@ -31,7 +31,7 @@ use crate::rng::Rng;
 /// Panics unless `σ > 0` and `n ≥ 1`.
 pub fn es_hessian<F>(f: &F, theta: &[f32], sigma: f32, n: usize, seed: u64) -> Vec<f32>
 where
-    F: Fn(&[f32], &mut Rng) -> f64 + Sync + ?Sized,
+    F: Objective + ?Sized,
 {
     assert!(n >= 1, "ES Hessian needs at least one direction");
     assert!(
@@ -39,7 +39,7 @@ where
         "ES precision σ should be positive, got {sigma}"
     );
     let perturbations = gaussian_perturbations(theta.len(), n, seed, 0);
-    let values = evaluate_perturbed(f, theta, &perturbations, sigma, &[1.0], seed);
+    let (values, _) = evaluate_perturbed(f, theta, &perturbations, sigma, &[1.0], seed, false);
     es_hessian_from_values(&perturbations, &values, sigma)
 }
 
@@ -57,7 +57,7 @@ pub fn es_hessian_vector_product<F>(
     seed: u64,
 ) -> Vec<f32>
 where
-    F: Fn(&[f32], &mut Rng) -> f64 + Sync + ?Sized,
+    F: Objective + ?Sized,
 {
     assert!(n >= 1, "ES Hessian needs at least one direction");
     assert!(
@@ -66,7 +66,7 @@ where
     );
     assert_eq!(v.len(), theta.len(), "v should have θ's length");
     let perturbations = gaussian_perturbations(theta.len(), n, seed, 0);
-    let values = evaluate_perturbed(f, theta, &perturbations, sigma, &[1.0], seed);
+    let (values, _) = evaluate_perturbed(f, theta, &perturbations, sigma, &[1.0], seed, false);
     es_hvp_from_values(&perturbations, &values, v, sigma)
 }
 

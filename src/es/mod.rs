@@ -28,9 +28,10 @@
 //!
 //! # Conventions
 //!
-//! * The objective is any `F: Fn(&[f32], &mut Rng) -> f64 + Sync` (a `&dyn Fn` works as
-//!   well): it is **maximized**, and the [`Rng`](crate::rng::Rng) it receives lets a
-//!   stochastic evaluation (a rollout, a sampled task) draw its own noise.
+//! * The objective is any [`Objective`]: every `Fn(&[f32], &mut Rng) -> f64 + Sync` (a
+//!   `&dyn Fn` works as well), or a type that also evaluates batches of points at once. It
+//!   is **maximized**, and the [`Rng`](crate::rng::Rng) it receives lets a stochastic
+//!   evaluation (a rollout, a sampled task) draw its own noise.
 //! * Randomness is addressed, not consumed: perturbation `i` of seed `s` is drawn from
 //!   `rng::substream(s, PERTURBATION_STREAM, i)` and evaluation `i` receives
 //!   `rng::substream(s, EVALUATION_STREAM, i)` (see [`noise`]). Results therefore do not
@@ -46,6 +47,7 @@ pub mod dpp;
 pub mod estimators;
 pub mod hessian;
 pub mod noise;
+pub mod objective;
 pub mod shaping;
 
 pub use adapt::{es_grad_step, hill_climb, EsGradStep, HillClimb};
@@ -58,6 +60,7 @@ pub use hessian::{
     first_order_meta_direction,
 };
 pub use noise::{evaluation_rng, gaussian_perturbation, gaussian_perturbations};
+pub use objective::Objective;
 pub use shaping::{centered_ranks, standardize, FitnessShaping};
 
 #[cfg(test)]

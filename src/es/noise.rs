@@ -19,6 +19,7 @@ use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
+use super::objective::{Objective, BATCH};
 use crate::rng::{self, Rng};
 
 /// Stream name of the perturbation directions `g_i`.
@@ -116,11 +117,13 @@ pub(crate) fn perturbed(theta: &[f32], g: &[f32], scale: f32) -> Vec<f32> {
 }
 
 /// Evaluates `f(θ + σ s g_i)` for every perturbation `i` and every sign `s` in `signs`,
-/// in parallel. Evaluation `(i, s)` receives [`evaluation_rng`]`(seed, i)`: all signs of
-/// one perturbation share a generator (common random numbers for antithetic pairs).
+/// and, with `center`, `f(θ)` itself, in parallel batches of [`BATCH`] handed to
+/// [`Objective::values`]. Evaluation `(i, s)` receives [`evaluation_rng`]`(seed, i)`: all
+/// signs of one perturbation share a generator (common random numbers for antithetic
+/// pairs); the centre receives [`center_rng`]`(seed)`.
 ///
-/// Returns the values perturbation-major: entry `i · signs.len() + k` is
-/// `f(θ + σ signs[k] g_i)`.
+/// Returns the values perturbation-major (entry `i · signs.len() + k` is
+/// `f(θ + σ signs[k] g_i)`) and the centre's value.
 pub(crate) fn evaluate_perturbed<F>(
     f: &F,
     theta: &[f32],
@@ -128,19 +131,36 @@ pub(crate) fn evaluate_perturbed<F>(
     sigma: f32,
     signs: &[f32],
     seed: u64,
-) -> Vec<f64>
+    center: bool,
+) -> (Vec<f64>, Option<f64>)
 where
-    F: Fn(&[f32], &mut Rng) -> f64 + Sync + ?Sized,
+    F: Objective + ?Sized,
 {
     let m = signs.len();
-    (0..perturbations.len() * m)
-        .into_par_iter()
-        .map(|j| {
-            let (i, k) = (j / m, j % m);
-            let point = perturbed(theta, &perturbations[i], sigma * signs[k]);
-            f(&point, &mut evaluation_rng(seed, i as u64))
+    let n = perturbations.len() * m;
+    let jobs: Vec<usize> = (0..n + usize::from(center)).collect();
+    let mut values: Vec<f64> = jobs
+        .par_chunks(BATCH)
+        .flat_map_iter(|chunk| {
+            let (points, mut rngs): (Vec<Vec<f32>>, Vec<Rng>) = chunk
+                .iter()
+                .map(|&j| {
+                    if j == n {
+                        (theta.to_vec(), center_rng(seed))
+                    } else {
+                        let (i, k) = (j / m, j % m);
+                        let point = perturbed(theta, &perturbations[i], sigma * signs[k]);
+                        (point, evaluation_rng(seed, i as u64))
+                    }
+                })
+                .unzip();
+            let points: Vec<&[f32]> = points.iter().map(Vec::as_slice).collect();
+            let mut rngs: Vec<&mut Rng> = rngs.iter_mut().collect();
+            f.values(&points, &mut rngs)
         })
-        .collect()
+        .collect();
+    let f0 = center.then(|| values.pop().expect("the centre was evaluated"));
+    (values, f0)
 }
 
 #[cfg(test)]

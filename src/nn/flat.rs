@@ -306,8 +306,9 @@ impl FlatPolicy {
 ///   storing `z` for every `k`);
 /// * the last `dout mod SEQ_BLOCK` outputs (e.g. a 2-D action) are one dot product each,
 ///   split into [`PARTS`] partial sums over `k mod PARTS` so the adds do not form one
-///   serial chain: `z[o] + (p₀ + p₁ + … + p₇)`, then the inputs past the last whole group
-///   of `PARTS`, one by one.
+///   serial chain: `z[o] + (p₀ + p₁ + … + p₇)` (no partial sums when there are fewer
+///   than `PARTS` inputs), then the inputs past the last whole group of `PARTS`, one by
+///   one.
 #[inline(always)]
 fn matvec_rows(h: &[f32], w: &[f32], z: &mut [f32]) {
     let dout = z.len();
@@ -332,8 +333,10 @@ fn matvec_rows(h: &[f32], w: &[f32], z: &mut [f32]) {
                 *p += h[k] * w[k * dout + o];
             }
         }
-        let sum = part[1..].iter().fold(part[0], |s, p| s + p);
-        let mut acc = z[o] + sum;
+        let mut acc = z[o];
+        if chunks > 0 {
+            acc += part[1..].iter().fold(part[0], |s, p| s + p);
+        }
         for k in chunks * PARTS..h.len() {
             acc += h[k] * w[k * dout + o];
         }
@@ -378,9 +381,10 @@ fn matvec_lanes(h: &[Lanes], w: &[Lanes], bias: &[Lanes], z: &mut [Lanes]) {
             }
         }
         let mut acc = bias[o];
-        for l in 0..LANES {
-            let sum = part[1..].iter().fold(part[0][l], |s, p| s + p[l]);
-            acc[l] += sum;
+        if chunks > 0 {
+            for l in 0..LANES {
+                acc[l] += part[1..].iter().fold(part[0][l], |s, p| s + p[l]);
+            }
         }
         for k in chunks * PARTS..din {
             for l in 0..LANES {

@@ -282,7 +282,8 @@ impl LaneStats {
         for (j, o) in obs.iter().enumerate() {
             for l in (0..LANES).filter(|&l| active[l] != 0) {
                 let x = o[l];
-                if !(x.abs() <= Self::LIMIT) {
+                let inside = x.abs() <= Self::LIMIT; // false for NaN
+                if !inside {
                     let x = x as f64;
                     self.wide.sum[j] += to_fixed(x * FIXED) as i128;
                     self.wide.sumsq[j] += to_fixed(x * x * FIXED) as i128;

@@ -130,6 +130,7 @@ mod tests {
 
     use super::*;
     use crate::es::testing::{neg_sq_dist, quadratic, C};
+    use crate::rng::Rng;
 
     #[test]
     fn hill_climb_never_returns_a_value_below_the_start_evaluation() {

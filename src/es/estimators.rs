@@ -199,6 +199,7 @@ mod tests {
 
     use super::*;
     use crate::es::testing::{quadratic, C};
+    use crate::rng::Rng;
 
     const ESTIMATORS: [EsEstimator; 3] = [
         EsEstimator::Mc,

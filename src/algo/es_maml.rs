@@ -314,12 +314,12 @@ impl Objective for AdaptedReturn<'_> {
 
     fn values(&self, points: &[&[f32]], rngs: &mut [&mut Rng]) -> Vec<f64> {
         let (es, cfg) = (self.es, &self.es.cfg);
-        // Every (point, task) pair: its operator seed, then its episode seed.
-        let (mut owner, mut starts, mut tasks) = (Vec::new(), Vec::new(), Vec::new());
+        // Every (point, task) pair, point by point (`task_batch` pairs each): its operator
+        // seed, then its episode seed.
+        let (mut starts, mut tasks) = (Vec::new(), Vec::new());
         let (mut adapt_seeds, mut seeds) = (Vec::new(), Vec::new());
-        for (i, (p, r)) in points.iter().zip(rngs.iter_mut()).enumerate() {
+        for (p, r) in points.iter().zip(rngs.iter_mut()) {
             for t in es.task_indices(cfg.task_batch, r) {
-                owner.push(i);
                 starts.push(*p);
                 tasks.push(&es.train[t]);
                 adapt_seeds.push(r.next_u64());
@@ -344,16 +344,9 @@ impl Objective for AdaptedReturn<'_> {
         };
         let thetas: Vec<&[f32]> = adapted.iter().map(Vec::as_slice).collect();
         let returns = es.f_batch(&tasks, &thetas, self.norm, &seeds, self.c);
-        (0..points.len())
-            .map(|i| {
-                let mine: Vec<f64> = owner
-                    .iter()
-                    .zip(&returns)
-                    .filter(|(o, _)| **o == i)
-                    .map(|(_, r)| *r)
-                    .collect();
-                mine.iter().sum::<f64>() / mine.len() as f64
-            })
+        returns
+            .chunks(cfg.task_batch)
+            .map(|mine| mine.iter().sum::<f64>() / mine.len() as f64)
             .collect()
     }
 }

@@ -27,7 +27,7 @@
 //! best possible.
 
 use super::point_corners::{self, goal};
-use super::{distance, Env, EnvSpec, LaneTasks, Task};
+use super::{distance, goal_lanes, Env, EnvSpec, LaneTasks, Task};
 use crate::lanes::{Lanes, LANES};
 use crate::rng::Rng;
 
@@ -48,6 +48,23 @@ pub struct EsCorners {
     /// An episode is a success when it ends closer than this to the goal. Ours: 0.5.
     pub success_radius: f32,
     spec: EnvSpec,
+}
+
+impl EsCorners {
+    /// One step from position `p` under action `a` towards goal `g`: the new position and
+    /// the reward. Rows ([`Env::step`]) and lanes ([`Env::step_lanes`]) both step through
+    /// it, so they do the same arithmetic.
+    #[inline(always)]
+    fn advance(&self, p: [f32; 2], a: [f32; 2], g: [f32; 2]) -> ([f32; 2], f32) {
+        let (m, lim) = (self.max_action, self.position_limit);
+        let mut next = [0.0; 2];
+        let mut sq = 0.0;
+        for axis in 0..2 {
+            next[axis] = (p[axis] + a[axis].clamp(-m, m)).clamp(-lim, lim);
+            sq += (next[axis] - g[axis]).powi(2);
+        }
+        (next, ALIVE_PENALTY + (REGION_SQ - sq).max(0.0))
+    }
 }
 
 impl Default for EsCorners {
@@ -90,14 +107,9 @@ impl Env for EsCorners {
     }
 
     fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool) {
-        let g = goal(task);
-        let (m, lim) = (self.max_action, self.position_limit);
-        let mut sq = 0.0;
-        for axis in 0..2 {
-            state[axis] = (state[axis] + action[axis].clamp(-m, m)).clamp(-lim, lim);
-            sq += (state[axis] - g[axis]).powi(2);
-        }
-        (ALIVE_PENALTY + (REGION_SQ - sq).max(0.0), false)
+        let (p, reward) = self.advance([state[0], state[1]], [action[0], action[1]], goal(task));
+        state[..2].copy_from_slice(&p);
+        (reward, false)
     }
 
     fn observe(&self, _task: &Task, state: &[f32], obs: &mut [f32]) {
@@ -106,8 +118,7 @@ impl Env for EsCorners {
 
     /// The goal's x and y.
     fn task_constants(&self, tasks: &[&Task; LANES]) -> Vec<Lanes> {
-        let g = tasks.map(goal);
-        vec![g.map(|g| g[0]), g.map(|g| g[1])]
+        goal_lanes(tasks, goal)
     }
 
     fn observe_lanes(&self, _tasks: &LaneTasks, state: &[Lanes], obs: &mut [Lanes]) {
@@ -115,7 +126,7 @@ impl Env for EsCorners {
         obs[..2].copy_from_slice(&state[..2]);
     }
 
-    /// [`Env::step`]'s arithmetic, lane by lane.
+    /// [`Self::advance`] lane by lane; episodes never terminate.
     fn step_lanes(
         &self,
         tasks: &LaneTasks,
@@ -125,15 +136,14 @@ impl Env for EsCorners {
         terminated: &mut [bool; LANES],
     ) {
         let g = &tasks.constants;
-        let (m, lim) = (self.max_action, self.position_limit);
         for l in 0..LANES {
-            let mut sq = 0.0;
-            for axis in 0..2 {
-                let s = (state[axis][l] + action[axis][l].clamp(-m, m)).clamp(-lim, lim);
-                state[axis][l] = s;
-                sq += (s - g[axis][l]).powi(2);
-            }
-            reward[l] = ALIVE_PENALTY + (REGION_SQ - sq).max(0.0);
+            let (p, r) = self.advance(
+                [state[0][l], state[1][l]],
+                [action[0][l], action[1][l]],
+                [g[0][l], g[1][l]],
+            );
+            (state[0][l], state[1][l]) = (p[0], p[1]);
+            reward[l] = r;
         }
         *terminated = [false; LANES];
     }

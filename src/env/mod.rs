@@ -174,6 +174,13 @@ impl<'a> LaneTasks<'a> {
     }
 }
 
+/// A 2-D goal per lane as two rows, x then y: the [`Env::task_constants`] of the point
+/// families whose lane step needs only the goal.
+pub(crate) fn goal_lanes(tasks: &[&Task; LANES], goal: fn(&Task) -> [f32; 2]) -> Vec<Lanes> {
+    let g = tasks.map(goal);
+    vec![g.map(|g| g[0]), g.map(|g| g[1])]
+}
+
 /// One row's state, observation or action, gathered out of lanes: on the stack up to 32
 /// entries (every family here), on the heap beyond.
 enum RowBuf {

@@ -20,7 +20,7 @@
 //! the goal region of ES-MAML's NavigationTask2d (it ends episodes at squared distance
 //! ≤ 0.01) and about one step's length. A terminated episode is always a success.
 
-use super::{distance, uniform, Env, EnvSpec, LaneTasks, Task};
+use super::{distance, goal_lanes, uniform, Env, EnvSpec, LaneTasks, Task};
 use crate::lanes::{Lanes, LANES};
 use crate::rng::Rng;
 
@@ -58,6 +58,17 @@ impl Default for Nav2d {
 }
 
 impl Nav2d {
+    /// One step from position `p` under action `a` towards goal `g`: the new position, the
+    /// reward and termination. Rows ([`Env::step`]) and lanes ([`Env::step_lanes`]) both
+    /// step through it, so they do the same arithmetic.
+    #[inline(always)]
+    fn advance(&self, p: [f32; 2], a: [f32; 2], g: [f32; 2]) -> ([f32; 2], f32, bool) {
+        let (m, tol) = (self.max_action, self.goal_tolerance);
+        let p = [p[0] + a[0].clamp(-m, m), p[1] + a[1].clamp(-m, m)];
+        let terminated = (p[0] - g[0]).abs() < tol && (p[1] - g[1]).abs() < tol;
+        (p, -distance(p, g), terminated)
+    }
+
     /// The same family with episodes truncated after `horizon` steps.
     pub fn with_horizon(mut self, horizon: usize) -> Self {
         self.spec.horizon = horizon;
@@ -95,14 +106,9 @@ impl Env for Nav2d {
     }
 
     fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool) {
-        let g = goal(task);
-        let m = self.max_action;
-        state[0] += action[0].clamp(-m, m);
-        state[1] += action[1].clamp(-m, m);
-        let p = [state[0], state[1]];
-        let reward = -distance(p, g);
-        let tol = self.goal_tolerance;
-        let terminated = (p[0] - g[0]).abs() < tol && (p[1] - g[1]).abs() < tol;
+        let (p, reward, terminated) =
+            self.advance([state[0], state[1]], [action[0], action[1]], goal(task));
+        state[..2].copy_from_slice(&p);
         (reward, terminated)
     }
 
@@ -112,8 +118,7 @@ impl Env for Nav2d {
 
     /// The goal's x and y.
     fn task_constants(&self, tasks: &[&Task; LANES]) -> Vec<Lanes> {
-        let g = tasks.map(goal);
-        vec![g.map(|g| g[0]), g.map(|g| g[1])]
+        goal_lanes(tasks, goal)
     }
 
     fn observe_lanes(&self, _tasks: &LaneTasks, state: &[Lanes], obs: &mut [Lanes]) {
@@ -121,7 +126,7 @@ impl Env for Nav2d {
         obs[..2].copy_from_slice(&state[..2]);
     }
 
-    /// [`Env::step`]'s arithmetic, lane by lane.
+    /// [`Self::advance`] lane by lane.
     fn step_lanes(
         &self,
         tasks: &LaneTasks,
@@ -130,14 +135,15 @@ impl Env for Nav2d {
         reward: &mut Lanes,
         terminated: &mut [bool; LANES],
     ) {
-        let (gx, gy) = (&tasks.constants[0], &tasks.constants[1]);
-        let (m, tol) = (self.max_action, self.goal_tolerance);
+        let g = &tasks.constants;
         for l in 0..LANES {
-            state[0][l] += action[0][l].clamp(-m, m);
-            state[1][l] += action[1][l].clamp(-m, m);
-            let (p, g) = ([state[0][l], state[1][l]], [gx[l], gy[l]]);
-            reward[l] = -distance(p, g);
-            terminated[l] = (p[0] - g[0]).abs() < tol && (p[1] - g[1]).abs() < tol;
+            let (p, r, t) = self.advance(
+                [state[0][l], state[1][l]],
+                [action[0][l], action[1][l]],
+                [g[0][l], g[1][l]],
+            );
+            (state[0][l], state[1][l]) = (p[0], p[1]);
+            (reward[l], terminated[l]) = (r, t);
         }
     }
 

@@ -199,12 +199,7 @@ impl FlatPolicy {
                 buf.resize(widest, [0.0; LANES]);
             }
         }
-        let mut off = 0;
-        for (l, w) in self.sizes.windows(2).enumerate() {
-            let (din, dout) = (w[0], w[1]);
-            let wt = &theta[off..off + din * dout];
-            let bias = &theta[off + din * dout..off + din * dout + dout];
-            off += din * dout + dout;
+        for (l, (din, dout, wt, bias)) in self.layers(theta).enumerate() {
             let (a, b) = if l % 2 == 0 {
                 (&mut scratch.h, &mut scratch.z)
             } else {
@@ -217,6 +212,23 @@ impl FlatPolicy {
                 act.apply_slice(output.as_flattened_mut());
             }
         }
+    }
+
+    /// Each layer's `(d_in, d_out, weights, bias)` in a parameter vector of
+    /// [`Self::num_params`] entries: per layer `d_in · d_out` weights, then `d_out` biases
+    /// (the order of [`crate::params::flatten`] and, with the weights permuted, of
+    /// [`Self::pack_lanes`]).
+    fn layers<'a, T>(
+        &'a self,
+        theta: &'a [T],
+    ) -> impl Iterator<Item = (usize, usize, &'a [T], &'a [T])> + 'a {
+        let mut off = 0;
+        self.sizes.windows(2).map(move |w| {
+            let (din, dout) = (w[0], w[1]);
+            let (wt, rest) = theta[off..].split_at(din * dout);
+            off += din * dout + dout;
+            (din, dout, wt, &rest[..dout])
+        })
     }
 
     /// The nonlinearity after layer `l` of `last + 1` (the last one is the output's).
@@ -256,12 +268,7 @@ impl FlatPolicy {
                 (0..self.sizes[0]).flat_map(|j| (0..b).map(move |i| obs[i * self.sizes[0] + j])),
             );
         }
-        let mut off = 0;
-        for (l, w) in self.sizes.windows(2).enumerate() {
-            let (din, dout) = (w[0], w[1]);
-            let wt = &theta[off..off + din * dout];
-            let bias = &theta[off + din * dout..off + din * dout + dout];
-            off += din * dout + dout;
+        for (l, (din, dout, wt, bias)) in self.layers(theta).enumerate() {
             z.clear();
             if b == 1 {
                 // One row: z = b + Σ_k h_k W[k, ·], contiguous over the outputs.

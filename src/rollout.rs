@@ -43,7 +43,7 @@ pub fn sample<A: Actor>(
 ) -> Trajectories {
     let n = env.num_rows();
     assert!(
-        rows_per_task > 0 && n % rows_per_task == 0,
+        rows_per_task > 0 && n.is_multiple_of(rows_per_task),
         "rows must group into whole tasks"
     );
     let spec = env.spec().clone();

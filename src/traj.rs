@@ -110,7 +110,7 @@ impl Trajectories {
             "row range must lie inside the batch"
         );
         assert!(
-            lo % self.rows_per_task == 0 && hi % self.rows_per_task == 0,
+            lo.is_multiple_of(self.rows_per_task) && hi.is_multiple_of(self.rows_per_task),
             "row range must cover whole tasks"
         );
         let (n, k) = (self.rows, hi - lo);

@@ -37,9 +37,9 @@ use serde::{Deserialize, Serialize};
 use crate::env::{Env, Task, TaskDistribution};
 use crate::error::{Error, Result};
 use crate::es::{
-    dpp_perturbations, es_grad_step, es_gradient, es_gradient_with_perturbations,
+    dpp_perturbations, es_gradient, es_gradient_lockstep, es_gradient_with_perturbations,
     es_hvp_from_values, first_order_meta_direction, gaussian_perturbations, hill_climb,
-    hill_climb_lockstep, standardize, EsEstimator, FitnessShaping, Objective,
+    hill_climb_lockstep, standardize, EsEstimator, FitnessShaping, GradientProblem, Objective,
 };
 use crate::lanes::LANES;
 use crate::nn::flat::FlatPolicy;
@@ -326,21 +326,44 @@ impl Objective for AdaptedReturn<'_> {
                 seeds.push(r.next_u64());
             }
         }
-        let adapted: Vec<Vec<f32>> = if cfg.operator == Operator::HillClimb {
-            // The pairs' hill climbs in lock-step, each round's episodes in lanes.
-            let eval = |problems: &[usize], pts: &[&[f32]], rs: &mut [&mut Rng]| {
-                let ts: Vec<&Task> = problems.iter().map(|&q| tasks[q]).collect();
-                let ss: Vec<u64> = rs.iter_mut().map(|r| r.next_u64()).collect();
-                es.f_batch(&ts, pts, self.norm, &ss, self.c)
-            };
-            hill_climb_lockstep(&starts, cfg.adapt_sigma, cfg.queries, &adapt_seeds, eval)
-                .into_iter()
-                .map(|hc| hc.theta)
+        // Every pair's adaptation episodes go to lanes together: pair q's task
+        // return, one episode per evaluation, its seed drawn from the evaluation's generator.
+        let eval = |pairs: &[usize], pts: &[&[f32]], rs: &mut [&mut Rng]| {
+            let ts: Vec<&Task> = pairs.iter().map(|&q| tasks[q]).collect();
+            let ss: Vec<u64> = rs.iter_mut().map(|r| r.next_u64()).collect();
+            es.f_batch(&ts, pts, self.norm, &ss, self.c)
+        };
+        let adapted: Vec<Vec<f32>> = match cfg.operator {
+            // The pairs' hill climbs in lock-step, each round's episodes together.
+            Operator::HillClimb => {
+                hill_climb_lockstep(&starts, cfg.adapt_sigma, cfg.queries, &adapt_seeds, eval)
+                    .into_iter()
+                    .map(|hc| hc.theta)
+                    .collect()
+            }
+            // Every pair's ES-gradient queries together, then each pair's step.
+            Operator::EsGrad | Operator::Dpp => {
+                let problems: Vec<GradientProblem> = starts
+                    .iter()
+                    .zip(&adapt_seeds)
+                    .map(|(&theta, &seed)| GradientProblem {
+                        theta,
+                        perturbations: es.adaptation_directions(theta.len(), seed),
+                        seed,
+                    })
+                    .collect();
+                es_gradient_lockstep(
+                    &problems,
+                    cfg.adapt_sigma,
+                    cfg.adapt_estimator,
+                    cfg.shaping(),
+                    eval,
+                )
+                .iter()
+                .zip(&starts)
+                .map(|(est, theta)| es.gradient_step(theta, &est.grad))
                 .collect()
-        } else {
-            (0..starts.len())
-                .map(|q| es.adapt(tasks[q], starts[q], self.norm, adapt_seeds[q], self.c))
-                .collect()
+            }
         };
         let thetas: Vec<&[f32]> = adapted.iter().map(Vec::as_slice).collect();
         let returns = es.f_batch(&tasks, &thetas, self.norm, &seeds, self.c);
@@ -479,24 +502,9 @@ impl EsMaml {
         let cfg = &self.cfg;
         let f = self.task_return(task, norm, c);
         match cfg.operator {
-            Operator::EsGrad => {
-                es_grad_step(
-                    &f,
-                    theta,
-                    cfg.alpha,
-                    cfg.adapt_sigma,
-                    cfg.queries,
-                    cfg.adapt_estimator,
-                    seed,
-                    cfg.shaping(),
-                )
-                .theta
-            }
             Operator::HillClimb => hill_climb(&f, theta, cfg.adapt_sigma, cfg.queries, seed).theta,
-            Operator::Dpp => {
-                let d = theta.len();
-                let g =
-                    dpp_perturbations(d, cfg.queries, cfg.dpp_pool_factor, (d as f64).sqrt(), seed);
+            Operator::EsGrad | Operator::Dpp => {
+                let g = self.adaptation_directions(theta.len(), seed);
                 let est = es_gradient_with_perturbations(
                     &f,
                     theta,
@@ -506,13 +514,30 @@ impl EsMaml {
                     seed,
                     cfg.shaping(),
                 );
-                theta
-                    .iter()
-                    .zip(&est.grad)
-                    .map(|(t, g)| t + cfg.alpha * g)
-                    .collect()
+                self.gradient_step(theta, &est.grad)
             }
         }
+    }
+
+    /// The K query directions of a gradient-type adaptation with seed `seed`: i.i.d.
+    /// Gaussian ([`es_gradient`]'s) for `es-grad`, chosen by the DPP for `dpp`.
+    fn adaptation_directions(&self, d: usize, seed: u64) -> Vec<Vec<f32>> {
+        let cfg = &self.cfg;
+        match cfg.operator {
+            Operator::Dpp => {
+                dpp_perturbations(d, cfg.queries, cfg.dpp_pool_factor, (d as f64).sqrt(), seed)
+            }
+            _ => gaussian_perturbations(d, cfg.queries, seed, 0),
+        }
+    }
+
+    /// The adaptation step θ + α ĝ (Algorithm 3, line 5).
+    fn gradient_step(&self, theta: &[f32], grad: &[f32]) -> Vec<f32> {
+        theta
+            .iter()
+            .zip(grad)
+            .map(|(t, g)| t + self.cfg.alpha * g)
+            .collect()
     }
 
     /// One meta-iteration (Algorithm 2 or 5).
@@ -594,11 +619,7 @@ impl EsMaml {
                     s1,
                     cfg.shaping(),
                 );
-                let adapted: Vec<f32> = theta
-                    .iter()
-                    .zip(&d1.grad)
-                    .map(|(t, g)| t + cfg.alpha * g)
-                    .collect();
+                let adapted = self.gradient_step(theta, &d1.grad);
                 let d2 = es_gradient(
                     &f,
                     &adapted,
@@ -685,11 +706,7 @@ impl EsMaml {
                             r.next_u64(),
                             self.cfg.shaping(),
                         );
-                        theta
-                            .iter()
-                            .zip(&d1.grad)
-                            .map(|(t, g)| t + self.cfg.alpha * g)
-                            .collect()
+                        self.gradient_step(theta, &d1.grad)
                     }
                 };
                 (pre, self.f(task, &adapted, norm, r.next_u64(), c))

@@ -3,9 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::noise::{evaluate_perturbed, gaussian_perturbations};
+use super::noise::{evaluate_perturbed, gaussian_perturbations, perturbed_evaluation};
 use super::objective::Objective;
 use super::shaping::FitnessShaping;
+use crate::rng::Rng;
 
 /// Estimator of the smoothed gradient `∇f_σ(θ) = E[f(θ + σg) g] / σ` from `n` Gaussian
 /// directions `g_i`. All three are unbiased for raw f-values.
@@ -37,6 +38,15 @@ impl EsEstimator {
             EsEstimator::Mc => n,
             EsEstimator::ForwardFd => n + 1,
             EsEstimator::Antithetic => 2 * n,
+        }
+    }
+
+    /// The signs each direction is evaluated with, and whether `f(θ)` is evaluated too.
+    fn layout(self) -> (&'static [f32], bool) {
+        match self {
+            EsEstimator::Mc => (&[1.0], false),
+            EsEstimator::ForwardFd => (&[1.0], true),
+            EsEstimator::Antithetic => (&[1.0, -1.0], false),
         }
     }
 }
@@ -115,15 +125,91 @@ where
         "ES precision σ should be positive, got {sigma}"
     );
     assert!(!perturbations.is_empty(), "ES needs at least one direction");
-    let signs: &[f32] = match estimator {
-        EsEstimator::Antithetic => &[1.0, -1.0],
-        EsEstimator::Mc | EsEstimator::ForwardFd => &[1.0],
-    };
-    let center = estimator == EsEstimator::ForwardFd;
+    let (signs, center) = estimator.layout();
     let (values, f0) = evaluate_perturbed(f, theta, perturbations, sigma, signs, seed, center);
     let grad =
         es_gradient_from_values(perturbations, &values, f0, sigma, estimator, shaping.into());
     EsGradient { grad, values, f0 }
+}
+
+/// One problem of [`es_gradient_lockstep`]: the point `θ`, its directions `g_i` and the
+/// seed of its evaluation generators (as in [`es_gradient_with_perturbations`]).
+#[derive(Clone, Debug)]
+pub struct GradientProblem<'a> {
+    /// The point `θ` the gradient is estimated at.
+    pub theta: &'a [f32],
+    /// The directions `g_i`, each of `θ`'s length.
+    pub perturbations: Vec<Vec<f32>>,
+    /// Picks the evaluation generators.
+    pub seed: u64,
+}
+
+/// [`es_gradient_with_perturbations`] for several independent problems whose evaluations
+/// are made together, so that they can share batches (ES-MAML adapts every (perturbation,
+/// task) pair of a batch this way, and all their episodes fill SIMD lanes).
+///
+/// `eval(problems, points, rngs)` is called once with every evaluation of every problem,
+/// problem by problem in [`es_gradient_with_perturbations`]'s order, each with the
+/// generator that function would give it; `problems[i]` says which problem `points[i]`
+/// belongs to. Problem `p`'s estimate is exactly `es_gradient_with_perturbations` of that
+/// problem alone, whose objective is whatever `eval` computes for `p`'s points.
+///
+/// Panics unless `σ > 0` and every problem has at least one direction of its `θ`'s length.
+pub fn es_gradient_lockstep<E>(
+    problems: &[GradientProblem],
+    sigma: f32,
+    estimator: EsEstimator,
+    shaping: impl Into<FitnessShaping>,
+    eval: E,
+) -> Vec<EsGradient>
+where
+    E: FnOnce(&[usize], &[&[f32]], &mut [&mut Rng]) -> Vec<f64>,
+{
+    assert!(
+        sigma > 0.0,
+        "ES precision σ should be positive, got {sigma}"
+    );
+    let (signs, center) = estimator.layout();
+    let shaping = shaping.into();
+    let (mut owners, mut points, mut rngs) = (Vec::new(), Vec::new(), Vec::new());
+    for (p, problem) in problems.iter().enumerate() {
+        assert!(
+            !problem.perturbations.is_empty(),
+            "ES needs at least one direction"
+        );
+        let (th, g) = (problem.theta, &problem.perturbations);
+        for j in 0..estimator.evaluations(g.len()) {
+            let (point, rng) = perturbed_evaluation(th, g, sigma, signs, problem.seed, j);
+            owners.push(p);
+            points.push(point);
+            rngs.push(rng);
+        }
+    }
+    let refs: Vec<&[f32]> = points.iter().map(Vec::as_slice).collect();
+    let mut rng_refs: Vec<&mut Rng> = rngs.iter_mut().collect();
+    let all = eval(&owners, &refs, &mut rng_refs);
+    assert_eq!(
+        all.len(),
+        points.len(),
+        "eval should return one value per point"
+    );
+    let mut rest = all.as_slice();
+    problems
+        .iter()
+        .map(|problem| {
+            let g = &problem.perturbations;
+            let (mine, tail) = rest.split_at(estimator.evaluations(g.len()));
+            rest = tail;
+            let (values, f0) = mine.split_at(g.len() * signs.len());
+            let f0 = center.then(|| f0[0]);
+            let grad = es_gradient_from_values(g, values, f0, sigma, estimator, shaping);
+            EsGradient {
+                grad,
+                values: values.to_vec(),
+                f0,
+            }
+        })
+        .collect()
 }
 
 /// Combines given f-values into an ES gradient (the formulas of [`EsEstimator`]), in
@@ -386,6 +472,61 @@ mod tests {
             let f0 = usize::from(est.f0.is_some());
             assert_eq!(est.values.len() + f0, estimator.evaluations(5));
             assert_eq!(est.f0.is_some(), estimator == EsEstimator::ForwardFd);
+        }
+    }
+
+    #[test]
+    fn lockstep_gradients_equal_independent_ones() {
+        // Three problems with different noisy objectives, points, direction counts and
+        // seeds, estimated together with one eval call: each equals its own estimate.
+        let noisy = |shift: f64| {
+            move |x: &[f32], rng: &mut Rng| {
+                let eps: f64 = StandardNormal.sample(rng);
+                quadratic(x, rng) + shift + 0.3 * eps
+            }
+        };
+        let thetas = [[0.0f32; 5], [0.5; 5], [-1.0; 5]];
+        let shifts = [0.0, 2.0, -7.0];
+        let (seeds, counts) = ([3, 14, 15], [4, 7, 5]);
+        for estimator in ESTIMATORS {
+            for shaping in [FitnessShaping::Raw, FitnessShaping::Standardize] {
+                let problems: Vec<GradientProblem> = (0..3)
+                    .map(|p| GradientProblem {
+                        theta: &thetas[p],
+                        perturbations: gaussian_perturbations(5, counts[p], seeds[p], 0),
+                        seed: seeds[p],
+                    })
+                    .collect();
+                let mut calls = 0;
+                let together =
+                    es_gradient_lockstep(&problems, 0.2, estimator, shaping, |owners, xs, rngs| {
+                        calls += 1;
+                        let per: Vec<usize> = (0..3)
+                            .map(|p| owners.iter().filter(|&&o| o == p).count())
+                            .collect();
+                        assert_eq!(per, counts.map(|n| estimator.evaluations(n)));
+                        assert!(owners.windows(2).all(|w| w[0] <= w[1]));
+                        owners
+                            .iter()
+                            .zip(xs)
+                            .zip(rngs.iter_mut())
+                            .map(|((&p, x), r)| noisy(shifts[p])(x, r))
+                            .collect()
+                    });
+                assert_eq!(calls, 1);
+                for p in 0..3 {
+                    let alone = es_gradient(
+                        &noisy(shifts[p]),
+                        &thetas[p],
+                        0.2,
+                        counts[p],
+                        estimator,
+                        seeds[p],
+                        shaping,
+                    );
+                    assert_eq!(together[p], alone, "{estimator:?} {shaping:?} problem {p}");
+                }
+            }
         }
     }
 }

@@ -167,23 +167,14 @@ pub(crate) fn evaluate_perturbed<F>(
 where
     F: Objective + ?Sized,
 {
-    let m = signs.len();
-    let n = perturbations.len() * m;
+    let n = perturbations.len() * signs.len();
     let jobs: Vec<usize> = (0..n + usize::from(center)).collect();
     let mut values: Vec<f64> = jobs
         .par_chunks(BATCH)
         .flat_map_iter(|chunk| {
             let (points, mut rngs): (Vec<Vec<f32>>, Vec<Rng>) = chunk
                 .iter()
-                .map(|&j| {
-                    if j == n {
-                        (theta.to_vec(), center_rng(seed))
-                    } else {
-                        let (i, k) = (j / m, j % m);
-                        let point = perturbed(theta, &perturbations[i], sigma * signs[k]);
-                        (point, evaluation_rng(seed, i as u64))
-                    }
-                })
+                .map(|&j| perturbed_evaluation(theta, perturbations, sigma, signs, seed, j))
                 .unzip();
             let points: Vec<&[f32]> = points.iter().map(Vec::as_slice).collect();
             let mut rngs: Vec<&mut Rng> = rngs.iter_mut().collect();
@@ -192,6 +183,27 @@ where
         .collect();
     let f0 = center.then(|| values.pop().expect("the centre was evaluated"));
     (values, f0)
+}
+
+/// Evaluation `j` of [`evaluate_perturbed`]'s layout, its point and generator: `j < n ·
+/// signs.len()` is `θ + σ signs[j % m] g_{j / m}` with [`evaluation_rng`]`(seed, j / m)`,
+/// `j = n · signs.len()` the centre `θ` with [`center_rng`]`(seed)`.
+pub(crate) fn perturbed_evaluation(
+    theta: &[f32],
+    perturbations: &[Vec<f32>],
+    sigma: f32,
+    signs: &[f32],
+    seed: u64,
+    j: usize,
+) -> (Vec<f32>, Rng) {
+    let m = signs.len();
+    if j == perturbations.len() * m {
+        (theta.to_vec(), center_rng(seed))
+    } else {
+        let (i, k) = (j / m, j % m);
+        let point = perturbed(theta, &perturbations[i], sigma * signs[k]);
+        (point, evaluation_rng(seed, i as u64))
+    }
 }
 
 #[cfg(test)]

@@ -320,7 +320,7 @@ pub fn fit_per_task(
         "g_t and mask_t should both be [T, N]"
     );
     assert!(
-        rows_per_task > 0 && n % rows_per_task == 0,
+        rows_per_task > 0 && n.is_multiple_of(rows_per_task),
         "rows_per_task = {rows_per_task} should be positive and divide n = {n}"
     );
     let mut v_t = vec![0.0; mask_t.len()];

@@ -81,7 +81,7 @@ pub fn normalize_per_task(
     );
     let horizon = horizon(adv_t.len(), n);
     assert!(
-        rows_per_task > 0 && n % rows_per_task == 0,
+        rows_per_task > 0 && n.is_multiple_of(rows_per_task),
         "rows_per_task = {rows_per_task} should be positive and divide n = {n}"
     );
     let mut out = vec![0.0f32; adv_t.len()];

@@ -35,7 +35,7 @@ pub use returns::discounted_returns;
 pub(crate) fn horizon(len: usize, n: usize) -> usize {
     assert!(n > 0, "the number of rows n should be positive");
     assert!(
-        len % n == 0,
+        len.is_multiple_of(n),
         "a [T, N] slice of length {len} should be divisible by n = {n}"
     );
     len / n

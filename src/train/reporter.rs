@@ -75,7 +75,7 @@ impl Reporter {
         if let Some(b) = &self.bar {
             b.set_message(headline(row));
             b.set_position(it as u64 + 1);
-        } else if !self.quiet && ((it + 1) % self.every == 0 || it + 1 == self.total) {
+        } else if !self.quiet && ((it + 1).is_multiple_of(self.every) || it + 1 == self.total) {
             let done = it + 1 - self.start;
             let el = self.t0.elapsed().as_secs_f64();
             let eta = el / done as f64 * (self.total - it - 1) as f64;

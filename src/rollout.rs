@@ -402,6 +402,9 @@ fn returns_lanes_body(
     let mut obs = vec![[0.0f32; LANES]; spec.obs_dim];
     let mut act = vec![[0.0f32; LANES]; spec.act_dim];
     let (mut reward, mut terminated) = ([0.0f32; LANES], [false; LANES]);
+    // A family whose start is fixed never reads the row's generator: it gets this one.
+    let fixed_start = env.fixed_start();
+    let mut unread = crate::rng::stream(0, "unread");
     for start in (0..n).step_by(LANES) {
         let m = LANES.min(n - start);
         // Padding lanes (past the last episode) repeat the batch's first episode.
@@ -409,8 +412,12 @@ fn returns_lanes_body(
         policy.pack_lanes(&thetas[start..start + m], &mut theta);
         let lane_tasks = LaneTasks::new(env, std::array::from_fn(|l| tasks[index(l)]));
         for (l, task) in lane_tasks.rows.iter().enumerate() {
-            let mut rng = crate::rng::substream(seeds[index(l)], "env-row", 0);
-            env.reset(task, &mut row, &mut rng);
+            if fixed_start {
+                env.reset(task, &mut row, &mut unread);
+            } else {
+                let mut rng = crate::rng::substream(seeds[index(l)], "env-row", 0);
+                env.reset(task, &mut row, &mut rng);
+            }
             lanes::scatter(&row, l, &mut state);
         }
         let mut active: Mask = [0; LANES];

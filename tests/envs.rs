@@ -178,6 +178,39 @@ fn observations_and_steps_have_the_documented_shapes() {
 }
 
 #[test]
+fn families_with_a_fixed_start_never_read_the_reset_generator() {
+    // `fixed_start` lets rollouts skip building a row's generator, so it must mean that
+    // reset neither draws (the generator is left where it was) nor depends on the draws.
+    let mut fixed = Vec::new();
+    for &name in ENV_NAMES {
+        let env = family(name);
+        let (tasks, _) = tasks_and_seeds(&env);
+        for task in &tasks {
+            let (mut r1, mut r2) = (rng::stream(1, "reset"), rng::stream(2, "reset"));
+            let (before1, before2) = (r1.clone(), r2.clone());
+            let mut s1 = vec![f32::NAN; env.state_dim()];
+            let mut s2 = vec![f32::NAN; env.state_dim()];
+            env.reset(task, &mut s1, &mut r1);
+            env.reset(task, &mut s2, &mut r2);
+            let drew = r1 != before1 || r2 != before2;
+            let same = s1.iter().zip(&s2).all(|(a, b)| a.to_bits() == b.to_bits());
+            if env.fixed_start() {
+                assert!(!drew && same, "{name}: reset should not use its generator");
+            } else {
+                assert!(drew, "{name}: a family whose reset draws should say so");
+            }
+        }
+        if env.fixed_start() {
+            fixed.push(name);
+        }
+    }
+    assert_eq!(
+        fixed,
+        ["nav2d", "point-corners-es", "six-circles", "four-circles"]
+    );
+}
+
+#[test]
 fn unknown_names_are_a_typed_error() {
     match env::make("nosuch") {
         Err(Error::UnknownEnv { name, allowed }) => {

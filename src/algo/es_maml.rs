@@ -37,9 +37,9 @@ use serde::{Deserialize, Serialize};
 use crate::env::{Env, Task, TaskDistribution};
 use crate::error::{Error, Result};
 use crate::es::{
-    dpp_perturbations, es_gradient, es_gradient_lockstep, es_gradient_with_perturbations,
-    es_hvp_from_values, first_order_meta_direction, gaussian_perturbations, hill_climb,
-    hill_climb_lockstep, standardize, EsEstimator, FitnessShaping, GradientProblem, Objective,
+    dpp_perturbations, es_gradient, es_gradient_lockstep, es_hvp_from_values,
+    first_order_meta_direction, gaussian_perturbations, hill_climb_lockstep, standardize,
+    EsEstimator, FitnessShaping, GradientProblem, Objective,
 };
 use crate::lanes::LANES;
 use crate::nn::flat::FlatPolicy;
@@ -326,45 +326,14 @@ impl Objective for AdaptedReturn<'_> {
                 seeds.push(r.next_u64());
             }
         }
-        // Every pair's adaptation episodes go to lanes together: pair q's task
-        // return, one episode per evaluation, its seed drawn from the evaluation's generator.
-        let eval = |pairs: &[usize], pts: &[&[f32]], rs: &mut [&mut Rng]| {
-            let ts: Vec<&Task> = pairs.iter().map(|&q| tasks[q]).collect();
-            let ss: Vec<u64> = rs.iter_mut().map(|r| r.next_u64()).collect();
-            es.f_batch(&ts, pts, self.norm, &ss, self.c)
-        };
-        let adapted: Vec<Vec<f32>> = match cfg.operator {
-            // The pairs' hill climbs in lock-step, each round's episodes together.
-            Operator::HillClimb => {
-                hill_climb_lockstep(&starts, cfg.adapt_sigma, cfg.queries, &adapt_seeds, eval)
-                    .into_iter()
-                    .map(|hc| hc.theta)
-                    .collect()
-            }
-            // Every pair's ES-gradient queries together, then each pair's step.
-            Operator::EsGrad | Operator::Dpp => {
-                let problems: Vec<GradientProblem> = starts
-                    .iter()
-                    .zip(&adapt_seeds)
-                    .map(|(&theta, &seed)| GradientProblem {
-                        theta,
-                        perturbations: es.adaptation_directions(theta.len(), seed),
-                        seed,
-                    })
-                    .collect();
-                es_gradient_lockstep(
-                    &problems,
-                    cfg.adapt_sigma,
-                    cfg.adapt_estimator,
-                    cfg.shaping(),
-                    eval,
-                )
-                .iter()
-                .zip(&starts)
-                .map(|(est, theta)| es.gradient_step(theta, &est.grad))
-                .collect()
-            }
-        };
+        let adapted = es.adapt_batch(
+            cfg.operator,
+            &starts,
+            &tasks,
+            &adapt_seeds,
+            self.norm,
+            self.c,
+        );
         let thetas: Vec<&[f32]> = adapted.iter().map(Vec::as_slice).collect();
         let returns = es.f_batch(&tasks, &thetas, self.norm, &seeds, self.c);
         returns
@@ -445,7 +414,7 @@ impl EsMaml {
     /// [`Self::f`] for episode `i` = (`tasks[i]`, `thetas[i]`, `seeds[i]`) of a batch, with
     /// exactly the same results: batches that fill more than half of the SIMD lanes run
     /// in lock-step ([`episode_returns_lanes`]), the rest one episode at a time (a lane batch
-    /// costs the same however few lanes it fills).
+    /// costs the same however few lanes it fills). Batches run in parallel.
     fn f_batch(
         &self,
         tasks: &[&Task],
@@ -454,25 +423,29 @@ impl EsMaml {
         seeds: &[u64],
         c: &Counter,
     ) -> Vec<f64> {
-        let mut local = ObsStats::new(self.env.spec().obs_dim);
-        let mut out = Vec::with_capacity(thetas.len());
-        for start in (0..thetas.len()).step_by(LANES) {
-            let end = thetas.len().min(start + LANES);
-            let (t, p, s) = (&tasks[start..end], &thetas[start..end], &seeds[start..end]);
-            if end - start > LANES / 2 {
-                out.extend(episode_returns_lanes(
-                    &self.env, t, &self.flat, p, norm, s, &mut local,
-                ));
-            } else {
-                for i in 0..t.len() {
-                    out.push(episode_return_flat(
-                        &self.env, t[i], &self.flat, p[i], norm, s[i], &mut local,
-                    ));
-                }
-            }
-        }
-        c.add(&local);
-        out
+        let starts: Vec<usize> = (0..thetas.len()).step_by(LANES).collect();
+        let chunks: Vec<Vec<f64>> = starts
+            .par_iter()
+            .map(|&start| {
+                let end = thetas.len().min(start + LANES);
+                let (t, p, s) = (&tasks[start..end], &thetas[start..end], &seeds[start..end]);
+                let mut local = ObsStats::new(self.env.spec().obs_dim);
+                let out = if end - start > LANES / 2 {
+                    episode_returns_lanes(&self.env, t, &self.flat, p, norm, s, &mut local)
+                } else {
+                    (0..t.len())
+                        .map(|i| {
+                            episode_return_flat(
+                                &self.env, t[i], &self.flat, p[i], norm, s[i], &mut local,
+                            )
+                        })
+                        .collect()
+                };
+                c.add(&local);
+                out
+            })
+            .collect();
+        chunks.concat()
     }
 
     /// f^T as an ES objective.
@@ -490,40 +463,64 @@ impl EsMaml {
         }
     }
 
-    /// U(θ, T) with the configured operator; `seed` fixes its randomness.
-    fn adapt(
+    /// U(θ_q, T_q) for every pair `q` of start `starts[q]` and task `tasks[q]`, with the
+    /// operator's randomness fixed by `seeds[q]`: each result is exactly the pair's
+    /// adaptation on its own, but all pairs' episodes run together in lanes (hill climbing
+    /// in lock-step round by round; `es-grad` and `dpp` all queries at once). An episode's
+    /// start is drawn from its evaluation generator, as in [`TaskReturn`].
+    fn adapt_batch(
         &self,
-        task: &Task,
-        theta: &[f32],
+        operator: Operator,
+        starts: &[&[f32]],
+        tasks: &[&Task],
+        seeds: &[u64],
         norm: &ObsNorm,
-        seed: u64,
         c: &Counter,
-    ) -> Vec<f32> {
+    ) -> Vec<Vec<f32>> {
         let cfg = &self.cfg;
-        let f = self.task_return(task, norm, c);
-        match cfg.operator {
-            Operator::HillClimb => hill_climb(&f, theta, cfg.adapt_sigma, cfg.queries, seed).theta,
+        let eval = |pairs: &[usize], pts: &[&[f32]], rs: &mut [&mut Rng]| {
+            let ts: Vec<&Task> = pairs.iter().map(|&q| tasks[q]).collect();
+            let ss: Vec<u64> = rs.iter_mut().map(|r| r.next_u64()).collect();
+            self.f_batch(&ts, pts, norm, &ss, c)
+        };
+        match operator {
+            Operator::HillClimb => {
+                hill_climb_lockstep(starts, cfg.adapt_sigma, cfg.queries, seeds, eval)
+                    .into_iter()
+                    .map(|hc| hc.theta)
+                    .collect()
+            }
             Operator::EsGrad | Operator::Dpp => {
-                let g = self.adaptation_directions(theta.len(), seed);
-                let est = es_gradient_with_perturbations(
-                    &f,
-                    theta,
-                    &g,
+                let problems: Vec<GradientProblem> = starts
+                    .iter()
+                    .zip(seeds)
+                    .map(|(&theta, &seed)| GradientProblem {
+                        theta,
+                        perturbations: self.adaptation_directions(operator, theta.len(), seed),
+                        seed,
+                    })
+                    .collect();
+                let shaping = cfg.shaping();
+                es_gradient_lockstep(
+                    &problems,
                     cfg.adapt_sigma,
                     cfg.adapt_estimator,
-                    seed,
-                    cfg.shaping(),
-                );
-                self.gradient_step(theta, &est.grad)
+                    shaping,
+                    eval,
+                )
+                .iter()
+                .zip(starts)
+                .map(|(est, theta)| self.gradient_step(theta, &est.grad))
+                .collect()
             }
         }
     }
 
     /// The K query directions of a gradient-type adaptation with seed `seed`: i.i.d.
     /// Gaussian ([`es_gradient`]'s) for `es-grad`, chosen by the DPP for `dpp`.
-    fn adaptation_directions(&self, d: usize, seed: u64) -> Vec<Vec<f32>> {
+    fn adaptation_directions(&self, operator: Operator, d: usize, seed: u64) -> Vec<Vec<f32>> {
         let cfg = &self.cfg;
-        match cfg.operator {
+        match operator {
             Operator::Dpp => {
                 dpp_perturbations(d, cfg.queries, cfg.dpp_pool_factor, (d as f64).sqrt(), seed)
             }
@@ -545,11 +542,20 @@ impl EsMaml {
         let it_seed = substream(self.seed, "es-iteration", iteration as u64).next_u64();
         let (norm, c) = self.context();
         let theta = self.theta();
-        let (grad, train_value) = match self.cfg.order {
-            Order::Zero => self.zero_order(&theta, &norm, it_seed, &c),
-            Order::First => self.first_order(&theta, &norm, it_seed, &c),
-        };
-        let (pre, post) = self.test_returns(&theta, iteration, &norm, it_seed, &c);
+        // All of the iteration's episodes on the rayon pool: its many nested parallel calls
+        // then split work between workers instead of each waking the pool from outside and
+        // blocking (context switches were 15% of a linear-policy iteration).
+        let ((grad, train_value), (pre, post)) = rayon::scope(|_| {
+            let learner = &*self;
+            let g = match learner.cfg.order {
+                Order::Zero => learner.zero_order(&theta, &norm, it_seed, &c),
+                Order::First => learner.first_order(&theta, &norm, it_seed, &c),
+            };
+            (
+                g,
+                learner.test_returns(&theta, iteration, &norm, it_seed, &c),
+            )
+        });
         let neg: Vec<f32> = grad.iter().map(|g| -g).collect();
         let gp = to_gradients(&self.policy, &neg, &self.device);
         self.policy = self.optim.step(self.cfg.meta_lr, self.policy.clone(), gp);
@@ -687,36 +693,46 @@ impl EsMaml {
         c: &Counter,
     ) -> (f64, f64) {
         let n = self.test.len().min(10);
-        let pairs: Vec<(f64, f64)> = (0..n)
-            .into_par_iter()
-            .map(|j| {
-                let task = &self.test[(iteration * n + j) % self.test.len()];
-                let mut r = substream(seed, "es-test", j as u64);
-                let pre = self.f(task, theta, norm, r.next_u64(), c);
-                let adapted = match self.cfg.order {
-                    Order::Zero => self.adapt(task, theta, norm, r.next_u64(), c),
-                    Order::First => {
-                        let f = self.task_return(task, norm, c);
-                        let d1 = es_gradient(
-                            &f,
-                            theta,
-                            self.cfg.adapt_sigma,
-                            self.cfg.queries,
-                            self.cfg.adapt_estimator,
-                            r.next_u64(),
-                            self.cfg.shaping(),
-                        );
-                        self.gradient_step(theta, &d1.grad)
-                    }
-                };
-                (pre, self.f(task, &adapted, norm, r.next_u64(), c))
-            })
+        let tasks: Vec<&Task> = (0..n)
+            .map(|j| &self.test[(iteration * n + j) % self.test.len()])
             .collect();
-        let m = pairs.len() as f64;
-        (
-            pairs.iter().map(|p| p.0).sum::<f64>() / m,
-            pairs.iter().map(|p| p.1).sum::<f64>() / m,
-        )
+        // Per task: the pre-adaptation episode's seed, the operator's, the adapted episode's.
+        let [pre_seeds, adapt_seeds, post_seeds] =
+            self.seed_triples(n, |j| substream(seed, "es-test", j));
+        let starts = vec![theta; n];
+        let pre = self.f_batch(&tasks, &starts, norm, &pre_seeds, c);
+        let adapted =
+            self.adapt_batch(self.test_operator(), &starts, &tasks, &adapt_seeds, norm, c);
+        let adapted: Vec<&[f32]> = adapted.iter().map(Vec::as_slice).collect();
+        let post = self.f_batch(&tasks, &adapted, norm, &post_seeds, c);
+        let m = n as f64;
+        (pre.iter().sum::<f64>() / m, post.iter().sum::<f64>() / m)
+    }
+
+    /// The adaptation test and held-out returns measure: the configured operator in zero
+    /// order; in first order the ES gradient step its meta-gradient differentiates.
+    fn test_operator(&self) -> Operator {
+        match self.cfg.order {
+            Order::Zero => self.cfg.operator,
+            Order::First => Operator::EsGrad,
+        }
+    }
+
+    /// Three seeds for each of `n` tasks, the `j`-th triple the first three draws of
+    /// `rng(j)`, returned as the three lists.
+    fn seed_triples(&self, n: usize, rng: impl Fn(u64) -> Rng) -> [Vec<u64>; 3] {
+        let mut out = [
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+            Vec::with_capacity(n),
+        ];
+        for j in 0..n {
+            let mut r = rng(j as u64);
+            for list in &mut out {
+                list.push(r.next_u64());
+            }
+        }
+        out
     }
 
     /// Restores θ from a flat vector (checkpoints).
@@ -738,16 +754,26 @@ impl EsMaml {
                 path.extend(env.position(s))
             })
         };
+        let [pre_seeds, adapt_seeds, post_seeds] =
+            self.seed_triples(n, |j| substream(crate::env::HELD_OUT_SEED, "es-eval", j));
+        let task_refs: Vec<&Task> = tasks.iter().collect();
+        let starts = vec![theta.as_slice(); n];
+        let adapted = self.adapt_batch(
+            self.test_operator(),
+            &starts,
+            &task_refs,
+            &adapt_seeds,
+            &norm,
+            &c,
+        );
         type Out = (f64, f64, Option<bool>, Vec<[f32; 2]>, Vec<[f32; 2]>);
         let out: Vec<Out> = tasks
             .par_iter()
             .enumerate()
             .map(|(j, task)| {
-                let mut r = substream(crate::env::HELD_OUT_SEED, "es-eval", j as u64);
                 let (mut pre_path, mut post_path) = (Vec::new(), Vec::new());
-                let (pre, _) = episode(task, &theta, r.next_u64(), &mut pre_path);
-                let adapted = self.adapt(task, &theta, &norm, r.next_u64(), &c);
-                let (post, ok) = episode(task, &adapted, r.next_u64(), &mut post_path);
+                let (pre, _) = episode(task, &theta, pre_seeds[j], &mut pre_path);
+                let (post, ok) = episode(task, &adapted[j], post_seeds[j], &mut post_path);
                 (pre, post, ok, pre_path, post_path)
             })
             .collect();

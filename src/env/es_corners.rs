@@ -106,6 +106,10 @@ impl Env for EsCorners {
         state.fill(0.0);
     }
 
+    fn fixed_start(&self) -> bool {
+        true
+    }
+
     fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool) {
         let (p, reward) = self.advance([state[0], state[1]], [action[0], action[1]], goal(task));
         state[..2].copy_from_slice(&p);

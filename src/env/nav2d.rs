@@ -105,6 +105,10 @@ impl Env for Nav2d {
         state.copy_from_slice(&[0.0, 0.0]);
     }
 
+    fn fixed_start(&self) -> bool {
+        true
+    }
+
     fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool) {
         let (p, reward, terminated) =
             self.advance([state[0], state[1]], [action[0], action[1]], goal(task));

@@ -198,6 +198,10 @@ impl Env for SixCircles {
         state.fill(0.0);
     }
 
+    fn fixed_start(&self) -> bool {
+        true
+    }
+
     fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool) {
         let correct = self.correct(task);
         let (m, lim) = (self.max_action, self.position_limit);

@@ -171,7 +171,13 @@ where
     );
     let (signs, center) = estimator.layout();
     let shaping = shaping.into();
-    let (mut owners, mut points, mut rngs) = (Vec::new(), Vec::new(), Vec::new());
+    let total = problems
+        .iter()
+        .map(|p| estimator.evaluations(p.perturbations.len()))
+        .sum();
+    let mut owners = Vec::with_capacity(total);
+    let mut points = Vec::with_capacity(total);
+    let mut rngs = Vec::with_capacity(total);
     for (p, problem) in problems.iter().enumerate() {
         assert!(
             !problem.perturbations.is_empty(),

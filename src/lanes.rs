@@ -14,6 +14,58 @@ pub const LANES: usize = 16;
 /// One value per lane (episode).
 pub type Lanes = [f32; LANES];
 
+/// The instruction sets the lane kernels ([`crate::nn::flat::FlatPolicy::forward_lanes`],
+/// [`crate::rollout::episode_returns_lanes`]) are compiled for, chosen at run time. Every
+/// level computes the same f32 operations in the same order (no fused multiply-add), so
+/// results are bit-identical across levels (`tests/lanes.rs` compares every level the CPU
+/// has). AVX-512 is not for its width (lanes are processed 8 at a time by the large
+/// policies' forward) but for its 32 vector registers: the 32-32 policy's episodes ran
+/// 1.28× faster than with AVX2 (`cargo bench --bench es_episodes`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Simd {
+    /// The target's baseline (SSE2 on x86-64).
+    Baseline,
+    /// AVX2.
+    Avx2,
+    /// AVX-512 (foundation).
+    Avx512,
+}
+
+impl Simd {
+    /// The highest level this CPU supports (detection is cached by the standard library).
+    pub fn best() -> Simd {
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                return Simd::Avx512;
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                return Simd::Avx2;
+            }
+        }
+        Simd::Baseline
+    }
+
+    /// Every level this CPU supports, lowest first.
+    pub fn available() -> Vec<Simd> {
+        let best = Simd::best();
+        [Simd::Baseline, Simd::Avx2, Simd::Avx512]
+            .into_iter()
+            .filter(|&s| s <= best)
+            .collect()
+    }
+
+    /// Panics unless the CPU supports this level (what makes the kernels' `unsafe`
+    /// dispatch sound for a caller-chosen level).
+    pub fn assert_supported(self) {
+        assert!(
+            self <= Simd::best(),
+            "this CPU does not support {self:?} (best: {:?})",
+            Simd::best()
+        );
+    }
+}
+
 /// Lane `l` of a structure-of-arrays vector (`rows[i][l]` for every `i`) copied into `out`.
 pub fn gather(rows: &[Lanes], l: usize, out: &mut [f32]) {
     for (o, r) in out.iter_mut().zip(rows) {

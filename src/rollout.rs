@@ -4,7 +4,7 @@
 use burn::prelude::*;
 
 use crate::env::{LaneTasks, VecEnv};
-use crate::lanes::{self, Lanes, LANES};
+use crate::lanes::{self, Lanes, Simd, LANES};
 use crate::nn::flat::{FlatPolicy, LaneScratch};
 use crate::nn::{tensor2, to_vec, DeterministicPolicy, GaussianPolicy};
 use crate::rng::Rng;
@@ -346,21 +346,63 @@ pub fn episode_returns_lanes(
     seeds: &[u64],
     stats: &mut ObsStats,
 ) -> Vec<f64> {
+    let e = env.as_ref();
+    episode_returns_lanes_at(Simd::best(), e, tasks, policy, thetas, norm, seeds, stats)
+}
+
+/// [`episode_returns_lanes`] compiled for `simd` (tests compare the levels). Panics unless
+/// the CPU supports it.
+#[allow(clippy::too_many_arguments)] // episode_returns_lanes' arguments plus the level
+pub fn episode_returns_lanes_at(
+    simd: Simd,
+    env: &dyn crate::env::Env,
+    tasks: &[&crate::env::Task],
+    policy: &FlatPolicy,
+    thetas: &[&[f32]],
+    norm: &ObsNorm,
+    seeds: &[u64],
+    stats: &mut ObsStats,
+) -> Vec<f64> {
     let n = thetas.len();
     assert!(
         tasks.len() == n && seeds.len() == n,
         "one task and one seed per episode"
     );
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::arch::is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU supports AVX2, checked just above.
-            return unsafe {
-                returns_lanes_avx2(env.as_ref(), tasks, policy, thetas, norm, seeds, stats)
-            };
-        }
+    simd.assert_supported();
+    let args = (tasks, policy, thetas, norm, seeds);
+    match simd {
+        // SAFETY: the CPU supports the level, asserted just above.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx512 => unsafe { returns_lanes_avx512(env, args, stats) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 => unsafe { returns_lanes_avx2(env, args, stats) },
+        _ => returns_lanes_body(simd, env, args, stats),
     }
-    returns_lanes_body(env.as_ref(), tasks, policy, thetas, norm, seeds, stats)
+}
+
+/// What every episode of a lane batch is: its task, the policy and its parameters, the
+/// observation normalizer and its start seed.
+type LaneArgs<'a> = (
+    &'a [&'a crate::env::Task],
+    &'a FlatPolicy,
+    &'a [&'a [f32]],
+    &'a ObsNorm,
+    &'a [u64],
+);
+
+/// [`returns_lanes_body`] compiled with AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f")]
+unsafe fn returns_lanes_avx512(
+    env: &dyn crate::env::Env,
+    args: LaneArgs,
+    stats: &mut ObsStats,
+) -> Vec<f64> {
+    returns_lanes_body(Simd::Avx512, env, args, stats)
 }
 
 /// [`returns_lanes_body`] compiled with AVX2 (the lane loops over f64 returns and
@@ -372,24 +414,17 @@ pub fn episode_returns_lanes(
 #[target_feature(enable = "avx2")]
 unsafe fn returns_lanes_avx2(
     env: &dyn crate::env::Env,
-    tasks: &[&crate::env::Task],
-    policy: &FlatPolicy,
-    thetas: &[&[f32]],
-    norm: &ObsNorm,
-    seeds: &[u64],
+    args: LaneArgs,
     stats: &mut ObsStats,
 ) -> Vec<f64> {
-    returns_lanes_body(env, tasks, policy, thetas, norm, seeds, stats)
+    returns_lanes_body(Simd::Avx2, env, args, stats)
 }
 
 #[inline(always)]
 fn returns_lanes_body(
+    simd: Simd,
     env: &dyn crate::env::Env,
-    tasks: &[&crate::env::Task],
-    policy: &FlatPolicy,
-    thetas: &[&[f32]],
-    norm: &ObsNorm,
-    seeds: &[u64],
+    (tasks, policy, thetas, norm, seeds): LaneArgs,
     stats: &mut ObsStats,
 ) -> Vec<f64> {
     let spec = env.spec();
@@ -428,7 +463,7 @@ fn returns_lanes_body(
             env.observe_lanes(&lane_tasks, &state, &mut obs);
             lane_stats.push(&obs, &active);
             norm.apply_lanes(&mut obs);
-            policy.forward_lanes(&theta, &obs, &mut act, &mut scratch);
+            policy.forward_lanes_at(simd, &theta, &obs, &mut act, &mut scratch);
             env.step_lanes(&lane_tasks, &mut state, &act, &mut reward, &mut terminated);
             let last = t + 1 == spec.horizon;
             for l in 0..LANES {

@@ -1,15 +1,15 @@
 //! Episodes evaluated in SIMD lanes give exactly what each episode gives alone: the
 //! batched policy forward, every family's lane step, and whole episodes (returns and
-//! observation statistics) with early terminations.
+//! observation statistics) with early terminations, at every SIMD level the CPU has.
 
 use std::sync::Arc;
 
 use metarl::env::{make, Env, LaneTasks, Task, ENV_NAMES};
-use metarl::lanes::{self, Lanes, LANES};
+use metarl::lanes::{self, Lanes, Simd, LANES};
 use metarl::nn::flat::{FlatPolicy, LaneScratch, Scratch};
 use metarl::nn::Activation;
 use metarl::rng::{stream, Rng};
-use metarl::rollout::{episode_return_flat, episode_returns_lanes, ObsNorm, ObsStats};
+use metarl::rollout::{episode_return_flat, episode_returns_lanes_at, ObsNorm, ObsStats};
 use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 
@@ -61,18 +61,29 @@ fn lane_forward_equals_one_episode_forward_bit_for_bit() {
             for (l, o) in obs.iter().enumerate() {
                 lanes::scatter(o, l, &mut obs_l);
             }
-            let mut out: Vec<Lanes> = vec![[f32::NAN; LANES]; act_dim];
-            p.forward_lanes(&theta_l, &obs_l, &mut out, &mut LaneScratch::default());
-            for l in 0..LANES {
-                let mut want = vec![0.0; act_dim];
-                p.forward_into(&thetas[l], &obs[l], 1, &mut want, &mut Scratch::default());
-                let mut got = vec![0.0; act_dim];
-                lanes::gather(&out, l, &mut got);
-                let (w, g): (Vec<u32>, Vec<u32>) = (
-                    want.iter().map(|x| x.to_bits()).collect(),
-                    got.iter().map(|x| x.to_bits()).collect(),
+            for simd in Simd::available() {
+                let mut out: Vec<Lanes> = vec![[f32::NAN; LANES]; act_dim];
+                p.forward_lanes_at(
+                    simd,
+                    &theta_l,
+                    &obs_l,
+                    &mut out,
+                    &mut LaneScratch::default(),
                 );
-                assert_eq!(g, w, "{hidden:?} {act:?} {obs_dim}->{act_dim} lane {l}");
+                for l in 0..LANES {
+                    let mut want = vec![0.0; act_dim];
+                    p.forward_into(&thetas[l], &obs[l], 1, &mut want, &mut Scratch::default());
+                    let mut got = vec![0.0; act_dim];
+                    lanes::gather(&out, l, &mut got);
+                    let (w, g): (Vec<u32>, Vec<u32>) = (
+                        want.iter().map(|x| x.to_bits()).collect(),
+                        got.iter().map(|x| x.to_bits()).collect(),
+                    );
+                    assert_eq!(
+                        g, w,
+                        "{simd:?} {hidden:?} {act:?} {obs_dim}->{act_dim} lane {l}"
+                    );
+                }
             }
         }
     }
@@ -137,8 +148,8 @@ fn lane_episodes_equal_single_episodes_for_every_family() {
         let (od, ad) = (env.spec().obs_dim, env.spec().act_dim);
         for hidden in [vec![], vec![32, 32]] {
             let p = policy(od, &hidden, ad, Activation::Tanh);
-            // 11 episodes: one full batch and a partial one.
-            let n = 11;
+            // One full batch and a partial one.
+            let n = LANES + 3;
             let thetas: Vec<Vec<f32>> = (0..n)
                 .map(|_| normal_vec(p.num_params(), 0.7, &mut rng))
                 .collect();
@@ -163,29 +174,32 @@ fn lane_episodes_equal_single_episodes_for_every_family() {
                     .to_bits()
                 })
                 .collect();
-            let mut got_stats = ObsStats::new(od);
             let task_refs: Vec<&Task> = tasks.iter().collect();
             let theta_refs: Vec<&[f32]> = thetas.iter().map(Vec::as_slice).collect();
-            let got: Vec<u64> = episode_returns_lanes(
-                &env,
-                &task_refs,
-                &p,
-                &theta_refs,
-                &norm,
-                &seeds,
-                &mut got_stats,
-            )
-            .iter()
-            .map(|r| r.to_bits())
-            .collect();
-            assert_eq!(got, want, "{name} {hidden:?}");
-            assert_eq!(got_stats, want_stats, "{name} {hidden:?}");
+            for simd in Simd::available() {
+                let mut got_stats = ObsStats::new(od);
+                let got: Vec<u64> = episode_returns_lanes_at(
+                    simd,
+                    env.as_ref(),
+                    &task_refs,
+                    &p,
+                    &theta_refs,
+                    &norm,
+                    &seeds,
+                    &mut got_stats,
+                )
+                .iter()
+                .map(|r| r.to_bits())
+                .collect();
+                assert_eq!(got, want, "{simd:?} {name} {hidden:?}");
+                assert_eq!(got_stats, want_stats, "{simd:?} {name} {hidden:?}");
+            }
             // Not a degenerate comparison: the episodes differ, and where episodes can end
             // early (cart-pole) some lanes finish before others.
-            assert!(got.iter().any(|&r| r != got[0]), "{name} {hidden:?}");
+            assert!(want.iter().any(|&r| r != want[0]), "{name} {hidden:?}");
             if *name == "cartpole-biased" {
-                assert!(got_stats.count < (n * env.spec().horizon) as u64);
-                assert!(got_stats.count > n as u64);
+                assert!(want_stats.count < (n * env.spec().horizon) as u64);
+                assert!(want_stats.count > n as u64);
             }
         }
     }

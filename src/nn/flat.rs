@@ -5,7 +5,7 @@
 //! equals the module's forward.
 
 use super::{Activation, DeterministicPolicy};
-use crate::lanes::{Lanes, LANES};
+use crate::lanes::{Lanes, Simd, LANES};
 
 /// The architecture of a deterministic MLP policy, without its parameters.
 #[derive(Clone, Debug, PartialEq)]
@@ -167,7 +167,7 @@ impl FlatPolicy {
     /// `out[o][l]` its action. Every lane gets exactly the
     /// action [`Self::forward_into`] computes for that episode alone (the same f32
     /// operations in the same order; tested), while the loops over lanes run in vector
-    /// registers. Compiled a second time for AVX2, chosen at run time.
+    /// registers. Compiled for each [`Simd`] level, the CPU's best chosen at run time.
     pub fn forward_lanes(
         &self,
         theta: &[Lanes],
@@ -175,14 +175,44 @@ impl FlatPolicy {
         out: &mut [Lanes],
         scratch: &mut LaneScratch,
     ) {
-        #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU supports AVX2, checked just above.
-                unsafe { self.forward_lanes_avx2(theta, obs, out, scratch) };
-                return;
-            }
+        self.forward_lanes_at(Simd::best(), theta, obs, out, scratch)
+    }
+
+    /// [`Self::forward_lanes`] compiled for `simd` (tests compare the levels). Panics
+    /// unless the CPU supports it.
+    pub fn forward_lanes_at(
+        &self,
+        simd: Simd,
+        theta: &[Lanes],
+        obs: &[Lanes],
+        out: &mut [Lanes],
+        scratch: &mut LaneScratch,
+    ) {
+        simd.assert_supported();
+        match simd {
+            // SAFETY: the CPU supports the level, asserted just above.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx512 => unsafe { self.forward_lanes_avx512(theta, obs, out, scratch) },
+            // SAFETY: as above.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 => unsafe { self.forward_lanes_avx2(theta, obs, out, scratch) },
+            _ => self.forward_lanes_body(theta, obs, out, scratch),
         }
+    }
+
+    /// [`Self::forward_lanes_body`] compiled with AVX-512.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,avx512f")]
+    unsafe fn forward_lanes_avx512(
+        &self,
+        theta: &[Lanes],
+        obs: &[Lanes],
+        out: &mut [Lanes],
+        scratch: &mut LaneScratch,
+    ) {
         self.forward_lanes_body(theta, obs, out, scratch)
     }
 

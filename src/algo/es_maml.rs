@@ -491,8 +491,9 @@ impl EsMaml {
                     .collect()
             }
             Operator::EsGrad | Operator::Dpp => {
+                // In parallel: a DPP selection costs as much as many episodes.
                 let problems: Vec<GradientProblem> = starts
-                    .iter()
+                    .par_iter()
                     .zip(seeds)
                     .map(|(&theta, &seed)| GradientProblem {
                         theta,

@@ -27,7 +27,7 @@
 //! best possible.
 
 use super::point_corners::{self, goal};
-use super::{distance, goal_lanes, Env, EnvSpec, LaneTasks, Task};
+use super::{distance, goal_lanes, point_step_lanes, Env, EnvSpec, LaneTasks, Task};
 use crate::lanes::{Lanes, LANES};
 use crate::rng::Rng;
 
@@ -139,17 +139,10 @@ impl Env for EsCorners {
         reward: &mut Lanes,
         terminated: &mut [bool; LANES],
     ) {
-        let g = &tasks.constants;
-        for l in 0..LANES {
-            let (p, r) = self.advance(
-                [state[0][l], state[1][l]],
-                [action[0][l], action[1][l]],
-                [g[0][l], g[1][l]],
-            );
-            (state[0][l], state[1][l]) = (p[0], p[1]);
-            reward[l] = r;
-        }
-        *terminated = [false; LANES];
+        point_step_lanes(tasks, state, action, reward, terminated, |p, a, g| {
+            let (p, r) = self.advance(p, a, g);
+            (p, r, false)
+        });
     }
 
     fn success(&self, task: &Task, state: &[f32], _terminated: bool) -> Option<bool> {

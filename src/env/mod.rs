@@ -187,6 +187,30 @@ pub(crate) fn goal_lanes(tasks: &[&Task; LANES], goal: fn(&Task) -> [f32; 2]) ->
     vec![g.map(|g| g[0]), g.map(|g| g[1])]
 }
 
+/// The [`Env::step_lanes`] of a 2-D point family with [`goal_lanes`] constants, the point
+/// in state components 0 and 1: `advance(point, action, goal) → (point', reward,
+/// terminated)`, the family's one step formula, lane by lane (so rows and lanes share it).
+#[inline(always)]
+pub(crate) fn point_step_lanes(
+    tasks: &LaneTasks,
+    state: &mut [Lanes],
+    action: &[Lanes],
+    reward: &mut Lanes,
+    terminated: &mut [bool; LANES],
+    advance: impl Fn([f32; 2], [f32; 2], [f32; 2]) -> ([f32; 2], f32, bool),
+) {
+    let g = &tasks.constants;
+    for l in 0..LANES {
+        let (p, r, t) = advance(
+            [state[0][l], state[1][l]],
+            [action[0][l], action[1][l]],
+            [g[0][l], g[1][l]],
+        );
+        (state[0][l], state[1][l]) = (p[0], p[1]);
+        (reward[l], terminated[l]) = (r, t);
+    }
+}
+
 /// One row's state, observation or action, gathered out of lanes: on the stack up to 32
 /// entries (every family here), on the heap beyond.
 enum RowBuf {

@@ -20,7 +20,7 @@
 //! the goal region of ES-MAML's NavigationTask2d (it ends episodes at squared distance
 //! ≤ 0.01) and about one step's length. A terminated episode is always a success.
 
-use super::{distance, goal_lanes, uniform, Env, EnvSpec, LaneTasks, Task};
+use super::{distance, goal_lanes, point_step_lanes, uniform, Env, EnvSpec, LaneTasks, Task};
 use crate::lanes::{Lanes, LANES};
 use crate::rng::Rng;
 
@@ -139,16 +139,9 @@ impl Env for Nav2d {
         reward: &mut Lanes,
         terminated: &mut [bool; LANES],
     ) {
-        let g = &tasks.constants;
-        for l in 0..LANES {
-            let (p, r, t) = self.advance(
-                [state[0][l], state[1][l]],
-                [action[0][l], action[1][l]],
-                [g[0][l], g[1][l]],
-            );
-            (state[0][l], state[1][l]) = (p[0], p[1]);
-            (reward[l], terminated[l]) = (r, t);
-        }
+        point_step_lanes(tasks, state, action, reward, terminated, |p, a, g| {
+            self.advance(p, a, g)
+        });
     }
 
     fn success(&self, task: &Task, state: &[f32], _terminated: bool) -> Option<bool> {

@@ -177,7 +177,7 @@ mod tests {
     use rand_distr::{Distribution, StandardNormal};
 
     use super::*;
-    use crate::es::testing::{neg_sq_dist, quadratic, C};
+    use crate::es::testing::{neg_sq_dist, noisy_quadratic, quadratic, C};
 
     #[test]
     fn hill_climb_never_returns_a_value_below_the_start_evaluation() {
@@ -204,12 +204,6 @@ mod tests {
     fn lockstep_hill_climbs_equal_independent_ones() {
         // Three problems with different objectives (shifted, noisy quadratics), starts and
         // seeds, climbed together: each equals its own hill_climb.
-        let noisy = |shift: f64| {
-            move |x: &[f32], rng: &mut Rng| {
-                let eps: f64 = StandardNormal.sample(rng);
-                quadratic(x, rng) + shift + 0.3 * eps
-            }
-        };
         let starts = [[0.0f32; 5], [0.5; 5], [-1.0; 5]];
         let shifts = [0.0, 2.0, -7.0];
         let seeds = [3, 14, 15];
@@ -222,12 +216,12 @@ mod tests {
                 .iter()
                 .zip(points)
                 .zip(rngs.iter_mut())
-                .map(|((&p, x), r)| noisy(shifts[p])(x, r))
+                .map(|((&p, x), r)| noisy_quadratic(shifts[p])(x, r))
                 .collect()
         });
         assert_eq!(calls, 13);
         for p in 0..3 {
-            let alone = hill_climb(&noisy(shifts[p]), &starts[p], 0.2, 12, seeds[p]);
+            let alone = hill_climb(&noisy_quadratic(shifts[p]), &starts[p], 0.2, 12, seeds[p]);
             assert_eq!(together[p], alone, "problem {p}");
             assert!(alone.accepted > 0);
         }

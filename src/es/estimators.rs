@@ -290,7 +290,7 @@ mod tests {
     use rand_distr::{Distribution, StandardNormal};
 
     use super::*;
-    use crate::es::testing::{quadratic, C};
+    use crate::es::testing::{noisy_quadratic, quadratic, C};
     use crate::rng::Rng;
 
     const ESTIMATORS: [EsEstimator; 3] = [
@@ -485,12 +485,6 @@ mod tests {
     fn lockstep_gradients_equal_independent_ones() {
         // Three problems with different noisy objectives, points, direction counts and
         // seeds, estimated together with one eval call: each equals its own estimate.
-        let noisy = |shift: f64| {
-            move |x: &[f32], rng: &mut Rng| {
-                let eps: f64 = StandardNormal.sample(rng);
-                quadratic(x, rng) + shift + 0.3 * eps
-            }
-        };
         let thetas = [[0.0f32; 5], [0.5; 5], [-1.0; 5]];
         let shifts = [0.0, 2.0, -7.0];
         let (seeds, counts) = ([3, 14, 15], [4, 7, 5]);
@@ -516,13 +510,13 @@ mod tests {
                             .iter()
                             .zip(xs)
                             .zip(rngs.iter_mut())
-                            .map(|((&p, x), r)| noisy(shifts[p])(x, r))
+                            .map(|((&p, x), r)| noisy_quadratic(shifts[p])(x, r))
                             .collect()
                     });
                 assert_eq!(calls, 1);
                 for p in 0..3 {
                     let alone = es_gradient(
-                        &noisy(shifts[p]),
+                        &noisy_quadratic(shifts[p]),
                         &thetas[p],
                         0.2,
                         counts[p],

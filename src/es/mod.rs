@@ -68,6 +68,8 @@ pub use shaping::{centered_ranks, standardize, FitnessShaping};
 pub(crate) mod testing {
     //! Shared test objectives with closed-form smoothed gradient and Hessian.
 
+    use rand_distr::{Distribution, StandardNormal};
+
     use crate::rng::Rng;
 
     /// Centre of the test quadratic.
@@ -89,5 +91,14 @@ pub(crate) mod testing {
     /// The quadratic on the first `theta.len()` entries of [`C`], ignoring the rng.
     pub fn quadratic(theta: &[f32], _rng: &mut Rng) -> f64 {
         neg_sq_dist(theta, &C[..theta.len()])
+    }
+
+    /// [`quadratic`] plus `shift` and N(0, 0.3²) noise from the evaluation's generator:
+    /// distinct stochastic objectives for the lock-step tests.
+    pub fn noisy_quadratic(shift: f64) -> impl Fn(&[f32], &mut Rng) -> f64 {
+        move |x, rng| {
+            let eps: f64 = StandardNormal.sample(rng);
+            quadratic(x, rng) + shift + 0.3 * eps
+        }
     }
 }

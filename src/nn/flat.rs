@@ -115,7 +115,7 @@ impl FlatPolicy {
         );
         let lane: [&[f32]; LANES] = std::array::from_fn(|l| *thetas.get(l).unwrap_or(&thetas[0]));
         let order = self.packed_order();
-        let width = LANES / self.lane_blocks();
+        let width = LANES / lane_blocks(d);
         out.clear();
         out.resize(d, [0.0; LANES]);
         let mut packed = out.as_flattened_mut().iter_mut();
@@ -149,17 +149,6 @@ impl FlatPolicy {
             off += din * dout + dout;
         }
         order
-    }
-
-    /// Blocks the lane forward splits the [`LANES`] episodes into: 1 when their packed
-    /// parameters fit [`WIDE_PACK_BYTES`], else blocks of [`BLOCK_LANES`].
-    fn lane_blocks(&self) -> usize {
-        let bytes = self.num_params() * LANES * std::mem::size_of::<f32>();
-        if bytes <= WIDE_PACK_BYTES {
-            1
-        } else {
-            LANES / BLOCK_LANES
-        }
     }
 
     /// The forward pass of [`LANES`] episodes at once, each with its own parameters
@@ -248,7 +237,7 @@ impl FlatPolicy {
             self.sizes[self.sizes.len() - 1],
             "out must be [act_dim] lanes"
         );
-        if self.lane_blocks() == 1 {
+        if lane_blocks(d) == 1 {
             return self.forward_block(theta, obs, out, &mut scratch.wide);
         }
         // Block by block: each block's observations in, its actions out.
@@ -528,6 +517,17 @@ const _: () = assert!(
 /// linear policy (384 B packed) ran 1.5× faster 16 wide than in blocks of 8, the 32-32
 /// policy (78 KB) 12% slower.
 pub const WIDE_PACK_BYTES: usize = 16 * 1024;
+
+/// Blocks the lane forward splits the [`LANES`] episodes of a policy with `num_params`
+/// parameters into: 1 when their packed parameters fit [`WIDE_PACK_BYTES`], else blocks of
+/// [`BLOCK_LANES`].
+fn lane_blocks(num_params: usize) -> usize {
+    if num_params * LANES * std::mem::size_of::<f32>() <= WIDE_PACK_BYTES {
+        1
+    } else {
+        LANES / BLOCK_LANES
+    }
+}
 
 /// Reusable buffers of [`FlatPolicy::forward_lanes`].
 #[derive(Clone, Debug, Default)]

@@ -313,6 +313,8 @@ pub struct TaskPolicies {
     log_std: Vec<f32>,
     /// Per-row context `[N, dim]` on the parameters' device, appended to observations.
     context: Option<Tensor<2>>,
+    /// Whether actions are drawn (`true`) or the mean is taken.
+    noise: bool,
 }
 
 impl TaskPolicies {
@@ -325,7 +327,16 @@ impl TaskPolicies {
             rows_per_task,
             log_std,
             context: None,
+            noise: true,
         }
+    }
+
+    /// Acts with the mean action μ(s) instead of a draw (σ → 0), for scoring the policy's
+    /// deterministic behaviour. The action generator is not read, and the log-probabilities
+    /// returned are 0: such batches are for returns and success, not for gradients.
+    pub fn mean_actions(mut self) -> Self {
+        self.noise = false;
+        self
     }
 
     /// Appends `context[row]` (`[N, dim]`, row-major) to row `row`'s observation before
@@ -352,6 +363,9 @@ impl Actor for TaskPolicies {
             }
         };
         let mu = to_vec(self.params.mu(obs.reshape([n / k, k, od])));
+        if !self.noise {
+            return (mu, vec![0.0; n]);
+        }
         let ad = mu.len() / n;
         let shared = self.log_std.len() == ad;
         let norm = 0.5 * (2.0 * std::f32::consts::PI).ln();

@@ -156,7 +156,15 @@ fn resume_continues_exactly_and_eval_reads_the_saved_policy() {
         text.contains("3 held-out tasks") && text.contains("success rate"),
         "{text}"
     );
-    assert!(full.join("eval.json").exists());
+    assert!(text.contains("mean action after adaptation"), "{text}");
+    let ev: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(full.join("eval.json")).unwrap()).unwrap();
+    let mean_success = ev["mean_action"]["success_rate"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&mean_success), "{ev}");
+    assert!(ev["mean_action"]["post_return"]
+        .as_f64()
+        .unwrap()
+        .is_finite());
     let o = run("metarl", &["plot", full.to_str().unwrap()]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(

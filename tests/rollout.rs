@@ -122,3 +122,32 @@ fn sampled_log_probs_match_the_policy_density() {
     }
     let _ = Tensor::<1>::zeros([1], &device);
 }
+
+#[test]
+fn mean_action_policies_act_with_the_mean_and_leave_the_generator_alone() {
+    use metarl::nn::functional::GaussianParams;
+    use metarl::pg::TaskPolicies;
+    use metarl::rollout::Actor;
+    use rand::RngCore;
+    let device = metarl::device::DeviceKind::Flex.device().unwrap();
+    let pol = GaussianPolicyConfig::default().init(2, 2, &mut stream(3, "policy"), &device);
+    let params = GaussianParams::from_policy(&pol);
+    let obs = vec![0.3f32, -1.2, 2.0, 0.5, -0.7, 0.1];
+    let rows = obs.len() / 2;
+    let mu = metarl::nn::to_vec(
+        params.mu(metarl::nn::tensor2(obs.clone(), rows, 2, &device).reshape([1, rows, 2])),
+    );
+    let actor = TaskPolicies::new(&params, rows).mean_actions();
+    let mut rng = stream(3, "action");
+    let (act, _) = actor.act(metarl::nn::tensor2(obs.clone(), rows, 2, &device), &mut rng);
+    assert_eq!(act, mu, "mean actions are μ(s) exactly");
+    assert_eq!(
+        rng.next_u64(),
+        stream(3, "action").next_u64(),
+        "no draw was made"
+    );
+    // With noise (σ = 1 at initialization) the same call draws actions away from μ(s).
+    let (noisy, _) =
+        TaskPolicies::new(&params, rows).act(metarl::nn::tensor2(obs, rows, 2, &device), &mut rng);
+    assert!(noisy.iter().zip(&mu).all(|(a, m)| a != m));
+}

@@ -229,6 +229,16 @@ fn main() -> ExitCode {
                 Some(s) => println!(", success rate {s:.3}"),
                 None => println!(),
             }
+            if let Some(m) = ev.mean_action {
+                print!(
+                    "  mean action after adaptation: return {:.3}",
+                    m.post_return
+                );
+                match m.success_rate {
+                    Some(s) => println!(", success rate {s:.3}"),
+                    None => println!(),
+                }
+            }
             Ok(())
         }
         Command::Plot { runs } => {

@@ -294,6 +294,7 @@ pub fn evaluate(
         pre_return: pre.mean_return(),
         post_return: vec![post.mean_return()],
         success_rate: post.success_rate(),
+        mean_action: None,
         trajectories_csv: csv,
     })
 }

@@ -17,13 +17,14 @@ use super::{
 use crate::algo::pg_maml::{PgMaml, PgMamlConfig};
 use crate::algo::promp::{ProMp, ProMpConfig};
 use crate::device::DeviceKind;
-use crate::env::{self, Env, TaskDistribution, HELD_OUT_SEED};
+use crate::env::{self, Env, TaskDistribution, VecEnv, HELD_OUT_SEED};
 use crate::error::{Error, Result};
 use crate::nn::functional::GaussianParams;
 use crate::nn::GaussianPolicy;
 use crate::params::flatten;
-use crate::pg::{adapt, process, sample_tasks, MetaPgConfig, SamplerRngs};
+use crate::pg::{adapt, process, sample_tasks, MetaPgConfig, SamplerRngs, TaskPolicies};
 use crate::rng::stream;
+use crate::rollout::sample;
 use crate::traj::positions_csv;
 
 /// Which policy-gradient meta-learner a run trains.
@@ -219,8 +220,20 @@ pub struct Evaluation {
     pub post_return: Vec<f64>,
     /// Success rate after the last inner step, for families that define success.
     pub success_rate: Option<f64>,
+    /// The adapted policy acting with its mean action (no sampling noise), on the same
+    /// tasks after the last inner step; `None` where not measured.
+    pub mean_action: Option<MeanActionScore>,
     /// Positions of the first tasks' episodes, phases `pre`, `post-1`, … (point envs).
     pub trajectories_csv: String,
+}
+
+/// Return and success of an adapted Gaussian policy acting with its mean action μ(s).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MeanActionScore {
+    /// Mean return.
+    pub post_return: f64,
+    /// Success rate, for families that define success.
+    pub success_rate: Option<f64>,
 }
 
 impl Evaluation {
@@ -234,6 +247,9 @@ impl Evaluation {
     ) -> Result<()> {
         dir.write_file("trajectories.csv", self.trajectories_csv.as_bytes())?;
         let mut j = json!({ "tasks": self.tasks, "iteration": iteration, "pre_return": self.pre_return, "post_return": self.post_return, "success_rate": self.success_rate });
+        if let (Some(map), Some(m)) = (j.as_object_mut(), self.mean_action) {
+            map.insert("mean_action".into(), m.to_json());
+        }
         if let (Some(map), Some(more)) = (j.as_object_mut(), extra.as_object()) {
             map.extend(more.clone());
         }
@@ -241,9 +257,18 @@ impl Evaluation {
     }
 }
 
+impl MeanActionScore {
+    /// `{"post_return": …, "success_rate": …}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({ "post_return": self.post_return, "success_rate": self.success_rate })
+    }
+}
+
 /// Samples the first `n` held-out tasks (fixed for every run), adapts the meta-policy with
 /// the run's inner step (first order: no meta-gradient is needed) and measures returns.
 /// Sampling noise comes from fixed streams, so two runs are scored on the same draws.
+/// The adapted policy is also scored acting with its mean action (`mean_action`), after
+/// the stochastic batches, so those draws do not depend on it.
 pub fn evaluate(
     envf: &Arc<dyn Env>,
     policy: &GaussianPolicy,
@@ -293,11 +318,18 @@ pub fn evaluate(
             p = adapt(&p, &b, meta.estimator, meta.inner_lr, false);
         }
     }
+    let mut venv = VecEnv::for_tasks(envf.clone(), &tasks, meta.rollouts, &mut env_rng);
+    let actor = TaskPolicies::new(&p, meta.rollouts).mean_actions();
+    let mean = sample(&actor, &mut venv, meta.rollouts, &mut act_rng, device);
     Ok(Evaluation {
         tasks: n,
         pre_return: returns[0],
         post_return: returns[1..].to_vec(),
         success_rate: success,
+        mean_action: Some(MeanActionScore {
+            post_return: mean.mean_return(),
+            success_rate: mean.success_rate(),
+        }),
         trajectories_csv: csv,
     })
 }
@@ -354,7 +386,7 @@ pub fn train(
             "env_steps_per_second": res.env_steps_per(wall),
         },
         "final": { "pre_return": res.last.get("pre_return"), "post_return": post_final },
-        "eval": { "tasks": ev.tasks, "pre_return": ev.pre_return, "post_return": ev.post_return, "success_rate": ev.success_rate },
+        "eval": { "tasks": ev.tasks, "pre_return": ev.pre_return, "post_return": ev.post_return, "success_rate": ev.success_rate, "mean_action": ev.mean_action.map(|m| m.to_json()) },
     });
     dir.write_summary(&summary)?;
     Ok(summary)

@@ -32,6 +32,36 @@ pub fn substream(seed: u64, name: &str, index: u64) -> Rng {
     rng
 }
 
+/// The generator [`substream`]`(seed, name, index)`, built when first used: handing one to
+/// code that may draw nothing (an evolution-strategies evaluation of a family whose start
+/// is fixed) costs no generator set-up. The numbers drawn are the substream's.
+#[derive(Debug)]
+pub struct LazyRng {
+    seed: u64,
+    name: &'static str,
+    index: u64,
+    rng: Option<Box<Rng>>,
+}
+
+impl LazyRng {
+    /// The substream `(seed, name, index)`, not built yet.
+    pub fn new(seed: u64, name: &'static str, index: u64) -> Self {
+        Self {
+            seed,
+            name,
+            index,
+            rng: None,
+        }
+    }
+
+    /// The generator, built on the first call.
+    pub fn get(&mut self) -> &mut Rng {
+        let (seed, name, index) = (self.seed, self.name, self.index);
+        self.rng
+            .get_or_insert_with(|| Box::new(substream(seed, name, index)))
+    }
+}
+
 /// A fresh 64-bit seed drawn from `rng` (to seed per-row or per-worker generators).
 pub fn next_seed(rng: &mut Rng) -> u64 {
     use rand::RngCore;
@@ -64,6 +94,15 @@ mod tests {
         assert_eq!(a, b);
         assert_ne!(a, c);
         assert_ne!(a, d);
+    }
+
+    #[test]
+    fn a_lazy_generator_draws_its_substream() {
+        let mut lazy = LazyRng::new(9, "row", 3);
+        let mut eager = substream(9, "row", 3);
+        for _ in 0..3 {
+            assert_eq!(lazy.get().next_u64(), eager.next_u64());
+        }
     }
 
     #[test]

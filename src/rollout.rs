@@ -245,7 +245,8 @@ impl LaneStats {
     /// Counts the observation of every active lane (mask all ones).
     #[inline(always)]
     fn push(&mut self, obs: &[Lanes], active: &Mask) {
-        self.count += active.iter().filter(|&&a| a != 0).count() as u64;
+        // A mask is all ones or all zeros: its top bit counts it (one vector sum).
+        self.count += u64::from(active.iter().map(|&a| a >> 31).sum::<u32>());
         let mut outside = false;
         for ((o, s), q) in obs.iter().zip(&mut self.sum).zip(&mut self.sumsq) {
             // Staged so that each loop over lanes is one straight-line vector computation.
@@ -465,15 +466,18 @@ fn returns_lanes_body(
             norm.apply_lanes(&mut obs);
             policy.forward_lanes_at(simd, &theta, &obs, &mut act, &mut scratch);
             env.step_lanes(&lane_tasks, &mut state, &act, &mut reward, &mut terminated);
-            let last = t + 1 == spec.horizon;
+            // Separate straight-line loops over the lanes, so that each is one vector
+            // computation (together, the returns were summed one lane at a time).
             for l in 0..LANES {
                 // Adding 0.0 leaves a finished return unchanged (it is never −0.0).
                 ret[l] += f64::from(f32::from_bits(reward[l].to_bits() & active[l]));
-                if terminated[l] || last {
-                    active[l] = 0;
-                }
             }
-            if active == [0; LANES] {
+            let running = if t + 1 == spec.horizon { 0 } else { u32::MAX };
+            for l in 0..LANES {
+                // A terminated lane's mask becomes 0 (`true as u32 − 1`), a running one's stays.
+                active[l] &= running & u32::from(terminated[l]).wrapping_sub(1);
+            }
+            if active.iter().fold(0, |a, &b| a | b) == 0 {
                 break;
             }
         }

@@ -45,7 +45,7 @@ use crate::lanes::LANES;
 use crate::nn::flat::FlatPolicy;
 use crate::nn::{Activation, DeterministicPolicy, DeterministicPolicyConfig, Init};
 use crate::params::{flatten, to_gradients, unflatten};
-use crate::rng::{substream, Rng};
+use crate::rng::{substream, LazyRng, Rng};
 use crate::rollout::{episode_return_flat, episode_returns_lanes, ObsNorm, ObsStats};
 use crate::train::Metrics;
 
@@ -284,12 +284,15 @@ struct TaskReturn<'a> {
 
 impl Objective for TaskReturn<'_> {
     fn value(&self, theta: &[f32], rng: &mut Rng) -> f64 {
-        self.es
-            .f(self.task, theta, self.norm, rng.next_u64(), self.c)
+        let seed = self.es.episode_seed(|| rng);
+        self.es.f(self.task, theta, self.norm, seed, self.c)
     }
 
-    fn values(&self, points: &[&[f32]], rngs: &mut [&mut Rng]) -> Vec<f64> {
-        let seeds: Vec<u64> = rngs.iter_mut().map(|r| r.next_u64()).collect();
+    fn values(&self, points: &[&[f32]], rngs: &mut [LazyRng]) -> Vec<f64> {
+        let seeds: Vec<u64> = rngs
+            .iter_mut()
+            .map(|r| self.es.episode_seed(|| r.get()))
+            .collect();
         let tasks = vec![self.task; points.len()];
         self.es.f_batch(&tasks, points, self.norm, &seeds, self.c)
     }
@@ -309,10 +312,18 @@ struct AdaptedReturn<'a> {
 
 impl Objective for AdaptedReturn<'_> {
     fn value(&self, theta: &[f32], rng: &mut Rng) -> f64 {
-        self.values(&[theta], &mut [rng])[0]
+        self.values_with(&[theta], &mut [rng])[0]
     }
 
-    fn values(&self, points: &[&[f32]], rngs: &mut [&mut Rng]) -> Vec<f64> {
+    fn values(&self, points: &[&[f32]], rngs: &mut [LazyRng]) -> Vec<f64> {
+        let mut rngs: Vec<&mut Rng> = rngs.iter_mut().map(LazyRng::get).collect();
+        self.values_with(points, &mut rngs)
+    }
+}
+
+impl AdaptedReturn<'_> {
+    /// [`Objective::values`] with the generators built (every one is read).
+    fn values_with(&self, points: &[&[f32]], rngs: &mut [&mut Rng]) -> Vec<f64> {
         let (es, cfg) = (self.es, &self.es.cfg);
         // Every (point, task) pair, point by point (`task_batch` pairs each): its operator
         // seed, then its episode seed.
@@ -478,9 +489,12 @@ impl EsMaml {
         c: &Counter,
     ) -> Vec<Vec<f32>> {
         let cfg = &self.cfg;
-        let eval = |pairs: &[usize], pts: &[&[f32]], rs: &mut [&mut Rng]| {
+        let eval = |pairs: &[usize], pts: &[&[f32]], rs: &mut [LazyRng]| {
             let ts: Vec<&Task> = pairs.iter().map(|&q| tasks[q]).collect();
-            let ss: Vec<u64> = rs.iter_mut().map(|r| r.next_u64()).collect();
+            let ss: Vec<u64> = rs
+                .iter_mut()
+                .map(|r| self.episode_seed(|| r.get()))
+                .collect();
             self.f_batch(&ts, pts, norm, &ss, c)
         };
         match operator {
@@ -514,6 +528,17 @@ impl EsMaml {
                 .map(|(est, theta)| self.gradient_step(theta, &est.grad))
                 .collect()
             }
+        }
+    }
+
+    /// The start seed of an episode whose evaluation generator (`rng()`) is not read
+    /// again: its next draw, or 0 without touching it when the family's start is fixed
+    /// (the seed is then never used, and the generator is never built or refilled).
+    fn episode_seed<'r>(&self, rng: impl FnOnce() -> &'r mut Rng) -> u64 {
+        if self.env.fixed_start() {
+            0
+        } else {
+            rng().next_u64()
         }
     }
 
@@ -847,9 +872,9 @@ impl crate::train::Trainable for EsMaml {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::es::evaluation_rng;
     use crate::es::gaussian_perturbation;
     use crate::es::noise::perturbed;
+    use crate::es::{evaluation_rng, lazy_evaluation_rng};
     use crate::rng::stream;
 
     fn learner(env: &str, cfg: EsMamlConfig) -> EsMaml {
@@ -916,20 +941,20 @@ mod tests {
                     (v, rngs.iter_mut().map(|r| r.next_u64()).collect())
                 };
                 let batched = |c: &Counter| -> (Vec<u64>, Vec<u64>) {
-                    let mut rngs: Vec<Rng> = (0..11).map(|i| evaluation_rng(4, i)).collect();
-                    let mut rr: Vec<&mut Rng> = rngs.iter_mut().collect();
+                    let mut rngs: Vec<LazyRng> =
+                        (0..11).map(|i| lazy_evaluation_rng(4, i)).collect();
                     let v = if big {
                         AdaptedReturn {
                             es: &es,
                             norm: &norm,
                             c,
                         }
-                        .values(&refs, &mut rr)
+                        .values(&refs, &mut rngs)
                     } else {
-                        es.task_return(&task, &norm, c).values(&refs, &mut rr)
+                        es.task_return(&task, &norm, c).values(&refs, &mut rngs)
                     };
                     let v = v.iter().map(|x| x.to_bits()).collect();
-                    (v, rngs.iter_mut().map(|r| r.next_u64()).collect())
+                    (v, rngs.iter_mut().map(|r| r.get().next_u64()).collect())
                 };
                 assert_eq!(
                     batched(&c2),

@@ -190,8 +190,48 @@ pub(crate) fn goal_lanes(tasks: &[&Task; LANES], goal: fn(&Task) -> [f32; 2]) ->
 /// The [`Env::step_lanes`] of a 2-D point family with [`goal_lanes`] constants, the point
 /// in state components 0 and 1: `advance(point, action, goal) → (point', reward,
 /// terminated)`, the family's one step formula, lane by lane (so rows and lanes share it).
+///
+/// Compiled with AVX-512 where the CPU has it: `step_lanes` is reached through `dyn Env`,
+/// so it does not inherit the lane kernel's level, and at the baseline (SSE2) the loop
+/// over lanes takes four passes. IEEE arithmetic (no fused multiply-add) gives the same
+/// bits at every level.
 #[inline(always)]
 pub(crate) fn point_step_lanes(
+    tasks: &LaneTasks,
+    state: &mut [Lanes],
+    action: &[Lanes],
+    reward: &mut Lanes,
+    terminated: &mut [bool; LANES],
+    advance: impl Fn([f32; 2], [f32; 2], [f32; 2]) -> ([f32; 2], f32, bool),
+) {
+    #[cfg(target_arch = "x86_64")]
+    if lanes::Simd::best() == lanes::Simd::Avx512 {
+        // SAFETY: the CPU supports AVX-512F, checked just above.
+        unsafe { point_step_lanes_avx512(tasks, state, action, reward, terminated, advance) };
+        return;
+    }
+    point_step_lanes_body(tasks, state, action, reward, terminated, advance);
+}
+
+/// [`point_step_lanes_body`] compiled with AVX-512.
+///
+/// # Safety
+/// The CPU must support AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f")]
+unsafe fn point_step_lanes_avx512(
+    tasks: &LaneTasks,
+    state: &mut [Lanes],
+    action: &[Lanes],
+    reward: &mut Lanes,
+    terminated: &mut [bool; LANES],
+    advance: impl Fn([f32; 2], [f32; 2], [f32; 2]) -> ([f32; 2], f32, bool),
+) {
+    point_step_lanes_body(tasks, state, action, reward, terminated, advance);
+}
+
+#[inline(always)]
+fn point_step_lanes_body(
     tasks: &LaneTasks,
     state: &mut [Lanes],
     action: &[Lanes],

@@ -3,10 +3,10 @@
 //! values); the task is whatever the objective `f` closes over.
 
 use super::estimators::{es_gradient, EsEstimator, EsGradient};
-use super::noise::{evaluation_rng, gaussian_perturbation, perturbed};
+use super::noise::{gaussian_perturbation, lazy_evaluation_rng, perturbed};
 use super::objective::Objective;
 use super::shaping::FitnessShaping;
-use crate::rng::Rng;
+use crate::rng::LazyRng;
 
 /// Result of [`es_grad_step`]: the adapted parameters and the estimate that moved them.
 #[derive(Clone, Debug, PartialEq)]
@@ -84,7 +84,7 @@ pub struct HillClimb {
 /// the best observed policy") and the code. Uses `K + 1` evaluations, sequentially
 /// (each proposal depends on the previous acceptances). `g_j` is
 /// [`gaussian_perturbation`]`(d, seed, j − 1)` and evaluation `j` (0 = the start)
-/// receives [`evaluation_rng`]`(seed, j)`.
+/// receives [`evaluation_rng`](super::evaluation_rng)`(seed, j)`.
 ///
 /// **Monotone on the evaluations made, not in expectation**: the returned `value` is never
 /// below the start's evaluated value, but with a stochastic `f` it is the maximum of
@@ -107,7 +107,7 @@ where
 /// proposals can be evaluated together (ES-MAML runs the episodes of a batch of
 /// perturbations' hill climbs in SIMD lanes). Problem `p` starts at `starts[p]` with
 /// seed `seeds[p]`; round `j` (0 = the starts) calls `eval(problems, points, rngs)` once
-/// with every problem's point and its generator [`evaluation_rng`]`(seeds[p], j)`, and
+/// with every problem's point and its generator [`evaluation_rng`](super::evaluation_rng)`(seeds[p], j)`, and
 /// `problems[i]` says which problem `points[i]` belongs to. Problem `p`'s result is exactly
 /// `hill_climb` of that problem alone, whose objective is whatever `eval` computes for
 /// `p`'s points.
@@ -121,7 +121,7 @@ pub fn hill_climb_lockstep<E>(
     mut eval: E,
 ) -> Vec<HillClimb>
 where
-    E: FnMut(&[usize], &[&[f32]], &mut [&mut Rng]) -> Vec<f64>,
+    E: FnMut(&[usize], &[&[f32]], &mut [LazyRng]) -> Vec<f64>,
 {
     assert!(
         sigma > 0.0,
@@ -130,9 +130,8 @@ where
     assert_eq!(starts.len(), seeds.len(), "one seed per start");
     let problems: Vec<usize> = (0..starts.len()).collect();
     let mut round = |j: u64, points: &[&[f32]]| {
-        let mut rngs: Vec<Rng> = seeds.iter().map(|&s| evaluation_rng(s, j)).collect();
-        let mut refs: Vec<&mut Rng> = rngs.iter_mut().collect();
-        eval(&problems, points, &mut refs)
+        let mut rngs: Vec<LazyRng> = seeds.iter().map(|&s| lazy_evaluation_rng(s, j)).collect();
+        eval(&problems, points, &mut rngs)
     };
     let values = round(0, starts);
     let mut out: Vec<HillClimb> = starts
@@ -178,6 +177,7 @@ mod tests {
 
     use super::*;
     use crate::es::testing::{neg_sq_dist, noisy_quadratic, quadratic, C};
+    use crate::rng::Rng;
 
     #[test]
     fn hill_climb_never_returns_a_value_below_the_start_evaluation() {
@@ -216,7 +216,7 @@ mod tests {
                 .iter()
                 .zip(points)
                 .zip(rngs.iter_mut())
-                .map(|((&p, x), r)| noisy_quadratic(shifts[p])(x, r))
+                .map(|((&p, x), r)| noisy_quadratic(shifts[p])(x, r.get()))
                 .collect()
         });
         assert_eq!(calls, 13);

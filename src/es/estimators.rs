@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::noise::{evaluate_perturbed, gaussian_perturbations, perturbed_evaluation};
 use super::objective::Objective;
 use super::shaping::FitnessShaping;
-use crate::rng::Rng;
+use crate::rng::LazyRng;
 
 /// Estimator of the smoothed gradient `∇f_σ(θ) = E[f(θ + σg) g] / σ` from `n` Gaussian
 /// directions `g_i`. All three are unbiased for raw f-values.
@@ -163,7 +163,7 @@ pub fn es_gradient_lockstep<E>(
     eval: E,
 ) -> Vec<EsGradient>
 where
-    E: FnOnce(&[usize], &[&[f32]], &mut [&mut Rng]) -> Vec<f64>,
+    E: FnOnce(&[usize], &[&[f32]], &mut [LazyRng]) -> Vec<f64>,
 {
     assert!(
         sigma > 0.0,
@@ -192,8 +192,7 @@ where
         }
     }
     let refs: Vec<&[f32]> = points.iter().map(Vec::as_slice).collect();
-    let mut rng_refs: Vec<&mut Rng> = rngs.iter_mut().collect();
-    let all = eval(&owners, &refs, &mut rng_refs);
+    let all = eval(&owners, &refs, &mut rngs);
     assert_eq!(
         all.len(),
         points.len(),
@@ -510,7 +509,7 @@ mod tests {
                             .iter()
                             .zip(xs)
                             .zip(rngs.iter_mut())
-                            .map(|((&p, x), r)| noisy_quadratic(shifts[p])(x, r))
+                            .map(|((&p, x), r)| noisy_quadratic(shifts[p])(x, r.get()))
                             .collect()
                     });
                 assert_eq!(calls, 1);

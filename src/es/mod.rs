@@ -60,7 +60,9 @@ pub use hessian::{
     es_hessian, es_hessian_from_values, es_hessian_vector_product, es_hvp_from_values,
     first_order_meta_direction,
 };
-pub use noise::{evaluation_rng, gaussian_perturbation, gaussian_perturbations};
+pub use noise::{
+    evaluation_rng, gaussian_perturbation, gaussian_perturbations, lazy_evaluation_rng,
+};
 pub use objective::Objective;
 pub use shaping::{centered_ranks, standardize, FitnessShaping};
 

@@ -20,7 +20,7 @@ use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
 use super::objective::{Objective, BATCH};
-use crate::rng::{self, Rng};
+use crate::rng::{self, LazyRng, Rng};
 
 /// Stream name of the perturbation directions `g_i`.
 pub const PERTURBATION_STREAM: &str = "es-perturbation";
@@ -132,9 +132,15 @@ pub fn evaluation_rng(seed: u64, index: u64) -> Rng {
     rng::substream(seed, EVALUATION_STREAM, index)
 }
 
-/// The generator of the centre evaluation `f(θ)` of an estimator called with `seed`.
-pub(crate) fn center_rng(seed: u64) -> Rng {
-    rng::substream(seed, CENTER_STREAM, 0)
+/// [`evaluation_rng`]`(seed, index)`, built when first used: what the evaluation receives.
+pub fn lazy_evaluation_rng(seed: u64, index: u64) -> LazyRng {
+    LazyRng::new(seed, EVALUATION_STREAM, index)
+}
+
+/// The generator of the centre evaluation `f(θ)` of an estimator called with `seed`
+/// (`rng::substream(seed, CENTER_STREAM, 0)`), built when first used.
+pub(crate) fn center_rng(seed: u64) -> LazyRng {
+    LazyRng::new(seed, CENTER_STREAM, 0)
 }
 
 /// The point `θ + scale · g`, computed in `f32`.
@@ -172,12 +178,11 @@ where
     let mut values: Vec<f64> = jobs
         .par_chunks(BATCH)
         .flat_map_iter(|chunk| {
-            let (points, mut rngs): (Vec<Vec<f32>>, Vec<Rng>) = chunk
+            let (points, mut rngs): (Vec<Vec<f32>>, Vec<LazyRng>) = chunk
                 .iter()
                 .map(|&j| perturbed_evaluation(theta, perturbations, sigma, signs, seed, j))
                 .unzip();
             let points: Vec<&[f32]> = points.iter().map(Vec::as_slice).collect();
-            let mut rngs: Vec<&mut Rng> = rngs.iter_mut().collect();
             f.values(&points, &mut rngs)
         })
         .collect();
@@ -195,14 +200,14 @@ pub(crate) fn perturbed_evaluation(
     signs: &[f32],
     seed: u64,
     j: usize,
-) -> (Vec<f32>, Rng) {
+) -> (Vec<f32>, LazyRng) {
     let m = signs.len();
     if j == perturbations.len() * m {
         (theta.to_vec(), center_rng(seed))
     } else {
         let (i, k) = (j / m, j % m);
         let point = perturbed(theta, &perturbations[i], sigma * signs[k]);
-        (point, evaluation_rng(seed, i as u64))
+        (point, lazy_evaluation_rng(seed, i as u64))
     }
 }
 

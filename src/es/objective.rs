@@ -1,6 +1,6 @@
 //! The black box that evolution strategies maximize, with an optional batched evaluation.
 
-use crate::rng::Rng;
+use crate::rng::{LazyRng, Rng};
 
 /// An objective `f : ℝ^d → ℝ` for evolution strategies, **maximized**. The generator an
 /// evaluation receives lets a stochastic `f` (a rollout, a sampled task) draw its own noise.
@@ -15,13 +15,14 @@ pub trait Objective: Sync {
 
     /// `f` at every point, point `i` with generator `rngs[i]`. Must return exactly what
     /// [`Self::value`] returns for each point on its own, and leave each generator where
-    /// that call leaves it: batching is a speed-up, never a change of results.
-    fn values(&self, points: &[&[f32]], rngs: &mut [&mut Rng]) -> Vec<f64> {
+    /// that call leaves it: batching is a speed-up, never a change of results. A
+    /// generator is only built if it is used ([`LazyRng::get`]).
+    fn values(&self, points: &[&[f32]], rngs: &mut [LazyRng]) -> Vec<f64> {
         assert_eq!(points.len(), rngs.len(), "one generator per point");
         points
             .iter()
             .zip(rngs)
-            .map(|(p, r)| self.value(p, r))
+            .map(|(p, r)| self.value(p, r.get()))
             .collect()
     }
 }

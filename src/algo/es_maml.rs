@@ -289,10 +289,7 @@ impl Objective for TaskReturn<'_> {
     }
 
     fn values(&self, points: &[&[f32]], rngs: &mut [LazyRng]) -> Vec<f64> {
-        let seeds: Vec<u64> = rngs
-            .iter_mut()
-            .map(|r| self.es.episode_seed(|| r.get()))
-            .collect();
+        let seeds = self.es.episode_seeds(rngs);
         let tasks = vec![self.task; points.len()];
         self.es.f_batch(&tasks, points, self.norm, &seeds, self.c)
     }
@@ -491,10 +488,7 @@ impl EsMaml {
         let cfg = &self.cfg;
         let eval = |pairs: &[usize], pts: &[&[f32]], rs: &mut [LazyRng]| {
             let ts: Vec<&Task> = pairs.iter().map(|&q| tasks[q]).collect();
-            let ss: Vec<u64> = rs
-                .iter_mut()
-                .map(|r| self.episode_seed(|| r.get()))
-                .collect();
+            let ss = self.episode_seeds(rs);
             self.f_batch(&ts, pts, norm, &ss, c)
         };
         match operator {
@@ -540,6 +534,13 @@ impl EsMaml {
         } else {
             rng().next_u64()
         }
+    }
+
+    /// [`Self::episode_seed`] of every generator of a batch.
+    fn episode_seeds(&self, rngs: &mut [LazyRng]) -> Vec<u64> {
+        rngs.iter_mut()
+            .map(|r| self.episode_seed(|| r.get()))
+            .collect()
     }
 
     /// The K query directions of a gradient-type adaptation with seed `seed`: i.i.d.

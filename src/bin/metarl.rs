@@ -130,6 +130,14 @@ impl RolloutConfig {
     }
 }
 
+/// Ends a printed line with `, success rate …` for families that define success.
+fn end_line_with_success(rate: Option<f64>) {
+    match rate {
+        Some(s) => println!(", success rate {s:.3}"),
+        None => println!(),
+    }
+}
+
 fn run_rollout(cfg: &RolloutConfig, device: Option<&str>, save: Option<PathBuf>) -> Result<()> {
     cfg.validate()?;
     let (name, tasks, episodes, seed) = (cfg.env.as_str(), cfg.tasks, cfg.episodes, cfg.seed);
@@ -165,10 +173,7 @@ fn run_rollout(cfg: &RolloutConfig, device: Option<&str>, save: Option<PathBuf>)
         traj.env_steps(),
         traj.mean_return()
     );
-    match traj.success_rate() {
-        Some(s) => println!(", success rate {s:.3}"),
-        None => println!(),
-    }
+    end_line_with_success(traj.success_rate());
     if let Some(dir) = save {
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
         let goals: Vec<_> = task_list
@@ -225,19 +230,13 @@ fn main() -> ExitCode {
                 ev.pre_return,
                 post.join(", ")
             );
-            match ev.success_rate {
-                Some(s) => println!(", success rate {s:.3}"),
-                None => println!(),
-            }
+            end_line_with_success(ev.success_rate);
             if let Some(m) = ev.mean_action {
                 print!(
                     "  mean action after adaptation: return {:.3}",
                     m.post_return
                 );
-                match m.success_rate {
-                    Some(s) => println!(", success rate {s:.3}"),
-                    None => println!(),
-                }
+                end_line_with_success(m.success_rate);
             }
             Ok(())
         }

@@ -176,7 +176,7 @@ mod tests {
     use rand_distr::{Distribution, StandardNormal};
 
     use super::*;
-    use crate::es::testing::{neg_sq_dist, noisy_quadratic, quadratic, C};
+    use crate::es::testing::{neg_sq_dist, noisy_quadratic, noisy_quadratics, quadratic, C};
     use crate::rng::Rng;
 
     #[test]
@@ -212,12 +212,7 @@ mod tests {
         let together = hill_climb_lockstep(&refs, 0.2, 12, &seeds, |problems, points, rngs| {
             calls += 1;
             assert_eq!(problems, [0, 1, 2]);
-            problems
-                .iter()
-                .zip(points)
-                .zip(rngs.iter_mut())
-                .map(|((&p, x), r)| noisy_quadratic(shifts[p])(x, r.get()))
-                .collect()
+            noisy_quadratics(&shifts, problems, points, rngs)
         });
         assert_eq!(calls, 13);
         for p in 0..3 {

@@ -289,7 +289,7 @@ mod tests {
     use rand_distr::{Distribution, StandardNormal};
 
     use super::*;
-    use crate::es::testing::{noisy_quadratic, quadratic, C};
+    use crate::es::testing::{noisy_quadratic, noisy_quadratics, quadratic, C};
     use crate::rng::Rng;
 
     const ESTIMATORS: [EsEstimator; 3] = [
@@ -505,12 +505,7 @@ mod tests {
                             .collect();
                         assert_eq!(per, counts.map(|n| estimator.evaluations(n)));
                         assert!(owners.windows(2).all(|w| w[0] <= w[1]));
-                        owners
-                            .iter()
-                            .zip(xs)
-                            .zip(rngs.iter_mut())
-                            .map(|((&p, x), r)| noisy_quadratic(shifts[p])(x, r.get()))
-                            .collect()
+                        noisy_quadratics(&shifts, owners, xs, rngs)
                     });
                 assert_eq!(calls, 1);
                 for p in 0..3 {

@@ -72,7 +72,7 @@ pub(crate) mod testing {
 
     use rand_distr::{Distribution, StandardNormal};
 
-    use crate::rng::Rng;
+    use crate::rng::{LazyRng, Rng};
 
     /// Centre of the test quadratic.
     pub const C: [f32; 5] = [0.5, -1.0, 0.25, 2.0, -0.75];
@@ -102,5 +102,21 @@ pub(crate) mod testing {
             let eps: f64 = StandardNormal.sample(rng);
             quadratic(x, rng) + shift + 0.3 * eps
         }
+    }
+
+    /// A lock-step `eval`'s values when problem `p` is `noisy_quadratic(shifts[p])`:
+    /// `points[i]` belongs to problem `owners[i]` and draws from `rngs[i]`.
+    pub fn noisy_quadratics(
+        shifts: &[f64],
+        owners: &[usize],
+        points: &[&[f32]],
+        rngs: &mut [LazyRng],
+    ) -> Vec<f64> {
+        owners
+            .iter()
+            .zip(points)
+            .zip(rngs)
+            .map(|((&p, x), r)| noisy_quadratic(shifts[p])(x, r.get()))
+            .collect()
     }
 }

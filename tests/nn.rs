@@ -251,3 +251,110 @@ fn mlp_and_deterministic_policy_match_a_hand_forward() {
     let lin = DeterministicPolicyConfig::default().init(2, 2, &mut stream(1, "policy"), &d);
     assert!(lin.is_linear());
 }
+
+/// `n` values spread over [−2.5, 2.5] (deterministic, no zeros in the middle of the range).
+fn spread(n: usize, phase: f64) -> Vec<f64> {
+    (0..n)
+        .map(|i| 2.5 * ((i as f64) * 0.77 + phase).sin())
+        .collect()
+}
+
+fn leaf(v: &[f64], shape: [usize; 3], d: &Device) -> Tensor<3> {
+    Tensor::<3>::from_data(TensorData::new(v.to_vec(), shape), d).require_grad()
+}
+
+fn close(got: &[f64], want: &[f64], tol: f64, what: &str) {
+    assert_eq!(got.len(), want.len(), "{what}: lengths");
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!((g - w).abs() <= tol, "{what}[{i}]: {g} vs {w}");
+    }
+}
+
+#[test]
+fn fused_tanh_ops_and_their_gradients_match_closed_forms() {
+    use metarl::nn::fused::{tanh, tanh_grad_mul};
+    let ad = f64_device().autodiff();
+    let shape = [2, 3, 4];
+    let (xv, dv, hv, wv) = (
+        spread(24, 0.1),
+        spread(24, 1.3),
+        spread(24, 2.1).iter().map(|v| v / 2.6).collect::<Vec<_>>(),
+        spread(24, 0.7),
+    );
+    let w = Tensor::<3>::from_data(TensorData::new(wv.clone(), shape), &ad);
+
+    // tanh: value and ∂/∂x Σ w tanh(x) = w (1 − tanh²x).
+    let x = leaf(&xv, shape, &ad);
+    let y = tanh(x.clone());
+    close(
+        &to_vec_f64(y.clone()),
+        &xv.iter().map(|v| v.tanh()).collect::<Vec<_>>(),
+        1e-15,
+        "tanh",
+    );
+    let g = (y * w.clone()).sum().backward();
+    let want: Vec<f64> = xv
+        .iter()
+        .zip(&wv)
+        .map(|(x, w)| w * (1.0 - x.tanh().powi(2)))
+        .collect();
+    close(&to_vec_f64(x.grad(&g).unwrap()), &want, 1e-14, "∂tanh");
+
+    // A non-contiguous input (swapped dimensions) gives the same values.
+    let xt = Tensor::<3>::from_data(TensorData::new(xv.clone(), shape), &ad).swap_dims(1, 2);
+    close(
+        &to_vec_f64(tanh(xt.clone())),
+        &to_vec_f64(xt.clone().tanh()),
+        1e-15,
+        "tanh of a transposed view",
+    );
+
+    // d ⊙ (1 − h²): value, ∂/∂d = w (1 − h²), ∂/∂h = −2 w d h.
+    let (dt, ht) = (leaf(&dv, shape, &ad), leaf(&hv, shape, &ad));
+    let out = tanh_grad_mul(dt.clone(), ht.clone());
+    let value: Vec<f64> = dv.iter().zip(&hv).map(|(d, h)| d * (1.0 - h * h)).collect();
+    close(&to_vec_f64(out.clone()), &value, 1e-15, "tanh_grad_mul");
+    let g = (out * w.clone()).sum().backward();
+    let gd: Vec<f64> = hv.iter().zip(&wv).map(|(h, w)| w * (1.0 - h * h)).collect();
+    let gh: Vec<f64> = (0..24).map(|i| -2.0 * wv[i] * dv[i] * hv[i]).collect();
+    close(&to_vec_f64(dt.grad(&g).unwrap()), &gd, 1e-14, "∂/∂d");
+    close(&to_vec_f64(ht.grad(&g).unwrap()), &gh, 1e-14, "∂/∂h");
+
+    // One tensor as both inputs (shared buffers, gradients summed): x (1 − x²) has
+    // derivative 1 − 3x². The input itself is left unchanged.
+    let s = leaf(&hv, shape, &ad);
+    let g = (tanh_grad_mul(s.clone(), s.clone()) * w).sum().backward();
+    let want: Vec<f64> = hv
+        .iter()
+        .zip(&wv)
+        .map(|(h, w)| w * (1.0 - 3.0 * h * h))
+        .collect();
+    close(
+        &to_vec_f64(s.grad(&g).unwrap()),
+        &want,
+        1e-14,
+        "shared input",
+    );
+    close(&to_vec_f64(s), &hv, 0.0, "input unchanged");
+}
+
+#[test]
+fn fused_tanh_composes_into_exact_second_derivatives() {
+    // f(x) = Σ w ⊙ tanh_grad_mul(v, tanh(x)) = Σ w v (1 − tanh²x), the shape of an inner
+    // gradient's tanh′ factor; ∂f/∂x = −2 w v tanh(x) (1 − tanh²x) in closed form.
+    use metarl::nn::fused::{tanh, tanh_grad_mul};
+    let ad = f64_device().autodiff();
+    let shape = [1, 4, 5];
+    let (xv, vv, wv) = (spread(20, 0.4), spread(20, 1.9), spread(20, 2.8));
+    let x = leaf(&xv, shape, &ad);
+    let v = Tensor::<3>::from_data(TensorData::new(vv.clone(), shape), &ad);
+    let w = Tensor::<3>::from_data(TensorData::new(wv.clone(), shape), &ad);
+    let g = (tanh_grad_mul(v, tanh(x.clone())) * w).sum().backward();
+    let want: Vec<f64> = (0..20)
+        .map(|i| {
+            let t = xv[i].tanh();
+            -2.0 * wv[i] * vv[i] * t * (1.0 - t * t)
+        })
+        .collect();
+    close(&to_vec_f64(x.grad(&g).unwrap()), &want, 1e-14, "∂f/∂x");
+}

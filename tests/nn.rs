@@ -358,3 +358,63 @@ fn fused_tanh_composes_into_exact_second_derivatives() {
         .collect();
     close(&to_vec_f64(x.grad(&g).unwrap()), &want, 1e-14, "∂f/∂x");
 }
+
+#[test]
+fn fused_matmul_and_its_gradients_match_burns_matmul() {
+    use metarl::nn::fused::matmul;
+    let ad = f64_device().autodiff();
+    // A hand-computed product: [[1, 2], [3, 4]] · [[5, 6], [7, 8]] = [[19, 22], [43, 50]].
+    let a = Tensor::<2>::from_data(TensorData::new(vec![1.0f64, 2.0, 3.0, 4.0], [2, 2]), &ad);
+    let b = Tensor::<2>::from_data(TensorData::new(vec![5.0f64, 6.0, 7.0, 8.0], [2, 2]), &ad);
+    close(
+        &to_vec_f64(matmul(a, b)),
+        &[19.0, 22.0, 43.0, 50.0],
+        0.0,
+        "2 × 2",
+    );
+
+    // Batched, with transposed (strided) views on either side, against Burn's matmul:
+    // values, ∂/∂a = g bᵀ and ∂/∂b = aᵀ g.
+    let (av, bv, wv) = (
+        spread(2 * 3 * 4, 0.2),
+        spread(2 * 4 * 5, 1.1),
+        spread(2 * 3 * 5, 2.3),
+    );
+    let w = Tensor::<3>::from_data(TensorData::new(wv, [2, 3, 5]), &ad);
+    for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+        let make = |v: &[f64], shape: [usize; 3], t: bool| {
+            if t {
+                leaf(v, [shape[0], shape[2], shape[1]], &ad)
+            } else {
+                leaf(v, shape, &ad)
+            }
+        };
+        let view = |x: &Tensor<3>, t: bool| {
+            if t {
+                x.clone().swap_dims(1, 2)
+            } else {
+                x.clone()
+            }
+        };
+        let (a, b) = (make(&av, [2, 3, 4], ta), make(&bv, [2, 4, 5], tb));
+        let fused = matmul(view(&a, ta), view(&b, tb));
+        let burn = view(&a, ta).matmul(view(&b, tb));
+        let what = format!("transposed a: {ta}, b: {tb}");
+        close(
+            &to_vec_f64(fused.clone()),
+            &to_vec_f64(burn.clone()),
+            1e-13,
+            &what,
+        );
+        let gf = (fused * w.clone()).sum().backward();
+        let gb = (burn * w.clone()).sum().backward();
+        for (x, name) in [(&a, "∂/∂a"), (&b, "∂/∂b")] {
+            close(
+                &to_vec_f64(x.grad(&gf).unwrap()),
+                &to_vec_f64(x.grad(&gb).unwrap()),
+                1e-13,
+                &format!("{name}, {what}"),
+            );
+        }
+    }
+}

@@ -165,15 +165,13 @@ fn times(x: Tensor<3>, w: Tensor<3>) -> Tensor<3> {
     let [bw, rw, c] = w.dims();
     assert_eq!(r, rw, "inner dimensions must agree");
     if bw == m {
-        x.matmul(w)
+        super::fused::matmul(x, w)
     } else {
         assert_eq!(
             bw, 1,
             "weights must be shared [1, ·, ·] or per task [M, ·, ·]"
         );
-        x.reshape([m * k, r])
-            .matmul(w.reshape([r, c]))
-            .reshape([m, k, c])
+        super::fused::matmul(x.reshape([m * k, r]), w.reshape([r, c])).reshape([m, k, c])
     }
 }
 
@@ -186,7 +184,7 @@ pub fn backward(p: &MlpParams, cache: &Cache, dout: Tensor<3>) -> MlpParams {
     let mut dz = dout;
     for l in (0..n).rev() {
         let h = cache.h[l].clone();
-        gw.push(h.clone().swap_dims(1, 2).matmul(dz.clone()));
+        gw.push(super::fused::matmul(h.clone().swap_dims(1, 2), dz.clone()));
         gb.push(dz.clone().sum_dim(1));
         if l > 0 {
             let dh = times(dz, p.w[l].clone().swap_dims(1, 2));

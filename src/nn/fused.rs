@@ -1,30 +1,36 @@
-//! Fused element-wise kernels for tanh networks, as a Burn backend extension.
+//! Fused kernels for tanh networks on Flex, as a Burn backend extension.
 //!
 //! Burn's Flex backend evaluates `exp` one scalar libm call at a time, and Burn's autodiff
 //! records every element-wise op of a composed tanh (−2x, eˣ, +1, 1/x, ×2, −1: six passes
 //! forward, and eight in the backward pass, which also recomputes eˣ and takes 1/x²). The
 //! functional MLP's differentiable backward adds dz ⊙ (1 − h²) per hidden layer: three
 //! more recorded ops. On the 80 000-row batches of a ProMP outer step these passes, their
-//! allocations and libm's `expf` cost more than the matrix products.
+//! allocations and libm's `expf` cost more than the matrix products. Flex's matrix
+//! product, for its part, allocates a zero-filled byte buffer and then copies it into an
+//! aligned one before `gemm` overwrites every value: two wasted passes per product.
 //!
-//! Three fused operations replace them on Flex, each one pass over the data:
+//! Four fused operations replace them on Flex:
 //!
 //! ```text
 //! tanh(x)                      y = tanh(x)                 ∂/∂x: g ⊙ (1 − y²)
 //! tanh_grad_mul(d, h)          d ⊙ (1 − h²)                ∂/∂d: g ⊙ (1 − h²),  ∂/∂h: −2 g ⊙ d ⊙ h
 //! tanh_grad_mul_dh(g, d, h)    −2 g ⊙ d ⊙ h                (only inside backward passes)
+//! matmul(a, b)                 a · b (per batch)           ∂/∂a: g · bᵀ,  ∂/∂b: aᵀ · g
 //! ```
 //!
-//! The autodiff implementation stores y (not x) for tanh's backward pass, so nothing is
-//! recomputed. Each backward is itself a fused op, so `tanh_grad_mul` — the tanh′ factor
-//! of an inner-loop gradient — is differentiated exactly by the outer loss, which is all
-//! that exact second-order MAML needs (the inner backward pass is written in tensor ops,
+//! The element-wise ones are one pass each, in place when an input's buffer is not
+//! shared; the product writes straight into an uninitialized buffer (`gemm` with
+//! `read_dst = false`, the same thread thresholds as Flex). The autodiff implementation
+//! stores y (not x) for tanh's backward pass, so nothing is recomputed. Every backward is
+//! itself made of fused ops, so `tanh_grad_mul` and the products of an inner-loop
+//! gradient are differentiated exactly by the outer loss, which is all that exact
+//! second-order MAML needs (the inner backward pass is written in tensor ops,
 //! [`super::functional`]; Burn's autodiff only ever differentiates once).
 //!
 //! f32 uses [`super::fastmath::tanh`] (within 1.8e-7 of libm, vectorized and compiled for
-//! AVX-512 or AVX2 where the CPU has them, with identical results at every level since
-//! no fused multiply-add is used); f64 uses `f64::tanh`. Other backends (ndarray, wgpu)
-//! keep the composed ops: [`tanh`] and [`tanh_grad_mul`] check the tensor's device.
+//! AVX-512 or AVX2 where the CPU has them, the same operations at every level since no
+//! fused multiply-add is used); f64 uses `f64::tanh`. Other backends (ndarray, wgpu) keep
+//! Burn's ops: [`tanh`], [`tanh_grad_mul`] and [`matmul`] check the tensor's device.
 
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
@@ -38,7 +44,7 @@ use burn::prelude::*;
 /// The fused operations, implemented for Flex and for Burn's autodiff over any backend
 /// that has them.
 #[backend_extension(Flex: cfg(feature = "flex"), Autodiff)]
-pub trait FusedTanh: Backend {
+pub trait FusedOps: Backend {
     /// tanh(x), element-wise.
     fn fused_tanh(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// d ⊙ (1 − h²) for tensors of one shape (the backward of tanh through its output h).
@@ -49,12 +55,15 @@ pub trait FusedTanh: Backend {
         d: FloatTensor<Self>,
         h: FloatTensor<Self>,
     ) -> FloatTensor<Self>;
+    /// `[r, k] · [k, c]`, or `[B, r, k] · [B, k, c]` with one batch size (no broadcasting);
+    /// inputs may be strided views (transposes are not copied).
+    fn fused_matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self>;
 }
 
 /// tanh(x); one fused pass on Flex, the composed exp form elsewhere.
 pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     if on_flex(&x) {
-        Tensor::from_dispatch(<Dispatch as FusedTanh>::fused_tanh(x.into_dispatch()))
+        Tensor::from_dispatch(<Dispatch as FusedOps>::fused_tanh(x.into_dispatch()))
     } else {
         composed_tanh(x)
     }
@@ -64,12 +73,29 @@ pub fn tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 /// pass on Flex when the shapes agree, composed ops elsewhere.
 pub fn tanh_grad_mul<const D: usize>(d: Tensor<D>, h: Tensor<D>) -> Tensor<D> {
     if on_flex(&d) && d.dims() == h.dims() {
-        Tensor::from_dispatch(<Dispatch as FusedTanh>::fused_tanh_grad_mul(
+        Tensor::from_dispatch(<Dispatch as FusedOps>::fused_tanh_grad_mul(
             d.into_dispatch(),
             h.into_dispatch(),
         ))
     } else {
         d * h.powi_scalar(2).neg().add_scalar(1.0)
+    }
+}
+
+/// `a · b` for rank 2, or per batch for rank 3 with one batch size: on Flex a matrix
+/// product whose output is not zero-filled and copied first (Flex's own allocates a
+/// zeroed byte buffer and copies it into an aligned one before `gemm` overwrites it);
+/// Burn's `matmul` elsewhere or for other shapes.
+pub fn matmul<const D: usize>(a: Tensor<D>, b: Tensor<D>) -> Tensor<D> {
+    let (da, db) = (a.dims(), b.dims());
+    let same_batch = D == 2 || (D == 3 && da[0] == db[0]);
+    if same_batch && on_flex(&a) && da[D - 1] == db[D - 2] {
+        Tensor::from_dispatch(<Dispatch as FusedOps>::fused_matmul(
+            a.into_dispatch(),
+            b.into_dispatch(),
+        ))
+    } else {
+        a.matmul(b)
     }
 }
 
@@ -100,12 +126,12 @@ fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
     }
 }
 
-impl<B: FusedTanh, C: CheckpointStrategy> FusedTanh for Autodiff<B, C> {
+impl<B: FusedOps, C: CheckpointStrategy> FusedOps for Autodiff<B, C> {
     fn fused_tanh(x: FloatTensor<Self>) -> FloatTensor<Self> {
         #[derive(Debug)]
         struct TanhBackward;
 
-        impl<B: FusedTanh> Backward<B, 1> for TanhBackward {
+        impl<B: FusedOps> Backward<B, 1> for TanhBackward {
             type State = B::FloatTensorPrimitive;
 
             fn backward(
@@ -135,7 +161,7 @@ impl<B: FusedTanh, C: CheckpointStrategy> FusedTanh for Autodiff<B, C> {
         #[derive(Debug)]
         struct TanhGradMulBackward;
 
-        impl<B: FusedTanh> Backward<B, 2> for TanhGradMulBackward {
+        impl<B: FusedOps> Backward<B, 2> for TanhGradMulBackward {
             type State = (B::FloatTensorPrimitive, B::FloatTensorPrimitive);
 
             fn backward(
@@ -188,6 +214,53 @@ impl<B: FusedTanh, C: CheckpointStrategy> FusedTanh for Autodiff<B, C> {
             Self::inner(h),
         ))
     }
+
+    fn fused_matmul(lhs: FloatTensor<Self>, rhs: FloatTensor<Self>) -> FloatTensor<Self> {
+        #[derive(Debug)]
+        struct MatmulBackward;
+
+        impl<B: FusedOps> Backward<B, 2> for MatmulBackward {
+            /// The left factor when the right one needs a gradient, and vice versa.
+            type State = (
+                Option<B::FloatTensorPrimitive>,
+                Option<B::FloatTensorPrimitive>,
+            );
+
+            fn backward(
+                self,
+                ops: Ops<Self::State, 2>,
+                grads: &mut Gradients,
+                _checkpointer: &mut Checkpointer,
+            ) {
+                let (lhs, rhs) = ops.state;
+                binary::<B, _, _>(
+                    ops.parents,
+                    ops.node,
+                    grads,
+                    |g| B::fused_matmul(g, B::float_transpose(rhs.expect("rhs kept"))),
+                    |g| B::fused_matmul(B::float_transpose(lhs.expect("lhs kept")), g),
+                );
+            }
+        }
+
+        let (lhs_tracked, rhs_tracked) = (lhs.is_tracked(), rhs.is_tracked());
+        let (lhs, node_lhs) = lhs.into_parts();
+        let (rhs, node_rhs) = rhs.into_parts();
+        match MatmulBackward
+            .prepare::<C>([node_lhs, node_rhs])
+            .compute_bound()
+            .stateful()
+        {
+            OpsKind::Tracked(prep) => {
+                let state = (
+                    rhs_tracked.then(|| lhs.clone()),
+                    lhs_tracked.then(|| rhs.clone()),
+                );
+                prep.finish(state, B::fused_matmul(lhs, rhs))
+            }
+            OpsKind::UnTracked(prep) => prep.finish(B::fused_matmul(lhs, rhs)),
+        }
+    }
 }
 
 #[cfg(feature = "flex")]
@@ -199,7 +272,7 @@ mod flex {
     use burn::backend::Flex;
     use burn::tensor::{Bytes, DType};
 
-    use super::FusedTanh;
+    use super::FusedOps;
     use crate::lanes::Simd;
     use crate::nn::fastmath;
 
@@ -212,32 +285,32 @@ mod flex {
         }
     }
 
-    /// Runs `kernel` compiled for the best instruction set this CPU has. The kernel is a
-    /// generic function over a closure that is inlined into each specialization.
-    macro_rules! best_simd {
-        ($body:expr) => {{
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx2,avx512f")]
-                unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
-                    f()
+    /// An f32 kernel `fn $name(out, x, owner)` whose body `$body` is compiled three times
+    /// (AVX-512, AVX2, baseline) and chosen at run time. The body's closures are defined
+    /// inside each specialization, so they inherit its instruction set and vectorize at it.
+    macro_rules! simd_kernel {
+        ($name:ident, $n:literal, |$out:ident, $x:ident, $owner:ident| $body:expr) => {
+            fn $name($out: &mut [f32], $x: [&[f32]; $n], $owner: Option<usize>) {
+                #[cfg(target_arch = "x86_64")]
+                {
+                    #[target_feature(enable = "avx2,avx512f")]
+                    unsafe fn avx512($out: &mut [f32], $x: [&[f32]; $n], $owner: Option<usize>) {
+                        $body
+                    }
+                    #[target_feature(enable = "avx2")]
+                    unsafe fn avx2($out: &mut [f32], $x: [&[f32]; $n], $owner: Option<usize>) {
+                        $body
+                    }
+                    match Simd::best() {
+                        // SAFETY: the CPU supports the level (`Simd::best` checked it).
+                        Simd::Avx512 => return unsafe { avx512($out, $x, $owner) },
+                        Simd::Avx2 => return unsafe { avx2($out, $x, $owner) },
+                        Simd::Baseline => {}
+                    }
                 }
-                #[target_feature(enable = "avx2")]
-                unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-                    f()
-                }
-                match Simd::best() {
-                    // SAFETY: the CPU supports the level, checked by `Simd::best`.
-                    Simd::Avx512 => unsafe { avx512(|| $body) },
-                    Simd::Avx2 => unsafe { avx2(|| $body) },
-                    Simd::Baseline => $body,
-                }
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            {
                 $body
             }
-        }};
+        };
     }
 
     /// `out[i] = f(inputs[0][i], inputs[1][i], …)` over f32 or f64 storage of one shape;
@@ -317,26 +390,32 @@ mod flex {
         }
     }
 
-    fn tanh_f32(out: &mut [f32], x: [&[f32]; 1], owner: Option<usize>) {
-        best_simd!(each(out, x, owner, |[v]| fastmath::tanh(v)))
-    }
+    simd_kernel!(tanh_f32, 1, |out, x, owner| each(out, x, owner, |[v]| {
+        fastmath::tanh(v)
+    }));
     fn tanh_f64(out: &mut [f64], x: [&[f64]; 1], owner: Option<usize>) {
         each(out, x, owner, |[v]| v.tanh())
     }
-    fn grad_mul_f32(out: &mut [f32], x: [&[f32]; 2], owner: Option<usize>) {
-        best_simd!(each(out, x, owner, |[d, h]| d * (1.0 - h * h)))
-    }
+    simd_kernel!(grad_mul_f32, 2, |out, x, owner| each(
+        out,
+        x,
+        owner,
+        |[d, h]| { d * (1.0 - h * h) }
+    ));
     fn grad_mul_f64(out: &mut [f64], x: [&[f64]; 2], owner: Option<usize>) {
         each(out, x, owner, |[d, h]| d * (1.0 - h * h))
     }
-    fn grad_mul_dh_f32(out: &mut [f32], x: [&[f32]; 3], owner: Option<usize>) {
-        best_simd!(each(out, x, owner, |[g, d, h]| -2.0 * g * d * h))
-    }
+    simd_kernel!(grad_mul_dh_f32, 3, |out, x, owner| each(
+        out,
+        x,
+        owner,
+        |[g, d, h]| -2.0 * g * d * h
+    ));
     fn grad_mul_dh_f64(out: &mut [f64], x: [&[f64]; 3], owner: Option<usize>) {
         each(out, x, owner, |[g, d, h]| -2.0 * g * d * h)
     }
 
-    impl FusedTanh for Flex {
+    impl FusedOps for Flex {
         fn fused_tanh(x: FlexTensor) -> FlexTensor {
             map([x], tanh_f32, tanh_f64)
         }
@@ -348,6 +427,145 @@ mod flex {
         fn fused_tanh_grad_mul_dh(g: FlexTensor, d: FlexTensor, h: FlexTensor) -> FlexTensor {
             map([g, d, h], grad_mul_dh_f32, grad_mul_dh_f64)
         }
+
+        fn fused_matmul(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor {
+            match lhs.dtype() {
+                DType::F32 => matmul_typed::<f32>(lhs, rhs),
+                DType::F64 => matmul_typed::<f64>(lhs, rhs),
+                other => panic!("fused matmul supports f32 and f64, not {other:?}"),
+            }
+        }
+    }
+
+    /// Work (multiply-adds) above which one product is split over threads, and above
+    /// which a batch of products runs one product per thread: Flex's own thresholds.
+    const PARALLEL_WORK: usize = 192 * 192 * 192;
+    const BATCH_PARALLEL_WORK: usize = 128 * 128 * 128;
+
+    /// A matrix operand: element pointer of matrix 0 and its batch, row and column
+    /// strides (in elements).
+    #[derive(Clone, Copy)]
+    struct Operand<T> {
+        ptr: *const T,
+        batch: isize,
+        row: isize,
+        col: isize,
+    }
+
+    // SAFETY: operands are read-only views into buffers that outlive the product.
+    unsafe impl<T> Send for Operand<T> {}
+    unsafe impl<T> Sync for Operand<T> {}
+
+    impl<T: bytemuck::Pod + burn::tensor::Element> Operand<T> {
+        fn of(t: &FlexTensor) -> Self {
+            let l = t.layout();
+            let st = l.strides();
+            let (batch, row, col) = match st.len() {
+                2 => (0, st[0], st[1]),
+                _ => (st[0], st[1], st[2]),
+            };
+            // SAFETY: the view starts inside the buffer.
+            let ptr = unsafe { t.storage::<T>().as_ptr().add(l.start_offset()) };
+            Operand {
+                ptr,
+                batch,
+                row,
+                col,
+            }
+        }
+
+        /// The first element of matrix `i`.
+        ///
+        /// # Safety
+        /// `i` must be below the operand's batch size.
+        unsafe fn matrix(&self, i: usize) -> *const T {
+            unsafe { self.ptr.offset(i as isize * self.batch) }
+        }
+    }
+
+    /// `lhs · rhs` for rank 2, or per batch for rank 3 with one batch size, into an
+    /// uninitialized buffer that `gemm` overwrites completely.
+    fn matmul_typed<T>(lhs: FlexTensor, rhs: FlexTensor) -> FlexTensor
+    where
+        T: bytemuck::Pod + burn::tensor::Element + num_traits::Zero + num_traits::One,
+    {
+        let (ls, rs) = (lhs.layout().shape().clone(), rhs.layout().shape().clone());
+        let rank = ls.num_dims();
+        assert!(
+            (rank == 2 || rank == 3) && rs.num_dims() == rank,
+            "fused matmul takes two rank-2 or two rank-3 tensors"
+        );
+        let batch = if rank == 3 { ls[0] } else { 1 };
+        let (m, k, n) = (ls[rank - 2], ls[rank - 1], rs[rank - 1]);
+        assert!(
+            rs[rank - 2] == k && (rank == 2 || rs[0] == batch),
+            "fused matmul: shapes {ls:?} and {rs:?} do not agree"
+        );
+        let mut out_shape = ls.clone();
+        out_shape[rank - 1] = n;
+        let len = batch * m * n;
+        if k == 0 || len == 0 {
+            let zeros = vec![T::zero(); len];
+            return FlexTensor::new(
+                Bytes::from_elems(zeros),
+                Layout::contiguous(out_shape),
+                T::dtype(),
+            );
+        }
+        let (a, b) = (Operand::<T>::of(&lhs), Operand::<T>::of(&rhs));
+        let mut out: Vec<T> = Vec::with_capacity(len);
+        let one = |dst: *mut T, i: usize, par: gemm::Parallelism| {
+            // SAFETY: the operands' strides and shapes describe their buffers, `dst` has
+            // room for m × n values, and `read_dst = false` writes every one of them.
+            unsafe {
+                gemm::gemm(
+                    m,
+                    n,
+                    k,
+                    dst,
+                    1,
+                    n as isize,
+                    false,
+                    a.matrix(i),
+                    a.col,
+                    a.row,
+                    b.matrix(i),
+                    b.col,
+                    b.row,
+                    T::zero(),
+                    T::one(),
+                    false,
+                    false,
+                    false,
+                    par,
+                )
+            }
+        };
+        let work = m * n * k;
+        let spare = &mut out.spare_capacity_mut()[..len];
+        if batch > 1 && work < PARALLEL_WORK && batch * work >= BATCH_PARALLEL_WORK {
+            use rayon::prelude::*;
+            spare
+                .par_chunks_mut(m * n)
+                .enumerate()
+                .for_each(|(i, c)| one(c.as_mut_ptr().cast(), i, gemm::Parallelism::None));
+        } else {
+            let par = if work >= PARALLEL_WORK {
+                gemm::Parallelism::Rayon(0)
+            } else {
+                gemm::Parallelism::None
+            };
+            for (i, c) in spare.chunks_mut(m * n).enumerate() {
+                one(c.as_mut_ptr().cast(), i, par);
+            }
+        }
+        // SAFETY: every product above wrote all m × n values of its chunk.
+        unsafe { out.set_len(len) };
+        FlexTensor::new(
+            Bytes::from_elems(out),
+            Layout::contiguous(out_shape),
+            T::dtype(),
+        )
     }
 }
 
@@ -394,6 +612,34 @@ mod tests {
         let got = to_vec(tanh_grad_mul(dt, ht));
         for (a, b) in want.iter().zip(&got) {
             assert!((a - b).abs() <= 1e-6 * (1.0 + a.abs()), "{a} vs {b}");
+        }
+    }
+
+    #[test]
+    fn f32_matmul_matches_burn_on_its_threaded_paths() {
+        let d = crate::device::DeviceKind::Flex.device().unwrap();
+        let rand = |shape: [usize; 3]| -> Tensor<3> {
+            Tensor::random(shape, burn::tensor::Distribution::Normal(0.0, 1.0), &d)
+        };
+        let check = |a: Tensor<3>, b: Tensor<3>| {
+            let want = to_vec(a.clone().matmul(b.clone()));
+            let got = to_vec(matmul(a, b));
+            assert_eq!(want.len(), got.len());
+            for (w, g) in want.iter().zip(&got) {
+                assert!((w - g).abs() <= 1e-4 * (1.0 + w.abs()), "{w} vs {g}");
+            }
+        };
+        // One large product (split over threads), and a batch of small ones (one per
+        // thread), the second with a transposed left factor.
+        check(rand([1, 300, 200]), rand([1, 200, 300]));
+        check(rand([40, 64, 50]).swap_dims(1, 2), rand([40, 64, 64]));
+        // Rank 2.
+        let a: Tensor<2> = rand([1, 7, 9]).reshape([7, 9]);
+        let b: Tensor<2> = rand([1, 9, 4]).reshape([9, 4]);
+        let want = to_vec(a.clone().matmul(b.clone()));
+        let got = to_vec(matmul(a, b));
+        for (w, g) in want.iter().zip(&got) {
+            assert!((w - g).abs() <= 1e-5 * (1.0 + w.abs()), "{w} vs {g}");
         }
     }
 }

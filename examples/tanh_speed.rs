@@ -1,4 +1,5 @@
-//! Micro-benchmark behind the choice of tanh formula on Flex (see nn::Activation::apply).
+//! Micro-benchmark behind the choice of tanh formula on Flex (see nn::Activation::apply and
+//! nn::fused), and Flex's matrix product against the fused one.
 use burn::prelude::*;
 use std::time::Instant;
 
@@ -35,6 +36,11 @@ fn main() {
             .sub_scalar(1.0)
     });
     time("exp", &|x| x.exp());
+    time("fused", &|x| metarl::nn::fused::tanh(x));
+    // Matrix product of the ProMP batch's hidden layer, Flex's vs the fused one.
+    let w: Tensor<2> = Tensor::random([64, 64], burn::tensor::Distribution::Normal(0.0, 0.1), &d);
+    time("matmul", &|x| x.matmul(w.clone()));
+    time("fused mm", &|x| metarl::nn::fused::matmul(x, w.clone()));
     let a = x.clone().tanh();
     let b = x
         .clone()

@@ -332,22 +332,24 @@ mod flex {
             );
         }
         let owner = inputs.iter().flatten().position(|t| t.is_unique());
-        let mut out = match owner {
-            Some(i) => inputs[i].take().expect("present"),
-            // Zeroed allocations of this size come from fresh pages: no extra pass.
-            None => FlexTensor::new(
-                Bytes::from_bytes_vec(vec![0u8; n * dtype.size()]),
-                Layout::contiguous(shape),
-                dtype,
-            ),
-        };
+        let mut out = owner.map(|i| inputs[i].take().expect("present"));
         macro_rules! run {
             ($e:ty, $op:expr) => {{
+                // A new buffer is allocated with its element type: `Bytes::from_bytes_vec`
+                // would copy a byte vector into an aligned one first.
+                let mut out = out.take().unwrap_or_else(|| {
+                    FlexTensor::new(
+                        Bytes::from_elems(vec![<$e>::default(); n]),
+                        Layout::contiguous(shape.clone()),
+                        dtype,
+                    )
+                });
                 let views: [&[$e]; N] = std::array::from_fn(|j| match &inputs[j] {
                     Some(t) => &t.storage::<$e>()[..n],
                     None => &[][..],
                 });
                 $op(&mut out.storage_mut::<$e>()[..n], views, owner);
+                out
             }};
         }
         match dtype {
@@ -355,7 +357,6 @@ mod flex {
             DType::F64 => run!(f64, f64_op),
             other => panic!("fused tanh ops support f32 and f64, not {other:?}"),
         }
-        out
     }
 
     /// `out[i] = f([x_0[i], x_1[i], …])`, where input `owner` *is* `out` (its slice in `x`

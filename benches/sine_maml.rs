@@ -10,8 +10,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use metarl::algo::sine_maml::{Hessian, SineMaml, SineMamlConfig};
+use metarl::learner::MetaLearner;
 use metarl::rng::stream;
-use metarl::train::Trainable;
 
 fn bench(c: &mut Criterion) {
     let device = metarl::device::DeviceKind::Flex

@@ -48,41 +48,10 @@ impl CommonArgs {
     }
 }
 
-/// What [`open_or_create`] needs from a binary's run config.
-pub trait RunConfig: serde::de::DeserializeOwned {
-    /// The environment name (part of the run directory's name).
-    fn env_name(&self) -> &str;
-    /// The root seed (part of the run directory's name).
-    fn seed(&self) -> u64;
-    /// Sets the total number of iterations (`--iterations` extends a resumed run).
-    fn set_iterations(&mut self, n: usize);
-}
-
-/// Implements [`RunConfig`] for a run config with `env: String`, `seed: u64` and
-/// `iterations: usize` fields.
-macro_rules! run_config_from_fields {
-    ($t:ty) => {
-        impl $crate::cli::RunConfig for $t {
-            fn env_name(&self) -> &str {
-                &self.env
-            }
-
-            fn seed(&self) -> u64 {
-                self.seed
-            }
-
-            fn set_iterations(&mut self, n: usize) {
-                self.iterations = n;
-            }
-        }
-    };
-}
-pub(crate) use run_config_from_fields;
-
 /// The run a training binary works on: with `--resume DIR`, DIR's `config.toml` (with
 /// `--iterations` applied) and its directory; otherwise the config built by `fresh` and a
 /// new run directory for `bin`. The flag says whether it resumes.
-pub fn open_or_create<C: RunConfig>(
+pub fn open_or_create<C: crate::train::RunSpec>(
     common: &CommonArgs,
     bin: &str,
     fresh: impl FnOnce() -> Result<C>,
@@ -175,8 +144,14 @@ pub struct PgFlags {
 }
 
 impl PgFlags {
-    /// Applies the common flags and these to a run config.
-    pub fn apply(&self, common: &CommonArgs, c: &mut crate::train::pg::PgRun) -> Result<()> {
+    /// Applies the common flags and these to a run config, then validates it against
+    /// `registry`.
+    pub fn apply(
+        &self,
+        common: &CommonArgs,
+        c: &mut crate::train::pg::PgRun,
+        registry: &crate::env::Registry,
+    ) -> Result<()> {
         use crate::algo::pg_maml::Outer;
         c.env = common.env.clone().unwrap_or(c.env.clone());
         c.seed = common.seed.unwrap_or(c.seed);
@@ -208,15 +183,22 @@ impl PgFlags {
         c.promp.outer_steps = self.outer_steps.unwrap_or(c.promp.outer_steps);
         c.promp.kl_coef = self.kl_coef.unwrap_or(c.promp.kl_coef);
         c.promp.adaptive_kl |= self.adaptive_kl;
-        c.validate()
+        crate::train::RunSpec::validate(c, registry)
     }
 }
 
 /// The body of the `promp` and `pg-maml` binaries: new run or `--resume`, train,
-/// evaluate, print one summary line.
-pub fn run_pg(algo: crate::train::pg::PgAlgo, common: &CommonArgs, flags: &PgFlags) -> Result<()> {
-    use crate::train::load_toml;
-    use crate::train::pg::{train, PgRun};
+/// evaluate, print one summary line. `registry` resolves `--env` (the binaries pass
+/// [`crate::env::Registry::builtin`]; a program with task families of its own passes a
+/// registry that has them).
+pub fn run_pg(
+    algo: crate::train::pg::PgAlgo,
+    common: &CommonArgs,
+    flags: &PgFlags,
+    registry: &crate::env::Registry,
+) -> Result<()> {
+    use crate::train::pg::PgRun;
+    use crate::train::{load_toml, train_run};
     let kind = common.device_kind()?;
     let (cfg, dir, resume) = open_or_create(common, algo.name(), || {
         let mut cfg: PgRun = match &common.config {
@@ -224,10 +206,10 @@ pub fn run_pg(algo: crate::train::pg::PgAlgo, common: &CommonArgs, flags: &PgFla
             None => PgRun::default(),
         };
         cfg.algo = algo;
-        flags.apply(common, &mut cfg)?;
+        flags.apply(common, &mut cfg, registry)?;
         Ok(cfg)
     })?;
-    let s = train(&cfg, &dir, kind, resume, common.quiet)?;
+    let s = train_run(&cfg, registry, &dir, kind, resume, common.quiet)?;
     print_result(&dir, None, &s, cfg.meta.inner_steps - 1);
     Ok(())
 }

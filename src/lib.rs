@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod algo;
+pub mod checkpoint;
 pub mod cli;
 pub mod device;
 pub mod env;
@@ -18,6 +19,7 @@ pub mod error;
 pub mod es;
 pub mod estimate;
 pub mod lanes;
+pub mod learner;
 pub mod nn;
 pub mod objective;
 pub mod optim;

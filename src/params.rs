@@ -141,3 +141,8 @@ pub fn flatten_gradients<M: Module>(module: &M, grads: &GradientsParams) -> Vec<
     module.visit(&mut v);
     v.out
 }
+
+/// Euclidean norm of a flat vector.
+pub fn norm(v: &[f32]) -> f64 {
+    v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt()
+}

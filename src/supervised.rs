@@ -105,3 +105,44 @@ pub fn mse_curve(theta: &MlpParams, b: &SineBatch, alpha: f64, steps: usize) -> 
     }
     out
 }
+
+/// Mean and 95% confidence half-width (1.96·std/√n, Finn's `test()`) of each row.
+pub fn mean_ci95(rows: &[Vec<f32>]) -> (Vec<f64>, Vec<f64>) {
+    rows.iter()
+        .map(|r| {
+            let n = r.len() as f64;
+            let mean = r.iter().map(|&x| x as f64).sum::<f64>() / n;
+            let var = r.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+            (mean, 1.96 * var.sqrt() / n.sqrt())
+        })
+        .unzip()
+}
+
+/// Finn et al.'s sine evaluation protocol: query MSE after 0…`steps` gradient steps of
+/// size `alpha` on `shots` support points, on the first `n` held-out tasks with fixed
+/// points (a stream independent of the run's seed), with 95% confidence half-widths.
+/// `model` holds plain (non-autodiff) parameters.
+pub fn sine_evaluation(
+    model: &crate::nn::Mlp,
+    n: usize,
+    shots: usize,
+    alpha: f64,
+    steps: usize,
+) -> crate::learner::Evaluation {
+    let device = model.layers[0].weight.val().device();
+    let dist = SineDistribution::default();
+    let tasks = dist.held_out(n);
+    let mut rng = crate::rng::stream(crate::env::HELD_OUT_SEED, "sine-held-out-points");
+    let batch = SineBatch::sample(&dist, &tasks, shots, &mut rng, &device);
+    let (mse, ci95) = mean_ci95(&mse_curve(
+        &MlpParams::from_mlp(model),
+        &batch,
+        alpha,
+        steps,
+    ));
+    crate::learner::Evaluation {
+        tasks: n,
+        scores: crate::learner::Scores::Mse { mse, ci95 },
+        trajectories_csv: None,
+    }
+}

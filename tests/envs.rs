@@ -232,7 +232,7 @@ fn unknown_names_are_a_typed_error() {
 fn scaled_actions_reach_the_family_multiplied_then_clipped() {
     // ProMP's normalize wrapper on point-corners: s = 10, bounds ±0.2 → scale 0.02.
     let env = env::make_scaled("point-corners-dense", 0.02).unwrap();
-    let goal = Task::Corner { index: 3 }; // (2, 2)
+    let goal = metarl::env::point_corners::corner_task(3); // (2, 2)
     let mut state = vec![0.3f32, 0.4];
     // (5, −20) · 0.02 = (0.1, −0.4), clipped to (0.1, −0.2): p' = (0.4, 0.2).
     let (r, done) = env.step(&goal, &mut state, &[5.0, -20.0]);

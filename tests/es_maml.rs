@@ -5,6 +5,7 @@
 use std::process::Command;
 
 use metarl::algo::es_maml::{EsMaml, EsMamlConfig, Operator, Order, PolicyKind};
+use metarl::learner::MetaLearner;
 use metarl::rng::stream;
 
 fn learner(cfg: EsMamlConfig) -> EsMaml {

@@ -36,28 +36,19 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::{Env, Task, TaskDistribution};
 use crate::error::{Error, Result};
+pub use crate::es::Order;
 use crate::es::{
     dpp_perturbations, es_gradient, es_gradient_lockstep, es_hvp_from_values,
     first_order_meta_direction, gaussian_perturbations, hill_climb_lockstep, standardize,
     EsEstimator, FitnessShaping, GradientProblem, Objective,
 };
 use crate::lanes::LANES;
+use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics, ReturnScores};
 use crate::nn::flat::FlatPolicy;
 use crate::nn::{Activation, DeterministicPolicy, DeterministicPolicyConfig, Init};
 use crate::params::{flatten, to_gradients, unflatten};
 use crate::rng::{substream, LazyRng, Rng};
 use crate::rollout::{episode_return_flat, episode_returns_lanes, ObsNorm, ObsStats};
-use crate::train::Metrics;
-
-/// Zero-order (Algorithm 2/3) or first-order (Algorithm 5) ES-MAML.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Order {
-    /// Zero order: ES over f(U(θ)).
-    Zero,
-    /// First order with ES gradients (and optionally the ES Hessian).
-    First,
-}
 
 /// The adaptation operator U(θ, T).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -565,7 +556,7 @@ impl EsMaml {
     }
 
     /// One meta-iteration (Algorithm 2 or 5).
-    pub fn step(&mut self, iteration: usize) -> Result<Metrics> {
+    fn iterate(&mut self, iteration: usize) -> Result<Metrics> {
         let it_seed = substream(self.seed, "es-iteration", iteration as u64).next_u64();
         let (norm, c) = self.context();
         let theta = self.theta();
@@ -770,7 +761,7 @@ impl EsMaml {
     /// Held-out evaluation on the first `n` test tasks (fixed evaluation streams): mean
     /// return before and after adaptation, the success rate after adaptation, and for
     /// point envs the paths of the first [`EVAL_PATH_TASKS`] tasks' two episodes.
-    pub fn evaluate(&self, n: usize) -> EsEvaluation {
+    fn held_out(&self, n: usize) -> Evaluation {
         let (norm, c) = self.context();
         let theta = self.theta();
         let tasks = TaskDistribution::new(self.env.clone()).held_out(n);
@@ -820,53 +811,47 @@ impl EsMaml {
                 }
             }
         }
-        EsEvaluation {
+        let scores = ReturnScores {
             pre_return: out.iter().map(|o| o.0).sum::<f64>() / m,
-            post_return: out.iter().map(|o| o.1).sum::<f64>() / m,
+            post_return: vec![out.iter().map(|o| o.1).sum::<f64>() / m],
             success_rate: sr,
-            trajectories_csv: csv,
-        }
+            mean_action: None,
+        };
+        Evaluation::returns(n, scores, csv)
     }
 }
 
-/// Held-out tasks whose pre- and post-adaptation paths [`EsMaml::evaluate`] records.
+/// Held-out tasks whose pre- and post-adaptation paths [`MetaLearner::evaluate`] records.
 pub const EVAL_PATH_TASKS: usize = 6;
 
-/// What [`EsMaml::evaluate`] measures.
-#[derive(Clone, Debug, PartialEq)]
-pub struct EsEvaluation {
-    /// Mean return of θ on the held-out tasks.
-    pub pre_return: f64,
-    /// Mean return after the adaptation operator.
-    pub post_return: f64,
-    /// Share of adapted episodes the family counts as a success, if it defines one.
-    pub success_rate: Option<f64>,
-    /// `trajectories.csv` for `metarl plot`: phases `pre` and `post-1`, one path per task
-    /// (header only for envs without positions).
-    pub trajectories_csv: String,
-}
-
-impl crate::train::Trainable for EsMaml {
+impl MetaLearner for EsMaml {
     fn step(&mut self, iteration: usize) -> Result<Metrics> {
-        EsMaml::step(self, iteration)
+        self.iterate(iteration)
     }
 
     fn parameters_finite(&self) -> bool {
         self.theta().iter().all(|x| x.is_finite())
     }
 
-    fn checkpoint(&self) -> Result<crate::train::Checkpoint> {
-        let mut ck = crate::train::Checkpoint::default()
-            .with_file("policy.bpk", crate::train::module_bytes(&self.policy)?);
+    fn checkpoint(&self) -> Result<Checkpoint> {
+        let mut ck = Checkpoint::default()
+            .with_file("policy.bpk", crate::checkpoint::module_bytes(&self.policy)?);
         ck.extra = serde_json::to_value(&self.stats).map_err(|e| Error::Other(e.to_string()))?;
         Ok(ck)
     }
 
-    fn restore(&mut self, ck: &crate::train::Checkpoint) -> Result<()> {
-        self.policy = crate::train::load_module(self.policy.clone(), ck.file("policy.bpk")?)?;
+    fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        self.policy = crate::checkpoint::load_module(self.policy.clone(), ck.file("policy.bpk")?)?;
         self.stats = serde_json::from_value(ck.extra.clone())
             .map_err(|e| Error::Other(format!("checkpoint statistics: {e}")))?;
         Ok(())
+    }
+
+    /// Mean return on the held-out tasks before and after the test-time adaptation
+    /// operator, the success rate after it, and the paths of the first
+    /// [`EVAL_PATH_TASKS`] tasks' two episodes (fixed evaluation streams).
+    fn evaluate(&self, tasks: usize) -> Result<Evaluation> {
+        Ok(self.held_out(tasks))
     }
 }
 

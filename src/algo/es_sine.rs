@@ -20,18 +20,16 @@ use burn::prelude::*;
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
 
-use super::es_maml::Order;
+use crate::checkpoint::{load_module, load_optimizer, module_bytes, optimizer_bytes};
 use crate::env::sine::SineDistribution;
 use crate::error::{Error, Result};
-use crate::es::{es_gradient, EsEstimator};
+use crate::es::{es_gradient, EsEstimator, Order};
+use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics};
 use crate::nn::functional::{backward, forward, mse_and_grad, predict, MlpParams};
 use crate::nn::{to_vec, Activation, Init, Mlp};
 use crate::params::{flatten, to_gradients};
 use crate::rng::{substream, Rng};
-use crate::supervised::{adapt, Hessian, SineBatch};
-use crate::train::{
-    load_module, load_optimizer, module_bytes, optimizer_bytes, Checkpoint, Metrics, Trainable,
-};
+use crate::supervised::{adapt, sine_evaluation, Hessian, SineBatch};
 
 /// Hyperparameters of ES-MAML on sine regression.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -232,7 +230,7 @@ impl EsSine {
     }
 }
 
-impl Trainable for EsSine {
+impl MetaLearner for EsSine {
     fn step(&mut self, iteration: usize) -> Result<Metrics> {
         let cfg = self.cfg.clone();
         let theta = self.theta();
@@ -307,5 +305,17 @@ impl Trainable for EsSine {
         self.model = load_module(self.model.clone(), ck.file("model.bpk")?)?;
         self.optim = load_optimizer(AdamConfig::new().init(), ck.file("adam.bpk")?)?;
         Ok(())
+    }
+
+    /// Finn's protocol ([`sine_evaluation`]) after 0…10 exact gradient steps of size α, as
+    /// `sine-maml` evaluates (at least two tasks, for a confidence interval).
+    fn evaluate(&self, tasks: usize) -> Result<Evaluation> {
+        Ok(sine_evaluation(
+            &self.model.valid(),
+            tasks.max(2),
+            self.cfg.shots,
+            self.cfg.alpha,
+            10,
+        ))
     }
 }

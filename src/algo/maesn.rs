@@ -31,16 +31,20 @@ use burn::prelude::*;
 use rand_distr::{Distribution, StandardNormal};
 use serde::{Deserialize, Serialize};
 
-use crate::env::{Env, Task, TaskDistribution};
+use crate::checkpoint::{load_module, load_optimizer, module_bytes, optimizer_bytes};
+use crate::env::{Env, Task, TaskDistribution, HELD_OUT_SEED};
 use crate::error::{Error, Result};
+use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics};
 use crate::nn::functional::{input_grad, log_prob_at, GaussianParams};
 pub use crate::nn::latent::MaesnModel;
 use crate::nn::{to_vec, to_vec_f64, Activation, GaussianPolicyConfig};
 use crate::objective::{likelihood_ratio, surrogate};
 use crate::params::flatten;
-use crate::pg::{process, sample_tasks_with_context, MetaPgConfig, SamplerRngs, TaskBatch};
-use crate::rng::Rng;
-use crate::train::Metrics;
+use crate::pg::{
+    before_after_evaluation, process, sample_tasks_with_context, MetaPgConfig, SamplerRngs,
+    TaskBatch,
+};
+use crate::rng::{stream, Rng};
 use crate::traj::Trajectories;
 
 /// MAESN's settings (mission-anchors §3.6, with ProMP's sampling sizes).
@@ -387,7 +391,7 @@ impl Maesn {
     }
 
     /// One meta-iteration.
-    pub fn step(&mut self) -> Result<Metrics> {
+    fn iterate(&mut self) -> Result<Metrics> {
         use rand::seq::index::sample as choose;
         let t0 = Instant::now();
         let idx: Vec<usize> =
@@ -435,6 +439,62 @@ impl Maesn {
         m.push("sample_seconds", sample_seconds);
         m.push("update_seconds", t1.elapsed().as_secs_f64());
         Ok(m)
+    }
+}
+
+impl MetaLearner for Maesn {
+    fn step(&mut self, _iteration: usize) -> Result<Metrics> {
+        self.iterate()
+    }
+
+    fn parameters_finite(&self) -> bool {
+        flatten(&self.model).iter().all(|x| x.is_finite())
+    }
+
+    fn checkpoint(&self) -> Result<Checkpoint> {
+        Ok(Checkpoint::default()
+            .with_file("model.bpk", module_bytes(&self.model)?)
+            .with_file("adam.bpk", optimizer_bytes(&self.optim)?)
+            .with_rng("tasks", &self.tasks_rng)
+            .with_rng("env", &self.rngs.env)
+            .with_rng("action", &self.rngs.act)
+            .with_rng("latent", &self.latent_rng))
+    }
+
+    fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        self.model = load_module(self.model.clone(), ck.file("model.bpk")?)?;
+        self.optim = load_optimizer(AdamConfig::new().init(), ck.file("adam.bpk")?)?;
+        self.tasks_rng = ck.rng("tasks")?;
+        self.latent_rng = ck.rng("latent")?;
+        self.rngs = SamplerRngs {
+            env: ck.rng("env")?,
+            act: ck.rng("action")?,
+        };
+        Ok(())
+    }
+
+    /// Latents from the prior N(0, I) (phase "pre"), then one latent step ("post-1"), on
+    /// the held-out tasks from fixed sampling streams.
+    fn evaluate(&self, n: usize) -> Result<Evaluation> {
+        let tasks = TaskDistribution::new(self.env.clone()).held_out(n);
+        let p = MaesnParams::prior(&self.model, n);
+        let (_, pre, post) = run_episodes(
+            &self.env,
+            &tasks,
+            &p,
+            &self.cfg,
+            &mut stream(HELD_OUT_SEED, "eval-env"),
+            &mut stream(HELD_OUT_SEED, "eval-action"),
+            &mut stream(HELD_OUT_SEED, "eval-latent"),
+            &self.device,
+        )?;
+        Ok(before_after_evaluation(
+            &self.env,
+            &tasks,
+            (&pre, &post),
+            self.cfg.rollouts,
+            ("pre", "post-1"),
+        ))
     }
 }
 

@@ -51,9 +51,11 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::env::{Env, Task};
+use crate::checkpoint::{load_module, load_optimizer, module_bytes, optimizer_bytes};
+use crate::env::{Env, Task, TaskDistribution, HELD_OUT_SEED};
 use crate::error::{Error, Result};
 use crate::estimate::{discounted_returns, fit_per_task, gae, normalize_per_task};
+use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics};
 use crate::nn::functional::{forward, input_grad, log_prob_at, GaussianParams, MlpParams};
 pub use crate::nn::latent::{Latent, MameNets};
 use crate::nn::{to_vec, to_vec_f64, Activation, GaussianPolicyConfig};
@@ -62,11 +64,10 @@ use crate::objective::{
 };
 use crate::params::to_gradients;
 use crate::pg::{
-    process, sample_task_batch, sample_tasks_with_context, task_chunks, task_major, time_major,
-    MetaPgConfig, SamplerRngs, TaskBatch,
+    before_after_evaluation, process, sample_task_batch, sample_tasks_with_context, task_chunks,
+    task_major, time_major, MetaPgConfig, SamplerRngs, TaskBatch,
 };
-use crate::rng::Rng;
-use crate::train::Metrics;
+use crate::rng::{stream, Rng};
 use crate::traj::Trajectories;
 
 /// How z is adapted to a task from the exploration samples.
@@ -783,7 +784,7 @@ impl Mame {
     }
 
     /// One meta-iteration: explore, adapt, exploit, update every parameter.
-    pub fn step(&mut self) -> Result<Metrics> {
+    fn iterate(&mut self) -> Result<Metrics> {
         let t0 = Instant::now();
         let tasks = sample_task_batch(&self.env, self.cfg.tasks, &mut self.tasks_rng);
         let values = MameParams::constants(&self.nets, &self.latent);
@@ -860,6 +861,67 @@ pub fn spread(z: &[f32], d: usize) -> f64 {
         })
         .sum::<f64>()
         / d as f64
+}
+
+impl MetaLearner for Mame {
+    fn step(&mut self, _iteration: usize) -> Result<Metrics> {
+        self.iterate()
+    }
+
+    fn parameters_finite(&self) -> bool {
+        crate::params::flatten(&self.nets)
+            .iter()
+            .chain(crate::params::flatten(&self.latent).iter())
+            .all(|x| x.is_finite())
+    }
+
+    fn checkpoint(&self) -> Result<Checkpoint> {
+        Ok(Checkpoint::default()
+            .with_file("nets.bpk", module_bytes(&self.nets)?)
+            .with_file("latent.bpk", module_bytes(&self.latent)?)
+            .with_file("adam.bpk", optimizer_bytes(&self.optim)?)
+            .with_file("adam-latent.bpk", optimizer_bytes(&self.latent_optim)?)
+            .with_rng("tasks", &self.tasks_rng)
+            .with_rng("env", &self.rngs.env)
+            .with_rng("action", &self.rngs.act))
+    }
+
+    fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        self.nets = load_module(self.nets.clone(), ck.file("nets.bpk")?)?;
+        self.latent = load_module(self.latent.clone(), ck.file("latent.bpk")?)?;
+        self.optim = load_optimizer(AdamConfig::new().init(), ck.file("adam.bpk")?)?;
+        self.latent_optim = load_optimizer(AdamConfig::new().init(), ck.file("adam-latent.bpk")?)?;
+        self.tasks_rng = ck.rng("tasks")?;
+        self.rngs = SamplerRngs {
+            env: ck.rng("env")?,
+            act: ck.rng("action")?,
+        };
+        Ok(())
+    }
+
+    /// Explore with μ_φ (phase "pre-explore"), adapt z, exploit with π_{θ,z'}
+    /// ("post-exploit") on the held-out tasks, from fixed sampling streams.
+    fn evaluate(&self, n: usize) -> Result<Evaluation> {
+        let tasks = TaskDistribution::new(self.env.clone()).held_out(n);
+        let p = MameParams::constants(&self.nets, &self.latent);
+        let ep = run_episodes(
+            &self.env,
+            &tasks,
+            &p,
+            &self.cfg,
+            self.cfg.rollouts,
+            &mut stream(HELD_OUT_SEED, "eval-env"),
+            &mut stream(HELD_OUT_SEED, "eval-action"),
+            &self.device,
+        )?;
+        Ok(before_after_evaluation(
+            &self.env,
+            &tasks,
+            (&ep.explore, &ep.exploit),
+            self.cfg.rollouts,
+            ("pre-explore", "post-exploit"),
+        ))
+    }
 }
 
 #[cfg(test)]

@@ -31,17 +31,17 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::Env;
 use crate::error::{Error, Result};
+use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics};
 use crate::nn::functional::GaussianParams;
 use crate::nn::{to_vec, GaussianPolicy};
 use crate::objective::{emaml_term, likelihood_ratio, masked_mean, standardize_returns, surrogate};
 use crate::optim::{conjugate_gradient, line_search};
-use crate::params::{flatten, to_gradients, unflatten};
+use crate::params::{flatten, norm, to_gradients, unflatten};
 use crate::pg::{
-    chunked_gradient, readapt, sample_meta_batch, sample_task_batch, task_chunks, MetaPgConfig,
-    MetaSamples, SamplerRngs,
+    chunked_gradient, evaluate, policy_checkpoint, readapt, restore_policy, sample_meta_batch,
+    sample_task_batch, task_chunks, MetaPgConfig, MetaSamples, SamplerRngs,
 };
 use crate::rng::Rng;
-use crate::train::Metrics;
 
 /// The outer optimizer of PG-MAML.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -181,7 +181,7 @@ impl PgMaml {
     }
 
     /// One meta-iteration: sample, adapt, outer update. Returns its metrics.
-    pub fn step(&mut self) -> Result<Metrics> {
+    fn iterate(&mut self) -> Result<Metrics> {
         let tasks = sample_task_batch(&self.env, self.meta.tasks, &mut self.tasks_rng);
         let theta = GaussianParams::from_policy(&self.policy).detach();
         let (samples, adapted) = sample_meta_batch(
@@ -326,7 +326,33 @@ impl PgMaml {
     }
 }
 
-/// Euclidean norm of a flat vector.
-pub fn norm(v: &[f32]) -> f64 {
-    v.iter().map(|x| (*x as f64).powi(2)).sum::<f64>().sqrt()
+impl MetaLearner for PgMaml {
+    fn step(&mut self, _iteration: usize) -> Result<Metrics> {
+        self.iterate()
+    }
+
+    fn parameters_finite(&self) -> bool {
+        flatten(&self.policy).iter().all(|x| x.is_finite())
+    }
+
+    fn checkpoint(&self) -> Result<Checkpoint> {
+        let mut ck = policy_checkpoint(&self.policy, &self.optim, &self.tasks_rng, &self.rngs)?;
+        ck.extra = serde_json::json!({ "kl_coef": 0.0 });
+        Ok(ck)
+    }
+
+    fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        restore_policy(
+            ck,
+            &mut self.policy,
+            &mut self.optim,
+            &mut self.tasks_rng,
+            &mut self.rngs,
+        )
+    }
+
+    fn evaluate(&self, tasks: usize) -> Result<Evaluation> {
+        let plain = self.device.clone().inner();
+        evaluate(&self.env, &self.policy, &self.meta, tasks, &plain)
+    }
 }

@@ -34,19 +34,18 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::pg_maml::norm;
 use crate::env::Env;
 use crate::error::{Error, Result};
+use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics};
 use crate::nn::functional::{kl_at, GaussianParams};
 use crate::nn::{to_vec, GaussianPolicy};
 use crate::objective::{clipped_surrogate, likelihood_ratio, masked_mean};
-use crate::params::to_gradients;
+use crate::params::{flatten, norm, to_gradients};
 use crate::pg::{
-    chunked_gradient, readapt, sample_meta_batch, sample_task_batch, task_chunks, MetaPgConfig,
-    MetaSamples, SamplerRngs,
+    chunked_gradient, evaluate, policy_checkpoint, readapt, restore_policy, sample_meta_batch,
+    sample_task_batch, task_chunks, MetaPgConfig, MetaSamples, SamplerRngs,
 };
 use crate::rng::Rng;
-use crate::train::Metrics;
 
 /// ProMP's outer-loop settings (mission-anchors §3.1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -152,7 +151,7 @@ impl ProMp {
     }
 
     /// One iteration of Algorithm 1.
-    pub fn step(&mut self) -> Result<Metrics> {
+    fn iterate(&mut self) -> Result<Metrics> {
         let tasks = sample_task_batch(&self.env, self.meta.tasks, &mut self.tasks_rng);
         let theta_o = GaussianParams::from_policy(&self.policy).detach();
         let (samples, _) = sample_meta_batch(
@@ -225,5 +224,39 @@ impl ProMp {
             .optim
             .step(self.cfg.meta_lr, self.policy.clone(), grads);
         (aux[0], aux[1], gn)
+    }
+}
+
+impl MetaLearner for ProMp {
+    fn step(&mut self, _iteration: usize) -> Result<Metrics> {
+        self.iterate()
+    }
+
+    fn parameters_finite(&self) -> bool {
+        flatten(&self.policy).iter().all(|x| x.is_finite())
+    }
+
+    /// The policy learners' state ([`policy_checkpoint`]) and the current η.
+    fn checkpoint(&self) -> Result<Checkpoint> {
+        let mut ck = policy_checkpoint(&self.policy, &self.optim, &self.tasks_rng, &self.rngs)?;
+        ck.extra = serde_json::json!({ "kl_coef": self.kl_coef });
+        Ok(ck)
+    }
+
+    fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        restore_policy(
+            ck,
+            &mut self.policy,
+            &mut self.optim,
+            &mut self.tasks_rng,
+            &mut self.rngs,
+        )?;
+        self.kl_coef = ck.extra["kl_coef"].as_f64().unwrap_or(self.cfg.kl_coef);
+        Ok(())
+    }
+
+    fn evaluate(&self, tasks: usize) -> Result<Evaluation> {
+        let plain = self.device.clone().inner();
+        evaluate(&self.env, &self.policy, &self.meta, tasks, &plain)
     }
 }

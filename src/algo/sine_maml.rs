@@ -29,16 +29,15 @@ use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::checkpoint::{load_module, load_optimizer, module_bytes, optimizer_bytes};
 use crate::env::sine::{SineDistribution, SineTask};
 use crate::error::{Error, Result};
+use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics};
 use crate::nn::functional::{mse_and_grad, predict, MlpParams};
 use crate::nn::{to_vec, Activation, Init, Mlp};
 use crate::params::{flatten, flatten_gradients};
 use crate::rng::Rng;
-pub use crate::supervised::{adapt, mse_curve, Hessian, SineBatch};
-use crate::train::{
-    load_module, load_optimizer, module_bytes, optimizer_bytes, Checkpoint, Metrics, Trainable,
-};
+pub use crate::supervised::{adapt, mse_curve, sine_evaluation, Hessian, SineBatch};
 
 /// Hyperparameters of sine MAML; defaults are Finn et al.'s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -143,6 +142,8 @@ pub struct SineMaml {
     pub cfg: SineMamlConfig,
     /// Meta-parameters θ (on an autodiff device).
     pub model: Mlp,
+    /// Inner steps of the held-out evaluation (Finn: 10).
+    pub eval_steps: usize,
     optim: ModuleOptimizer,
     dist: SineDistribution,
     tasks_rng: Rng,
@@ -156,6 +157,7 @@ impl SineMaml {
         Self {
             model: cfg.init_model(init_rng, device),
             cfg,
+            eval_steps: 10,
             optim: AdamConfig::new().init(),
             dist: SineDistribution::default(),
             tasks_rng,
@@ -164,7 +166,7 @@ impl SineMaml {
     }
 }
 
-impl Trainable for SineMaml {
+impl MetaLearner for SineMaml {
     fn step(&mut self, _iteration: usize) -> Result<Metrics> {
         let tasks: Vec<SineTask> = (0..self.cfg.meta_batch)
             .map(|_| self.dist.sample_task(&mut self.tasks_rng))
@@ -207,5 +209,16 @@ impl Trainable for SineMaml {
         self.optim = load_optimizer(AdamConfig::new().init(), ck.file("adam.bpk")?)?;
         self.tasks_rng = ck.rng("tasks")?;
         Ok(())
+    }
+
+    /// Finn's protocol ([`sine_evaluation`]) after [`SineMaml::eval_steps`] inner steps.
+    fn evaluate(&self, tasks: usize) -> Result<Evaluation> {
+        Ok(sine_evaluation(
+            &self.model.valid(),
+            tasks,
+            self.cfg.shots,
+            self.cfg.inner_lr,
+            self.eval_steps,
+        ))
     }
 }

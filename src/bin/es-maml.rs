@@ -5,9 +5,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use metarl::algo::es_maml::{Operator, Order, PolicyKind};
 use metarl::cli::{main_with, open_or_create, CommonArgs};
+use metarl::env::Registry;
 use metarl::es::EsEstimator;
-use metarl::train::es_maml::{train, EsMamlRun};
-use metarl::train::load_toml;
+use metarl::train::es_maml::EsMamlRun;
+use metarl::train::{load_toml, train_run, RunSpec};
 use metarl::{Error, Result};
 
 #[global_allocator]
@@ -101,7 +102,7 @@ fn config(a: &Args) -> Result<EsMamlRun> {
             &mut s.hessian,
         )?;
         s.perturbations = a.perturbations.unwrap_or(s.perturbations);
-        c.validate()?;
+        RunSpec::validate(&c, &Registry::builtin())?;
         return Ok(c);
     }
     let e = &mut c.es;
@@ -142,7 +143,7 @@ fn config(a: &Args) -> Result<EsMamlRun> {
     e.queries = a.queries.unwrap_or(e.queries);
     e.perturbations = a.perturbations.unwrap_or(e.perturbations);
     e.task_batch = a.task_batch.unwrap_or(e.task_batch);
-    c.validate()?;
+    RunSpec::validate(&c, &Registry::builtin())?;
     Ok(c)
 }
 
@@ -151,7 +152,14 @@ fn main() -> ExitCode {
     main_with(|| {
         let kind = args.common.device_kind()?;
         let (cfg, dir, resume) = open_or_create(&args.common, "es-maml", || config(&args))?;
-        let s = train(&cfg, &dir, kind, resume, args.common.quiet)?;
+        let s = train_run(
+            &cfg,
+            &Registry::builtin(),
+            &dir,
+            kind,
+            resume,
+            args.common.quiet,
+        )?;
         if cfg.env == "sine" {
             let mse = &s["eval"]["mse"];
             println!(

@@ -7,9 +7,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use metarl::cli::{main_with, open_or_create, print_result, CommonArgs};
+use metarl::env::Registry;
 use metarl::error::{Error, Result};
-use metarl::train::explore::{apply_ablation, train, ExploreRun, Method};
-use metarl::train::load_toml;
+use metarl::train::explore::{apply_ablation, ExploreRun, Method};
+use metarl::train::{load_toml, train_run, RunSpec};
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -81,7 +82,7 @@ impl Args {
             mame.latent_dim = v;
             maesn.latent_dim = v;
         }
-        cfg.validate()?;
+        RunSpec::validate(&cfg, &Registry::builtin())?;
         Ok(cfg)
     }
 }
@@ -89,7 +90,14 @@ impl Args {
 fn run(a: &Args) -> Result<()> {
     let kind = a.common.device_kind()?;
     let (cfg, dir, resume) = open_or_create(&a.common, "meta-explore", || a.config())?;
-    let s = train(&cfg, &dir, kind, resume, a.common.quiet)?;
+    let s = train_run(
+        &cfg,
+        &Registry::builtin(),
+        &dir,
+        kind,
+        resume,
+        a.common.quiet,
+    )?;
     print_result(&dir, Some(cfg.method_name()), &s, 0);
     Ok(())
 }

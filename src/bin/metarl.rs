@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use metarl::cli::{main_with, require_positive};
-use metarl::env::{self, TaskDistribution, VecEnv, ENV_NAMES};
+use metarl::env::{Registry, TaskDistribution, VecEnv};
 use metarl::nn::GaussianPolicyConfig;
 use metarl::rng::stream;
 use metarl::train::{load_toml, RunDir};
@@ -79,8 +79,9 @@ fn list_envs() -> Result<()> {
         "{:<20} {:>4} {:>4} {:>8}  spec",
         "name", "obs", "act", "horizon"
     );
-    for name in ENV_NAMES {
-        let e = env::make(name)?;
+    let registry = Registry::builtin();
+    for name in registry.names() {
+        let e = registry.make(name)?;
         let s = e.spec();
         println!(
             "{:<20} {:>4} {:>4} {:>8}  {}",
@@ -141,7 +142,7 @@ fn end_line_with_success(rate: Option<f64>) {
 fn run_rollout(cfg: &RolloutConfig, device: Option<&str>, save: Option<PathBuf>) -> Result<()> {
     cfg.validate()?;
     let (name, tasks, episodes, seed) = (cfg.env.as_str(), cfg.tasks, cfg.episodes, cfg.seed);
-    let family = env::make(name)?;
+    let family = Registry::builtin().make(name)?;
     let device = metarl::device::DeviceKind::resolve(device)?.device()?;
     let spec = family.spec().clone();
     let policy = cfg.policy.init(
@@ -217,21 +218,20 @@ fn main() -> ExitCode {
         Command::Eval { run, tasks, device } => {
             let dir = RunDir::open(&run)?;
             let kind = metarl::device::DeviceKind::resolve(device.as_deref())?;
-            let ev = if metarl::train::explore::is_explore_run(&dir) {
-                metarl::train::explore::eval_run(&dir, tasks, kind)?
-            } else {
-                metarl::train::pg::eval_run(&dir, tasks, kind)?
-            };
-            let post: Vec<String> = ev.post_return.iter().map(|r| format!("{r:.3}")).collect();
+            let ev = metarl::train::eval_run(&Registry::builtin(), &dir, tasks, kind)?;
+            let r = ev
+                .return_scores()
+                .expect("eval_run refuses supervised runs");
+            let post: Vec<String> = r.post_return.iter().map(|r| format!("{r:.3}")).collect();
             print!(
                 "{}: {} held-out tasks, return pre {:.3}, post [{}]",
                 run.display(),
                 ev.tasks,
-                ev.pre_return,
+                r.pre_return,
                 post.join(", ")
             );
-            end_line_with_success(ev.success_rate);
-            if let Some(m) = ev.mean_action {
+            end_line_with_success(r.success_rate);
+            if let Some(m) = r.mean_action {
                 print!(
                     "  mean action after adaptation: return {:.3}",
                     m.post_return

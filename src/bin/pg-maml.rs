@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use metarl::cli::{main_with, run_pg, CommonArgs, PgFlags};
+use metarl::env::Registry;
 use metarl::train::pg::PgAlgo;
 
 #[global_allocator]
@@ -24,5 +25,5 @@ struct Args {
 
 fn main() -> ExitCode {
     let a = Args::parse();
-    main_with(|| run_pg(PgAlgo::PgMaml, &a.common, &a.pg))
+    main_with(|| run_pg(PgAlgo::PgMaml, &a.common, &a.pg, &Registry::builtin()))
 }

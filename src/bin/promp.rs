@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use metarl::cli::{main_with, run_pg, CommonArgs, PgFlags};
+use metarl::env::Registry;
 use metarl::train::pg::PgAlgo;
 
 #[global_allocator]
@@ -20,5 +21,5 @@ struct Args {
 
 fn main() -> ExitCode {
     let a = Args::parse();
-    main_with(|| run_pg(PgAlgo::Promp, &a.common, &a.pg))
+    main_with(|| run_pg(PgAlgo::Promp, &a.common, &a.pg, &Registry::builtin()))
 }

@@ -6,9 +6,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use metarl::algo::sine_maml::Hessian;
 use metarl::cli::{main_with, open_or_create, CommonArgs};
+use metarl::env::Registry;
 use metarl::nn::Activation;
-use metarl::train::load_toml;
-use metarl::train::sine_maml::{train, SineMamlRun};
+use metarl::train::sine_maml::SineMamlRun;
+use metarl::train::{load_toml, train_run, RunSpec};
 use metarl::{Error, Result};
 
 #[derive(Parser, Debug)]
@@ -72,7 +73,7 @@ fn config(a: &Args) -> Result<SineMamlRun> {
     if let Some(s) = &a.activation {
         m.activation = Activation::parse(s)?;
     }
-    c.validate()?;
+    RunSpec::validate(&c, &Registry::builtin())?;
     Ok(c)
 }
 
@@ -84,7 +85,14 @@ fn main() -> ExitCode {
     main_with(|| {
         let kind = args.common.device_kind()?;
         let (cfg, dir, resume) = open_or_create(&args.common, "sine-maml", || config(&args))?;
-        let s = train(&cfg, &dir, kind, resume, args.common.quiet)?;
+        let s = train_run(
+            &cfg,
+            &Registry::builtin(),
+            &dir,
+            kind,
+            resume,
+            args.common.quiet,
+        )?;
         let mse = &s["eval"]["mse"];
         println!(
             "{}: held-out MSE after 0 steps {:.3}, 1 step {:.3}, {} steps {:.3}; {:.0} meta-iterations/s",

@@ -12,7 +12,7 @@
 //! | observation | `(x, ẋ, θ + bias, θ̇)` |
 //! | action | 1-D `a`; force `F = 10·clip(a, −1, 1)` newtons on the cart |
 //! | start | each state variable `~ U[-0.05, 0.05)` (drawn from the row's stream) |
-//! | task | `bias ~ U[-0.15, 0.15)` radians ([`Task::SensorBias`]) |
+//! | task | `bias ~ U[-0.15, 0.15)` radians ([`bias_task`]: parameters `[bias]`) |
 //! | dynamics | Gym's equations, gravity 9.8, cart 1.0 kg, pole 0.1 kg, half-length 0.5 m, Euler step τ = 0.02 s |
 //! | reward | +1 every step, including the step that terminates (as Gym) |
 //! | termination | `|x| > 2.4` or `|θ| > 12°` (0.2094 rad), on the true angle |
@@ -98,10 +98,12 @@ impl CartpoleBiased {
 
 /// The sensor bias of a cartpole-biased task.
 fn bias(task: &Task) -> f32 {
-    match task {
-        Task::SensorBias { bias } => *bias,
-        other => panic!("cartpole-biased rows should carry Task::SensorBias, got {other:?}"),
-    }
+    task.param(0)
+}
+
+/// The cartpole-biased task with sensor bias `b` radians: parameters `[b]`.
+pub fn bias_task(b: f32) -> Task {
+    Task::new([b])
 }
 
 impl Env for CartpoleBiased {
@@ -115,9 +117,7 @@ impl Env for CartpoleBiased {
     }
 
     fn sample_task(&self, rng: &mut Rng) -> Task {
-        Task::SensorBias {
-            bias: uniform(rng, self.bias_range.0, self.bias_range.1),
-        }
+        bias_task(uniform(rng, self.bias_range.0, self.bias_range.1))
     }
 
     fn reset(&self, _task: &Task, state: &mut [f32], rng: &mut Rng) {
@@ -165,7 +165,9 @@ mod tests {
     use crate::rng;
 
     const TOL: f32 = 1e-5;
-    const UNBIASED: Task = Task::SensorBias { bias: 0.0 };
+    fn unbiased() -> Task {
+        bias_task(0.0)
+    }
 
     fn assert_close(got: &[f32], want: &[f32], tol: f32) {
         for (g, w) in got.iter().zip(want) {
@@ -181,7 +183,7 @@ mod tests {
         // θ̈ = (0 − 9.0909091)/(0.5·(4/3 − 0.1/1.1)) = −9.0909091/0.6212121 = −14.634146;
         // ẍ = 9.0909091 − 0.05·(−14.634146)/1.1 = 9.7560976.
         // Euler: x = 0, ẋ = 0.02·9.7560976 = 0.1951220, θ = 0, θ̇ = 0.02·(−14.634146) = −0.2926829.
-        let (r, term) = env.step(&UNBIASED, &mut state, &[1.0]);
+        let (r, term) = env.step(&unbiased(), &mut state, &[1.0]);
         assert_close(&state, &[0.0, 0.195_122, 0.0, -0.292_682_9], TOL);
         assert_eq!((r, term), (1.0, false));
     }
@@ -197,7 +199,7 @@ mod tests {
         // ẍ = 4.5454773 + 0.05·6.5183220·0.9987503/1.1 = 4.8413943.
         // Euler: x = 0.1 + 0.02·0.2 = 0.104, ẋ = 0.2 + 0.02·4.8413943 = 0.2968279,
         // θ = 0.05 − 0.02·0.1 = 0.048, θ̇ = −0.1 − 0.02·6.5183220 = −0.2303664.
-        env.step(&UNBIASED, &mut state, &[0.5]);
+        env.step(&unbiased(), &mut state, &[0.5]);
         assert_close(&state, &[0.104, 0.296_827_9, 0.048, -0.230_366_4], TOL);
     }
 
@@ -206,8 +208,8 @@ mod tests {
         let env = CartpoleBiased::default();
         let mut clipped = [0.1, 0.2, 0.05, -0.1];
         let mut full = clipped;
-        env.step(&UNBIASED, &mut clipped, &[-3.0]);
-        env.step(&UNBIASED, &mut full, &[-1.0]);
+        env.step(&unbiased(), &mut clipped, &[-3.0]);
+        env.step(&unbiased(), &mut full, &[-1.0]);
         assert_eq!(clipped, full);
         // F = −10: ẋ = 0.2 + 0.02·(−9.7900777) = 0.0041984, θ̇ = −0.1 + 0.02·15.401458 = 0.2080292.
         assert_close(&clipped, &[0.104, 0.004_198_4, 0.048, 0.208_029_2], TOL);
@@ -216,7 +218,7 @@ mod tests {
     #[test]
     fn observation_adds_the_bias_to_the_angle_only() {
         let env = CartpoleBiased::default();
-        let task = Task::SensorBias { bias: 0.1 };
+        let task = bias_task(0.1);
         let mut obs = [f32::NAN; 4];
         env.observe(&task, &[0.5, -0.25, 0.02, 0.3], &mut obs);
         assert_close(&obs, &[0.5, -0.25, 0.12, 0.3], 1e-7);
@@ -226,15 +228,15 @@ mod tests {
     fn terminates_past_the_track_end_or_twelve_degrees() {
         let env = CartpoleBiased::default();
         // x = 2.39 + 0.02·1 = 2.41 > 2.4.
-        let (r, term) = env.step(&UNBIASED, &mut [2.39, 1.0, 0.0, 0.0], &[0.0]);
+        let (r, term) = env.step(&unbiased(), &mut [2.39, 1.0, 0.0, 0.0], &[0.0]);
         assert_eq!((r, term), (1.0, true));
         // θ = 0.2 + 0.02·1 = 0.22 > 0.2094; and to the other side.
-        assert!(env.step(&UNBIASED, &mut [0.0, 0.0, 0.2, 1.0], &[0.0]).1);
-        assert!(env.step(&UNBIASED, &mut [0.0, 0.0, -0.2, -1.0], &[0.0]).1);
+        assert!(env.step(&unbiased(), &mut [0.0, 0.0, 0.2, 1.0], &[0.0]).1);
+        assert!(env.step(&unbiased(), &mut [0.0, 0.0, -0.2, -1.0], &[0.0]).1);
         // θ = 0.2 + 0.02·0.4 = 0.208 < 0.2094: still running.
-        assert!(!env.step(&UNBIASED, &mut [0.0, 0.0, 0.2, 0.4], &[0.0]).1);
+        assert!(!env.step(&unbiased(), &mut [0.0, 0.0, 0.2, 0.4], &[0.0]).1);
         // The threshold is on the true angle, not the biased reading.
-        let biased = Task::SensorBias { bias: 0.15 };
+        let biased = bias_task(0.15);
         assert!(!env.step(&biased, &mut [0.0, 0.0, 0.1, 0.0], &[0.0]).1);
     }
 
@@ -249,7 +251,7 @@ mod tests {
         assert!(biases.iter().any(|&b| b > 0.14) && biases.iter().any(|&b| b < -0.14));
         let mut state = [0.0; 4];
         for _ in 0..500 {
-            env.reset(&UNBIASED, &mut state, &mut rng);
+            env.reset(&unbiased(), &mut state, &mut rng);
             assert!(state.iter().all(|s| (-0.05..0.05).contains(s)), "{state:?}");
         }
     }
@@ -282,7 +284,7 @@ mod tests {
     fn corrected_controller_is_truncated_exactly_at_the_horizon_with_success() {
         let bias = 0.15;
         for seed in 0..5 {
-            let (last, t) = run(Task::SensorBias { bias }, bias, seed);
+            let (last, t) = run(bias_task(bias), bias, seed);
             assert_eq!(t, 500, "seed {seed}");
             assert!(last.truncated[0] && !last.terminated[0]);
             assert_eq!(last.success[0], Some(true));
@@ -292,7 +294,7 @@ mod tests {
     #[test]
     fn uncorrected_controller_fails_under_the_largest_bias() {
         for seed in 0..5 {
-            let (last, t) = run(Task::SensorBias { bias: 0.15 }, 0.0, seed);
+            let (last, t) = run(bias_task(0.15), 0.0, seed);
             assert!(t < 500, "seed {seed}");
             assert!(last.terminated[0] && !last.truncated[0]);
             assert_eq!(last.success[0], Some(false));

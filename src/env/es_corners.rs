@@ -12,7 +12,7 @@
 //! | action | 2-D displacement, each component clipped to `[-0.1, 0.1]` |
 //! | dynamics | `p ← clip(p + clip(a), −5, 5)` per axis |
 //! | start | the origin |
-//! | task | one of the corners `(±2, ±2)` ([`Task::Corner`], index into [`point_corners::CORNERS`]) |
+//! | task | one of the corners `(±2, ±2)` ([`point_corners::corner_task`], index into [`point_corners::CORNERS`]) |
 //! | reward | `−4 + max(0, 4 − ‖p' − g‖²)`: −4 per step outside distance 2 of the goal, 0 at it |
 //! | termination | never |
 //! | horizon | 100 |
@@ -161,19 +161,22 @@ impl Env for EsCorners {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::env::point_corners::corner_task;
     use crate::rng;
 
     /// Corner (2, 2).
-    const NE: Task = Task::Corner { index: 3 };
+    fn ne() -> Task {
+        corner_task(3)
+    }
 
     #[test]
     fn starts_at_the_origin_and_pays_minus_four_far_from_the_goal() {
         let env = EsCorners::default();
         let mut state = [f32::NAN; 2];
-        env.reset(&NE, &mut state, &mut rng::stream(0, "test"));
+        env.reset(&ne(), &mut state, &mut rng::stream(0, "test"));
         assert_eq!(state, [0.0, 0.0]);
         // p' = (0.1, 0.1): ‖p' − (2, 2)‖² = 2·1.9² = 7.22 ≥ 4, so the bonus is 0.
-        let (r, term) = env.step(&NE, &mut state, &[0.1, 0.1]);
+        let (r, term) = env.step(&ne(), &mut state, &[0.1, 0.1]);
         assert_eq!(r, -4.0);
         assert!(!term);
         assert_eq!(state, [0.1, 0.1]);
@@ -185,15 +188,15 @@ mod tests {
         // p = (1.0, 1.5) + (0.1, 0.1) = (1.1, 1.6): ‖p' − (2, 2)‖² = 0.81 + 0.16 = 0.97,
         // reward −4 + (4 − 0.97) = −0.97.
         let mut state = [1.0, 1.5];
-        let (r, _) = env.step(&NE, &mut state, &[0.1, 0.1]);
+        let (r, _) = env.step(&ne(), &mut state, &[0.1, 0.1]);
         assert!((r - (-0.97)).abs() < 1e-5, "reward {r}");
         // At the corner itself the reward is 0, the maximum.
         let mut state = [1.95, 2.0];
-        let (r, _) = env.step(&NE, &mut state, &[0.05, 0.0]);
+        let (r, _) = env.step(&ne(), &mut state, &[0.05, 0.0]);
         assert!(r.abs() < 1e-6, "reward {r}");
-        // The wrong corners pay nothing extra: near (−2, −2) with goal NE it is −4.
+        // The wrong corners pay nothing extra: near (−2, −2) with goal ne() it is −4.
         let mut state = [-1.9, -1.9];
-        let (r, _) = env.step(&NE, &mut state, &[-0.1, -0.1]);
+        let (r, _) = env.step(&ne(), &mut state, &[-0.1, -0.1]);
         assert_eq!(r, -4.0);
     }
 
@@ -209,30 +212,30 @@ mod tests {
         let mut ret = 0.0f64;
         for t in 0..100 {
             let a = if t < 20 { [1.0, 1.0] } else { [0.0, 0.0] };
-            ret += f64::from(env.step(&NE, &mut state, &a).0);
+            ret += f64::from(env.step(&ne(), &mut state, &a).0);
         }
         assert!((ret + 40.3).abs() < 1e-4, "return {ret}");
-        assert_eq!(env.success(&NE, &state, false), Some(true));
+        assert_eq!(env.success(&ne(), &state, false), Some(true));
     }
 
     #[test]
     fn actions_and_positions_are_clipped() {
         let env = EsCorners::default();
         let mut state = [0.0, 0.0];
-        env.step(&NE, &mut state, &[3.0, -0.05]);
+        env.step(&ne(), &mut state, &[3.0, -0.05]);
         assert!((state[0] - 0.1).abs() < 1e-7 && (state[1] + 0.05).abs() < 1e-7);
         let mut state = [4.95, -4.98];
-        env.step(&NE, &mut state, &[0.1, -0.1]);
+        env.step(&ne(), &mut state, &[0.1, -0.1]);
         assert_eq!(state, [5.0, -5.0]);
     }
 
     #[test]
     fn success_is_ending_within_half_a_unit_of_the_goal() {
         let env = EsCorners::default();
-        assert_eq!(env.success(&NE, &[1.7, 1.7], false), Some(true)); // 0.424 away
-        assert_eq!(env.success(&NE, &[1.6, 1.6], false), Some(false)); // 0.566 away
+        assert_eq!(env.success(&ne(), &[1.7, 1.7], false), Some(true)); // 0.424 away
+        assert_eq!(env.success(&ne(), &[1.6, 1.6], false), Some(false)); // 0.566 away
         assert_eq!(
-            env.success(&Task::Corner { index: 0 }, &[-2.0, -2.0], false),
+            env.success(&corner_task(0), &[-2.0, -2.0], false),
             Some(true)
         );
     }

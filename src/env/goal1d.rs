@@ -10,7 +10,7 @@
 //! | observation | the state `s` (1-D) |
 //! | action | 1-D, clipped to `[-2, 2]` |
 //! | start | `s ~ U[-2, 2)` (drawn from the row's stream) |
-//! | task | goal `∈ {−1, +1}`, uniformly ([`Task::Goal1d`]) |
+//! | task | goal `∈ {−1, +1}`, uniformly ([`goal_task`]: parameters `[g]`) |
 //! | dynamics | `s' = clip(a)` (the state is forgotten) |
 //! | reward | `exp(−0.1·(clip(a) − goal)²)` |
 //! | termination | never |
@@ -67,10 +67,12 @@ impl Goal1d {
 
 /// The goal of a goal-1d task.
 fn goal(task: &Task) -> f32 {
-    match task {
-        Task::Goal1d { goal } => *goal,
-        other => panic!("goal-1d rows should carry Task::Goal1d, got {other:?}"),
-    }
+    task.param(0)
+}
+
+/// The goal-1d task with goal `g`: parameters `[g]`.
+pub fn goal_task(g: f32) -> Task {
+    Task::new([g])
 }
 
 impl Env for Goal1d {
@@ -85,9 +87,7 @@ impl Env for Goal1d {
 
     fn sample_task(&self, rng: &mut Rng) -> Task {
         let sign = if rng.random::<bool>() { 1.0 } else { -1.0 };
-        Task::Goal1d {
-            goal: sign * self.goal_magnitude,
-        }
+        goal_task(sign * self.goal_magnitude)
     }
 
     fn reset(&self, _task: &Task, state: &mut [f32], rng: &mut Rng) {
@@ -114,20 +114,24 @@ mod tests {
     use crate::env::VecEnv;
     use crate::rng;
 
-    const UP: Task = Task::Goal1d { goal: 1.0 };
-    const DOWN: Task = Task::Goal1d { goal: -1.0 };
+    fn up() -> Task {
+        goal_task(1.0)
+    }
+    fn down() -> Task {
+        goal_task(-1.0)
+    }
 
     #[test]
     fn next_state_is_the_action_and_reward_is_a_gaussian_bump_at_the_goal() {
         let env = Goal1d::default();
         let mut state = [1.7];
         // a = 0.5, goal 1: exp(−0.1·0.25) = exp(−0.025) = 0.9753099.
-        let (r, term) = env.step(&UP, &mut state, &[0.5]);
+        let (r, term) = env.step(&up(), &mut state, &[0.5]);
         assert_eq!(state, [0.5]);
         assert!((r - 0.975_309_9).abs() < 1e-6, "reward {r}");
         assert!(!term);
         // On the goal the reward is exp(0) = 1.
-        let (r, _) = env.step(&DOWN, &mut state, &[-1.0]);
+        let (r, _) = env.step(&down(), &mut state, &[-1.0]);
         assert!((r - 1.0).abs() < 1e-6, "reward {r}");
     }
 
@@ -136,10 +140,10 @@ mod tests {
         let env = Goal1d::default();
         let mut state = [0.0];
         // clip(7) = 2, goal −1: exp(−0.1·9) = exp(−0.9) = 0.4065697.
-        let (r, _) = env.step(&DOWN, &mut state, &[7.0]);
+        let (r, _) = env.step(&down(), &mut state, &[7.0]);
         assert_eq!(state, [2.0]);
         assert!((r - 0.406_569_7).abs() < 1e-6, "reward {r}");
-        env.step(&DOWN, &mut state, &[-7.0]);
+        env.step(&down(), &mut state, &[-7.0]);
         assert_eq!(state, [-2.0]);
     }
 
@@ -150,13 +154,13 @@ mod tests {
         let mut state = [0.0];
         let mut starts = Vec::new();
         for _ in 0..1000 {
-            env.reset(&UP, &mut state, &mut rng);
+            env.reset(&up(), &mut state, &mut rng);
             assert!((-2.0..2.0).contains(&state[0]), "start {state:?}");
             starts.push(state[0]);
         }
         assert!(starts.iter().any(|&s| s > 1.9) && starts.iter().any(|&s| s < -1.9));
         let mut obs = [f32::NAN];
-        env.observe(&UP, &state, &mut obs);
+        env.observe(&up(), &state, &mut obs);
         assert_eq!(obs, state);
     }
 
@@ -178,7 +182,7 @@ mod tests {
 
     #[test]
     fn defines_no_success() {
-        assert_eq!(Goal1d::default().success(&UP, &[1.0], false), None);
+        assert_eq!(Goal1d::default().success(&up(), &[1.0], false), None);
         assert_eq!(Goal1d::default().position(&[1.0]), None);
     }
 
@@ -187,7 +191,7 @@ mod tests {
         let env = Arc::new(Goal1d::default());
         let horizon = env.spec().horizon;
         assert_eq!(horizon, 5);
-        let mut venv = VecEnv::new(env, vec![UP, DOWN], &[1, 2]);
+        let mut venv = VecEnv::new(env, vec![up(), down()], &[1, 2]);
         assert_eq!(venv.reset().len(), 2);
         for t in 1..=horizon {
             let step = venv.step(&[1.0, 1.0]);

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::lanes::{self, Lanes, LANES};
 use crate::rng::{self, Rng};
 
@@ -24,8 +24,11 @@ pub mod es_corners;
 pub mod goal1d;
 pub mod nav2d;
 pub mod point_corners;
+pub mod registry;
 pub mod sine;
 pub mod six_circles;
+
+pub use registry::Registry;
 
 /// Static description of an environment family.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -42,37 +45,38 @@ pub struct EnvSpec {
     pub summary: &'static str,
 }
 
-/// One task's parameters: the per-row data that distinguishes tasks of a family.
+/// One task's parameters: the per-row data that distinguishes tasks of a family (a goal,
+/// a corner's index, a sensor bias, a gap's position). The family that samples a task
+/// defines what its numbers mean and reads them back; the rest of the library only stores,
+/// copies and prints them. Families outside this crate define their own (see
+/// `examples/custom_task.rs`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "kebab-case")]
-pub enum Task {
-    /// A goal position in the plane (nav2d).
-    Goal2d {
-        /// Goal x.
-        x: f32,
-        /// Goal y.
-        y: f32,
-    },
-    /// The index (0..4) of the rewarded corner (point-corners).
-    Corner {
-        /// Corner index.
-        index: usize,
-    },
-    /// Which goals on the circle are correct (six-circles); indices into the circle.
-    Combo {
-        /// Indices of the correct goals, sorted.
-        correct: Vec<usize>,
-    },
-    /// A goal on the line (goal-1d).
-    Goal1d {
-        /// Goal position.
-        goal: f32,
-    },
-    /// A constant bias added to the observed pole angle, in radians (cartpole-biased).
-    SensorBias {
-        /// Bias in radians.
-        bias: f32,
-    },
+pub struct Task {
+    /// The parameters, in the family's order.
+    pub params: Vec<f32>,
+}
+
+impl Task {
+    /// A task with these parameters.
+    pub fn new(params: impl Into<Vec<f32>>) -> Self {
+        Self {
+            params: params.into(),
+        }
+    }
+
+    /// Parameter `i`.
+    ///
+    /// # Panics
+    /// If the task has fewer than `i + 1` parameters: a row of one family handed to
+    /// another, a broken invariant.
+    pub fn param(&self, i: usize) -> f32 {
+        *self.params.get(i).unwrap_or_else(|| {
+            panic!(
+                "a task should carry parameter {i}, this one has {:?}",
+                self.params
+            )
+        })
+    }
 }
 
 /// A task family: dynamics, rewards and task sampling, stepped one row at a time by
@@ -275,7 +279,7 @@ impl RowBuf {
     }
 }
 
-/// Names accepted by [`make`], in display order.
+/// Names of the built-in families ([`Registry::builtin`]), in display order.
 pub const ENV_NAMES: &[&str] = &[
     "nav2d",
     "point-corners",
@@ -289,36 +293,10 @@ pub const ENV_NAMES: &[&str] = &[
     "cartpole-biased",
 ];
 
-/// Builds the task family called `name` with its default (paper) settings.
+/// Builds the built-in task family called `name` with its default (paper) settings
+/// ([`Registry::builtin`]`.make(name)`).
 pub fn make(name: &str) -> Result<Arc<dyn Env>> {
-    let env: Arc<dyn Env> = match name {
-        "nav2d" => Arc::new(nav2d::Nav2d::default()),
-        "point-corners" => Arc::new(point_corners::PointCorners::default()),
-        "point-corners-dense" => Arc::new(point_corners::PointCorners::new(
-            point_corners::RewardType::Dense,
-        )),
-        "point-corners-penalized" => Arc::new(point_corners::PointCorners::penalized(100.0)),
-        "point-corners-fixed" => Arc::new(point_corners::PointCorners::fixed()),
-        "point-corners-es" => Arc::new(es_corners::EsCorners::default()),
-        "six-circles" => Arc::new(six_circles::SixCircles::default()),
-        "four-circles" => Arc::new(six_circles::SixCircles::four_circles()),
-        "goal-1d" => Arc::new(goal1d::Goal1d::default()),
-        "cartpole-biased" => Arc::new(cartpole::CartpoleBiased::default()),
-        "sine" => {
-            return Err(Error::invalid(
-                "env",
-                name,
-                "a reinforcement-learning environment; `sine` is the supervised family, used by sine-maml",
-            ))
-        }
-        _ => {
-            return Err(Error::UnknownEnv {
-                name: name.to_string(),
-                allowed: ENV_NAMES.join(", "),
-            })
-        }
-    };
-    Ok(env)
+    Registry::builtin().make(name)
 }
 
 /// A family whose actions are multiplied by `scale` before the wrapped family sees (and
@@ -387,21 +365,9 @@ impl Env for ScaledActions {
 }
 
 /// [`make`], with the actions multiplied by `action_scale` ([`ScaledActions`]) unless it
-/// is 1. Errors name the field when the scale is not a finite positive number.
+/// is 1 ([`Registry::make_scaled`] on the built-in families).
 pub fn make_scaled(name: &str, action_scale: f64) -> Result<Arc<dyn Env>> {
-    let env = make(name)?;
-    if !(action_scale.is_finite() && action_scale > 0.0) {
-        return Err(Error::invalid(
-            "action_scale",
-            action_scale,
-            "a finite number > 0",
-        ));
-    }
-    Ok(if action_scale == 1.0 {
-        env
-    } else {
-        Arc::new(ScaledActions::new(env, action_scale as f32))
-    })
+    Registry::builtin().make_scaled(name, action_scale)
 }
 
 /// Euclidean distance between two points of the plane (point environments).

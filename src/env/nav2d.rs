@@ -9,7 +9,7 @@
 //! | observation | position `p = (x, y)` |
 //! | action | 2-D displacement, each component clipped to `[-0.1, 0.1]` |
 //! | start | the origin |
-//! | task | goal `g ~ U[-0.5, 0.5)²` ([`Task::Goal2d`]) |
+//! | task | goal `g ~ U[-0.5, 0.5)²` ([`goal_task`]: parameters `[x, y]`) |
 //! | dynamics | `p ← p + clip(a)`; the plane is unbounded |
 //! | reward | `−‖p − g‖₂`, with `p` the position after the move |
 //! | termination | `|x − g_x| < 0.01` and `|y − g_y| < 0.01` |
@@ -78,10 +78,12 @@ impl Nav2d {
 
 /// The goal of a nav2d task.
 fn goal(task: &Task) -> [f32; 2] {
-    match task {
-        Task::Goal2d { x, y } => [*x, *y],
-        other => panic!("nav2d rows should carry Task::Goal2d, got {other:?}"),
-    }
+    [task.param(0), task.param(1)]
+}
+
+/// The nav2d task with goal `(x, y)`: parameters `[x, y]`.
+pub fn goal_task(x: f32, y: f32) -> Task {
+    Task::new([x, y])
 }
 
 impl Env for Nav2d {
@@ -98,7 +100,7 @@ impl Env for Nav2d {
         let (lo, hi) = self.goal_range;
         let x = uniform(rng, lo, hi);
         let y = uniform(rng, lo, hi);
-        Task::Goal2d { x, y }
+        goal_task(x, y)
     }
 
     fn reset(&self, _task: &Task, state: &mut [f32], _rng: &mut Rng) {
@@ -176,7 +178,7 @@ mod tests {
     #[test]
     fn reset_puts_the_point_at_the_origin() {
         let env = Nav2d::default();
-        let task = Task::Goal2d { x: 0.3, y: -0.2 };
+        let task = goal_task(0.3, -0.2);
         let state = reset_row(&env, &task);
         let mut obs = [f32::NAN; 2];
         env.observe(&task, &state, &mut obs);
@@ -187,7 +189,7 @@ mod tests {
     #[test]
     fn step_moves_by_the_action_and_rewards_minus_distance_after_the_move() {
         let env = Nav2d::default();
-        let task = Task::Goal2d { x: 0.3, y: 0.4 };
+        let task = goal_task(0.3, 0.4);
         let mut state = reset_row(&env, &task);
         // p = (0, 0) + (0.06, 0.08) = (0.06, 0.08); p − g = (−0.24, −0.32);
         // ‖p − g‖ = sqrt(0.0576 + 0.1024) = sqrt(0.16) = 0.4.
@@ -200,7 +202,7 @@ mod tests {
     #[test]
     fn actions_are_clipped_to_a_tenth_per_axis() {
         let env = Nav2d::default();
-        let task = Task::Goal2d { x: -0.5, y: 0.5 };
+        let task = goal_task(-0.5, 0.5);
         let mut state = reset_row(&env, &task);
         // clip(5, −3) = (0.1, −0.1); p − g = (0.6, −0.6); ‖p − g‖ = 0.6·√2 = 0.848528.
         let (r, _) = env.step(&task, &mut state, &[5.0, -3.0]);
@@ -211,7 +213,7 @@ mod tests {
     #[test]
     fn terminates_only_when_both_coordinates_are_within_a_hundredth() {
         let env = Nav2d::default();
-        let task = Task::Goal2d { x: 0.1, y: 0.1 };
+        let task = goal_task(0.1, 0.1);
         // x misses by 0.015 (≥ 0.01), y exact: no termination.
         let mut state = reset_row(&env, &task);
         let (_, term) = env.step(&task, &mut state, &[0.085, 0.1]);
@@ -227,7 +229,7 @@ mod tests {
     #[test]
     fn success_means_final_distance_below_a_tenth() {
         let env = Nav2d::default();
-        let task = Task::Goal2d { x: 0.5, y: 0.0 };
+        let task = goal_task(0.5, 0.0);
         assert_eq!(env.success(&task, &[0.41, 0.0], false), Some(true));
         assert_eq!(env.success(&task, &[0.39, 0.0], false), Some(false));
         assert_eq!(env.success(&task, &[0.5, 0.2], false), Some(false));
@@ -254,7 +256,7 @@ mod tests {
         let env = Arc::new(Nav2d::default());
         let horizon = env.spec().horizon;
         assert_eq!(horizon, 100);
-        let task = Task::Goal2d { x: 0.4, y: 0.4 };
+        let task = goal_task(0.4, 0.4);
         let mut venv = VecEnv::new(env, vec![task], &[7]);
         let obs = venv.reset();
         assert_eq!(obs.len(), 2);
@@ -275,7 +277,7 @@ mod tests {
     #[test]
     fn vec_env_reports_termination_with_success() {
         let env = Arc::new(Nav2d::default());
-        let mut venv = VecEnv::new(env, vec![Task::Goal2d { x: 0.1, y: -0.1 }], &[1]);
+        let mut venv = VecEnv::new(env, vec![goal_task(0.1, -0.1)], &[1]);
         venv.reset();
         let step = venv.step(&[0.1, -0.1]);
         assert!(step.terminated[0] && !step.truncated[0]);

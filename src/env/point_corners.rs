@@ -10,7 +10,7 @@
 //! | observation | position `p = (x, y)`, unbounded |
 //! | action | 2-D displacement, each component clipped to `[-0.2, 0.2]` |
 //! | start | `p ~ U[-0.2, 0.2)²` (drawn from the row's stream) |
-//! | task | one of the corners `(±2, ±2)`, uniformly ([`Task::Corner`], index into [`CORNERS`]) |
+//! | task | one of the corners `(±2, ±2)`, uniformly ([`corner_task`]: parameters `[index]`, index into [`CORNERS`]) |
 //! | dynamics | `p' = p + clip(a)` |
 //! | reward, sparse (default) | 0 if `‖p'‖₁ < 0.5`; else, if the goal is the nearest corner to `p'` (ties count as nearest), `‖p − g‖₂ − ‖p' − g‖₂` (the decrease in distance this step); else 0 |
 //! | reward, fixed (`point-corners-fixed`, ours) | as sparse, but also paid when `p` (not only `p'`) is in the goal's region: leaving it is charged, closing the loophole below |
@@ -31,7 +31,7 @@ use rand::Rng as _;
 use super::{distance, uniform, Env, EnvSpec, Task};
 use crate::rng::Rng;
 
-/// The four corners, indexed by [`Task::Corner`]'s `index` (ProMP's order).
+/// The four corners, indexed by a [`corner_task`]'s parameter (ProMP's order).
 pub const CORNERS: [[f32; 2]; 4] = [[-2.0, -2.0], [2.0, -2.0], [-2.0, 2.0], [2.0, 2.0]];
 
 /// How a step is rewarded.
@@ -179,26 +179,30 @@ impl PointCorners {
 
 /// The goal corner of a corner task (this family and `point-corners-es`).
 pub(crate) fn goal(task: &Task) -> [f32; 2] {
-    match task {
-        Task::Corner { index } => *CORNERS
-            .get(*index)
-            .unwrap_or_else(|| panic!("corner index should be below 4, got {index}")),
-        other => panic!("corner-task rows should carry Task::Corner, got {other:?}"),
-    }
+    let index = corner_index(task);
+    *CORNERS
+        .get(index)
+        .unwrap_or_else(|| panic!("corner index should be below 4, got {index}"))
+}
+
+/// The corner task with index `index` into [`CORNERS`]: parameters `[index]`.
+pub fn corner_task(index: usize) -> Task {
+    Task::new([index as f32])
+}
+
+/// The index into [`CORNERS`] of a corner task.
+pub fn corner_index(task: &Task) -> usize {
+    task.param(0) as usize
 }
 
 /// A corner drawn uniformly.
 pub(crate) fn sample_corner(rng: &mut Rng) -> Task {
-    Task::Corner {
-        index: rng.random_range(0..CORNERS.len()),
-    }
+    corner_task(rng.random_range(0..CORNERS.len()))
 }
 
 /// The four corner tasks, each once, in [`CORNERS`] order.
 pub(crate) fn all_corners() -> Vec<Task> {
-    (0..CORNERS.len())
-        .map(|index| Task::Corner { index })
-        .collect()
+    (0..CORNERS.len()).map(corner_task).collect()
 }
 
 impl Env for PointCorners {
@@ -262,7 +266,7 @@ mod penalty_tests {
     #[test]
     fn wrong_corner_penalty_matches_the_formula_and_spares_the_goal() {
         let e = PointCorners::penalized(100.0);
-        let goal_ne = Task::Corner { index: 3 };
+        let goal_ne = corner_task(3);
         // At (−1.5, −2) (near the wrong SW corner (−2,−2)): distance² to SW = 0.25, so the
         // penalty is −100·(1 − 0.25/4) = −93.75; the other wrong corners are > 2 away.
         let mut st = [-1.5 + 0.1, -2.0];
@@ -287,14 +291,16 @@ mod tests {
 
     const TOL: f32 = 1e-5;
     /// Corner (2, 2).
-    const NE: Task = Task::Corner { index: 3 };
+    fn ne() -> Task {
+        corner_task(3)
+    }
 
     #[test]
     fn corner_indices_follow_promp_order() {
-        assert_eq!(goal(&Task::Corner { index: 0 }), [-2.0, -2.0]);
-        assert_eq!(goal(&Task::Corner { index: 1 }), [2.0, -2.0]);
-        assert_eq!(goal(&Task::Corner { index: 2 }), [-2.0, 2.0]);
-        assert_eq!(goal(&NE), [2.0, 2.0]);
+        assert_eq!(goal(&corner_task(0)), [-2.0, -2.0]);
+        assert_eq!(goal(&corner_task(1)), [2.0, -2.0]);
+        assert_eq!(goal(&corner_task(2)), [-2.0, 2.0]);
+        assert_eq!(goal(&ne()), [2.0, 2.0]);
     }
 
     #[test]
@@ -323,13 +329,13 @@ mod tests {
         let mut state = [0.0; 2];
         let mut starts = Vec::new();
         for _ in 0..500 {
-            env.reset(&NE, &mut state, &mut rng);
+            env.reset(&ne(), &mut state, &mut rng);
             assert!(
                 state.iter().all(|c| (-0.2..0.2).contains(c)),
                 "start {state:?}"
             );
             starts.push(state);
-            let (_, term) = env.step(&NE, &mut state, &[0.2, 0.2]);
+            let (_, term) = env.step(&ne(), &mut state, &[0.2, 0.2]);
             assert!(!term);
         }
         // Starts are random, not fixed.
@@ -341,7 +347,7 @@ mod tests {
         let env = PointCorners::default();
         let mut state = [0.1, 0.1];
         // p' = (0.3, 0.15): ‖p'‖₁ = 0.45 < 0.5, so 0 although the move approaches (2, 2).
-        let (r, _) = env.step(&NE, &mut state, &[0.2, 0.05]);
+        let (r, _) = env.step(&ne(), &mut state, &[0.2, 0.05]);
         assert!((state[0] - 0.3).abs() < TOL && (state[1] - 0.15).abs() < TOL);
         assert_eq!(r, 0.0);
     }
@@ -352,11 +358,11 @@ mod tests {
         let mut state = [1.0, 1.0];
         // p = (1, 1), p' = (1.2, 1.2); ‖p − g‖ = √2 = 1.4142136, ‖p' − g‖ = 0.8·√2 = 1.1313708;
         // reward = 0.2·√2 = 0.2828427.
-        let (r, _) = env.step(&NE, &mut state, &[0.2, 0.2]);
+        let (r, _) = env.step(&ne(), &mut state, &[0.2, 0.2]);
         assert!((r - 0.282_842_7).abs() < TOL, "reward {r}");
         // Moving away, still nearest to (2, 2): p' = (1.0, 1.2), ‖p' − g‖ = √(1 + 0.64) = 1.2806248;
         // reward = 1.1313708 − 1.2806248 = −0.1492540 (negative progress is paid too).
-        let (r, _) = env.step(&NE, &mut state, &[-0.2, 0.0]);
+        let (r, _) = env.step(&ne(), &mut state, &[-0.2, 0.0]);
         assert!((r + 0.149_254).abs() < TOL, "reward {r}");
     }
 
@@ -370,10 +376,10 @@ mod tests {
             (PointCorners::fixed(), -0.199_749_8),
         ] {
             let mut state = [1.9, -0.1];
-            let (r_in, _) = env.step(&NE, &mut state, &[0.0, 0.2]);
+            let (r_in, _) = env.step(&ne(), &mut state, &[0.0, 0.2]);
             assert!((r_in - 0.199_749_8).abs() < TOL, "reward {r_in}");
             // Leaving again: ProMP pays 0 (the loophole), the fixed variant charges −0.1997498.
-            let (r_out, _) = env.step(&NE, &mut state, &[0.0, -0.2]);
+            let (r_out, _) = env.step(&ne(), &mut state, &[0.0, -0.2]);
             assert!((r_out - exit).abs() < TOL, "reward {r_out}");
         }
         assert_eq!(PointCorners::fixed().spec().name, "point-corners-fixed");
@@ -384,12 +390,12 @@ mod tests {
         let env = PointCorners::default();
         // Goal (2, 2); p' = (−1.2, 1.0) is nearest to (−2, 2) and outside the L1 ball.
         let mut state = [-1.0, 1.0];
-        let (r, _) = env.step(&NE, &mut state, &[-0.2, 0.0]);
+        let (r, _) = env.step(&ne(), &mut state, &[-0.2, 0.0]);
         assert_eq!(r, 0.0);
         // The same move pays its progress when (−2, 2) is the goal: p = (−1, 1), p' = (−1.2, 1);
         // √2 − √(0.64 + 1) = 1.4142136 − 1.2806248 = 0.1335888.
         let mut state = [-1.0, 1.0];
-        let (r, _) = env.step(&Task::Corner { index: 2 }, &mut state, &[-0.2, 0.0]);
+        let (r, _) = env.step(&corner_task(2), &mut state, &[-0.2, 0.0]);
         assert!((r - 0.133_588_8).abs() < TOL, "reward {r}");
     }
 
@@ -398,7 +404,7 @@ mod tests {
         let env = PointCorners::new(RewardType::Dense);
         let mut state = [0.0, 0.0];
         // clip(9, −9) = (0.2, −0.2); dense reward −‖(0.2, −0.2) − (2, 2)‖ = −√(3.24 + 4.84) = −2.8425341.
-        let (r, term) = env.step(&NE, &mut state, &[9.0, -9.0]);
+        let (r, term) = env.step(&ne(), &mut state, &[9.0, -9.0]);
         assert!((state[0] - 0.2).abs() < TOL && (state[1] + 0.2).abs() < TOL);
         assert!((r + 2.842_534).abs() < TOL, "reward {r}");
         assert!(!term);
@@ -407,9 +413,9 @@ mod tests {
     #[test]
     fn success_means_ending_within_half_a_unit_of_the_goal_corner() {
         let env = PointCorners::default();
-        assert_eq!(env.success(&NE, &[1.7, 1.7], false), Some(true)); // 0.42 away
-        assert_eq!(env.success(&NE, &[1.6, 1.6], false), Some(false)); // 0.57 away
-        assert_eq!(env.success(&NE, &[-2.0, -2.0], false), Some(false)); // wrong corner
+        assert_eq!(env.success(&ne(), &[1.7, 1.7], false), Some(true)); // 0.42 away
+        assert_eq!(env.success(&ne(), &[1.6, 1.6], false), Some(false)); // 0.57 away
+        assert_eq!(env.success(&ne(), &[-2.0, -2.0], false), Some(false)); // wrong corner
         assert_eq!(env.position(&[1.6, -0.3]), Some([1.6, -0.3]));
     }
 
@@ -419,10 +425,7 @@ mod tests {
         let mut rng = rng::stream(2, "tasks");
         let mut counts = [0usize; 4];
         for _ in 0..4000 {
-            match env.sample_task(&mut rng) {
-                Task::Corner { index } => counts[index] += 1,
-                other => panic!("unexpected task {other:?}"),
-            }
+            counts[corner_index(&env.sample_task(&mut rng))] += 1;
         }
         // Each near 1000; 6 standard deviations (√(4000·¼·¾) ≈ 27) of slack.
         assert!(
@@ -436,7 +439,7 @@ mod tests {
         let env = Arc::new(PointCorners::default());
         let horizon = env.spec().horizon;
         assert_eq!(horizon, 100);
-        let mut venv = VecEnv::new(env, vec![NE], &[11]);
+        let mut venv = VecEnv::new(env, vec![ne()], &[11]);
         assert_eq!(venv.reset().len(), 2);
         for t in 1..=horizon {
             let step = venv.step(&[0.2, 0.2]);

@@ -12,7 +12,7 @@
 //! | dynamics | `p ← clip(p + clip(a), −5, 5)` per axis |
 //! | start | the origin, no goal visited |
 //! | goals | `n = 6` points `g_i = √8·(cos 2πi/n, sin 2πi/n)` |
-//! | task | `k = 2` correct goals drawn without replacement ([`Task::Combo`], sorted indices) |
+//! | task | `k = 2` correct goals drawn without replacement ([`combo_task`]: parameters the sorted indices) |
 //! | reward | `Σ_{i wrong} 10000·min(0, ‖p − g_i‖² − 4) + Σ_{i correct, not visited} (−4 + max(0, 4 − ‖p − g_i‖²))` |
 //! | visiting | a correct goal is visited once `‖p − g_i‖² < 0.01`; from then on it contributes 0 |
 //! | termination | never |
@@ -123,20 +123,27 @@ impl SixCircles {
         [(r * angle.cos()) as f32, (r * angle.sin()) as f32]
     }
 
-    /// The correct goals of a six-circles task, checked against the config.
-    fn correct<'t>(&self, task: &'t Task) -> &'t [usize] {
-        match task {
-            Task::Combo { correct } => {
-                assert_eq!(
-                    correct.len(),
-                    self.num_correct,
-                    "a six-circles task should name num_correct goals"
-                );
-                correct
-            }
-            other => panic!("six-circles rows should carry Task::Combo, got {other:?}"),
-        }
+    /// The correct goals of a six-circles task (goal indices as numbers), checked against
+    /// the config.
+    fn correct<'t>(&self, task: &'t Task) -> &'t [f32] {
+        assert_eq!(
+            task.params.len(),
+            self.num_correct,
+            "a six-circles task should name num_correct goals, got {task:?}"
+        );
+        &task.params
     }
+}
+
+/// The task whose correct goals are `correct` (sorted indices into the circle):
+/// parameters `correct` as numbers.
+pub fn combo_task(correct: &[usize]) -> Task {
+    Task::new(correct.iter().map(|&i| i as f32).collect::<Vec<_>>())
+}
+
+/// The correct goal indices of a [`combo_task`].
+pub fn combo_indices(task: &Task) -> Vec<usize> {
+    task.params.iter().map(|&i| i as usize).collect()
 }
 
 fn squared_distance(p: [f32; 2], g: [f32; 2]) -> f32 {
@@ -164,16 +171,14 @@ impl Env for SixCircles {
         let mut correct =
             rand::seq::index::sample(rng, self.num_goals, self.num_correct).into_vec();
         correct.sort_unstable();
-        Task::Combo { correct }
+        combo_task(&correct)
     }
 
     /// Every `num_correct`-subset of the goals, in lexicographic order.
     fn finite_tasks(&self) -> Option<Vec<Task>> {
         fn extend(from: usize, n: usize, k: usize, cur: &mut Vec<usize>, out: &mut Vec<Task>) {
             if cur.len() == k {
-                out.push(Task::Combo {
-                    correct: cur.clone(),
-                });
+                out.push(combo_task(cur));
                 return;
             }
             for i in from..n {
@@ -212,7 +217,7 @@ impl Env for SixCircles {
         let mut reward = 0.0;
         for i in 0..self.num_goals {
             let sq = squared_distance(p, self.goal(i));
-            match correct.iter().position(|&c| c == i) {
+            match correct.iter().position(|&c| c as usize == i) {
                 None => reward += self.wrong_goal_penalty * (sq - BOUNDARY).min(0.0),
                 Some(j) => {
                     let visited = &mut state[2 + j];
@@ -242,7 +247,10 @@ impl Env for SixCircles {
     }
 
     fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
-        self.correct(task).iter().map(|&i| self.goal(i)).collect()
+        self.correct(task)
+            .iter()
+            .map(|&i| self.goal(i as usize))
+            .collect()
     }
 }
 
@@ -255,9 +263,7 @@ mod tests {
     use crate::rng;
 
     fn task_0_3() -> Task {
-        Task::Combo {
-            correct: vec![0, 3],
-        }
+        combo_task(&[0, 3])
     }
 
     #[test]
@@ -365,9 +371,7 @@ mod tests {
         let mut rng = rng::stream(4, "tasks");
         let mut seen = [0usize; 6];
         for _ in 0..600 {
-            let Task::Combo { correct } = env.sample_task(&mut rng) else {
-                panic!("six-circles should sample Task::Combo");
-            };
+            let correct = combo_indices(&env.sample_task(&mut rng));
             assert_eq!(correct.len(), 2);
             assert!(correct[0] < correct[1] && correct[1] < 6, "{correct:?}");
             for i in correct {
@@ -417,22 +421,10 @@ mod tests {
         let all = SixCircles::default().finite_tasks().expect("finite family");
         // C(6, 2) = 15 sorted pairs, all distinct, each a valid task.
         assert_eq!(all.len(), 15);
-        assert_eq!(
-            all[0],
-            Task::Combo {
-                correct: vec![0, 1]
-            }
-        );
-        assert_eq!(
-            all[14],
-            Task::Combo {
-                correct: vec![4, 5]
-            }
-        );
+        assert_eq!(all[0], combo_task(&[0, 1]));
+        assert_eq!(all[14], combo_task(&[4, 5]));
         for (i, a) in all.iter().enumerate() {
-            let Task::Combo { correct } = a else {
-                panic!("six-circles tasks are Task::Combo")
-            };
+            let correct = combo_indices(a);
             assert!(correct[0] < correct[1] && correct[1] < 6);
             assert!(all[i + 1..].iter().all(|b| b != a), "{a:?} repeats");
         }
@@ -443,14 +435,14 @@ mod tests {
         let env = SixCircles::four_circles();
         assert_eq!(env.spec().name, "four-circles");
         let all = env.finite_tasks().expect("finite family");
-        let want: Vec<Task> = (0..4).map(|i| Task::Combo { correct: vec![i] }).collect();
+        let want: Vec<Task> = (0..4).map(|i| combo_task(&[i])).collect();
         assert_eq!(all, want);
         // g_1 = √8·(cos 90°, sin 90°) = (0, 2.828).
         let g = env.goal(1);
         assert!(g[0].abs() < 1e-6 && (g[1] - 2.828_427).abs() < 1e-6);
         // One step from the origin towards g_0 = (2.83, 0), the correct goal of task [0]:
         // ‖p − g_0‖² = 2.728² = 7.44 ≥ 4 and every other goal is farther: reward −4.
-        let task = Task::Combo { correct: vec![0] };
+        let task = combo_task(&[0]);
         let mut state = vec![0.0; env.state_dim()];
         let (r, _) = env.step(&task, &mut state, &[0.1, 0.0]);
         assert!((r - (-4.0)).abs() < 1e-6, "reward {r}");

@@ -120,3 +120,13 @@ pub(crate) mod testing {
             .collect()
     }
 }
+
+/// Zero-order (Algorithm 2/3) or first-order (Algorithm 5) ES-MAML (shared by the RL and the sine learners).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Order {
+    /// Zero order: ES over f(U(θ)).
+    Zero,
+    /// First order with ES gradients (and optionally the ES Hessian).
+    First,
+}

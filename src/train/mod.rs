@@ -2,16 +2,19 @@
 //! iteration loop with its cadence, progress reporting, `progress.csv`, `summary.json` and
 //! atomic checkpoints with exact resume.
 //!
-//! An algorithm implements [`Trainable`]: `step()` does one meta-iteration and returns its
-//! [`Metrics`]; it never touches files, timers or the terminal. [`run`] owns those.
+//! An algorithm implements [`MetaLearner`] (defined below this layer, in
+//! [`crate::learner`]): `step()` does one meta-iteration and returns its [`Metrics`]; it
+//! never touches files or the terminal. [`run`] owns those, and [`train_run`] is the one
+//! driver every binary goes through: build the learner a [`RunSpec`] names, run or resume
+//! it, evaluate it on held-out tasks and write `summary.json` ([`summary`]).
 
 use std::path::Path;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
 
-pub mod checkpoint;
 pub mod config;
+pub mod driver;
 pub mod es_maml;
 pub mod explore;
 pub mod pg;
@@ -20,65 +23,15 @@ pub mod reporter;
 pub mod run_dir;
 pub mod sine_maml;
 
-pub use checkpoint::{
+pub use crate::checkpoint::{
     load_module, load_optimizer, module_bytes, optimizer_bytes, Checkpoint, RngState,
 };
+pub use crate::learner::{MetaLearner, Metrics};
 pub use config::{load_toml, to_toml};
+pub use driver::{eval_run, summary, train_run, AnyRun, RunSpec};
 pub use progress::ProgressCsv;
 pub use reporter::Reporter;
 pub use run_dir::RunDir;
-
-/// Named scalar results of one iteration, in column order.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Metrics(pub Vec<(String, f64)>);
-
-impl Metrics {
-    /// An empty set of metrics.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Appends a metric (builder style).
-    pub fn with(mut self, name: impl Into<String>, value: f64) -> Self {
-        self.push(name, value);
-        self
-    }
-
-    /// Appends a metric.
-    pub fn push(&mut self, name: impl Into<String>, value: f64) {
-        self.0.push((name.into(), value));
-    }
-
-    /// The value of metric `name`, if present.
-    pub fn get(&self, name: &str) -> Option<f64> {
-        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
-    }
-
-    /// The first metric whose value is NaN or infinite.
-    pub fn first_non_finite(&self) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(_, v)| !v.is_finite())
-            .map(|(n, _)| n.as_str())
-    }
-}
-
-/// An algorithm the harness can train, checkpoint and resume.
-pub trait Trainable {
-    /// Runs meta-iteration `iteration` (0-based) and returns its metrics. Metrics named
-    /// `pre_return` and `post_return_<k>` are shown live by the progress reporter;
-    /// `env_steps` (steps taken this iteration) is accumulated by the harness.
-    fn step(&mut self, iteration: usize) -> Result<Metrics>;
-
-    /// Whether the learned parameters are all finite (checked before every checkpoint).
-    fn parameters_finite(&self) -> bool;
-
-    /// Everything needed to continue exactly: modules, optimizer state, RNG states.
-    fn checkpoint(&self) -> Result<Checkpoint>;
-
-    /// Restores the state written by [`Trainable::checkpoint`].
-    fn restore(&mut self, checkpoint: &Checkpoint) -> Result<()>;
-}
 
 /// Cadence and limits of a training run.
 #[derive(Clone, Debug, PartialEq)]
@@ -130,7 +83,7 @@ impl LoopResult {
 /// [`Error::NonFinite`] (after the last good checkpoint is on disk) when a metric or
 /// parameter stops being finite. `start` is the first iteration to run (0, or the
 /// checkpoint's iteration when resuming).
-pub fn run<T: Trainable>(
+pub fn run<T: MetaLearner + ?Sized>(
     algo: &mut T,
     run_dir: &RunDir,
     cfg: &LoopConfig,
@@ -186,7 +139,7 @@ pub fn run<T: Trainable>(
 
 /// Prepares a run: restores `learner` from the directory's checkpoint when resuming, or
 /// writes `config.toml` for a new run. Returns the first iteration to run.
-fn resume_or_init<T: Trainable>(
+fn resume_or_init<T: MetaLearner + ?Sized>(
     learner: &mut T,
     dir: &RunDir,
     resume: bool,
@@ -205,7 +158,7 @@ fn resume_or_init<T: Trainable>(
 /// The drivers' common path: restore `learner` from the directory's checkpoint when
 /// resuming (or write `config.toml` for a new run), then [`run`] to `cfg.iterations`.
 /// Also returns the wall-clock seconds the loop took.
-pub fn resume_and_run<T: Trainable>(
+pub fn resume_and_run<T: MetaLearner + ?Sized>(
     learner: &mut T,
     dir: &RunDir,
     resume: bool,

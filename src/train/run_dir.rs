@@ -4,7 +4,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use super::checkpoint::atomic_write;
+use crate::checkpoint::atomic_write;
 use crate::error::{Error, Result};
 
 /// A run's output directory.

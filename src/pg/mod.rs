@@ -2,6 +2,10 @@
 //! turning trajectories into per-task tensors with advantages, the differentiable inner
 //! adaptation step, and per-task policies for post-update sampling.
 
+mod evaluate;
+
+pub use evaluate::{before_after_evaluation, evaluate, policy_checkpoint, restore_policy};
+
 use std::sync::Arc;
 
 use burn::prelude::*;
@@ -454,9 +458,9 @@ impl MetaSamples {
 
     /// The iteration's sampling metrics: `pre_return`, `post_return_<k>` for every inner
     /// step, `env_steps`, `sample_seconds` and `inner_seconds`.
-    pub fn metrics(&self) -> crate::train::Metrics {
+    pub fn metrics(&self) -> crate::learner::Metrics {
         let (pre, post) = self.returns();
-        let mut m = crate::train::Metrics::new().with("pre_return", pre);
+        let mut m = crate::learner::Metrics::new().with("pre_return", pre);
         for (k, r) in post.iter().enumerate() {
             m.push(format!("post_return_{}", k + 1), *r);
         }

@@ -1,0 +1,229 @@
+//! The learner contract: what every meta-learning algorithm offers the training loop.
+//!
+//! An algorithm ([`crate::algo`]) implements [`MetaLearner`]: [`MetaLearner::step`] runs one
+//! meta-iteration and returns its [`Metrics`]; [`MetaLearner::checkpoint`] and
+//! [`MetaLearner::restore`] carry everything needed to continue exactly;
+//! [`MetaLearner::evaluate`] scores the meta-policy on the fixed held-out tasks. The loop,
+//! the run directory, `progress.csv`, `summary.json` and the terminal live in
+//! [`crate::train`], which depends on this module and never the other way round.
+
+use serde_json::{json, Value};
+
+pub use crate::checkpoint::Checkpoint;
+use crate::error::{Error, Result};
+
+/// Named scalar results of one iteration, in column order.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metrics(pub Vec<(String, f64)>);
+
+impl Metrics {
+    /// An empty set of metrics.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Appends a metric (builder style).
+    pub fn with(mut self, name: impl Into<String>, value: f64) -> Self {
+        self.push(name, value);
+        self
+    }
+
+    /// Appends a metric.
+    pub fn push(&mut self, name: impl Into<String>, value: f64) {
+        self.0.push((name.into(), value));
+    }
+
+    /// The value of metric `name`, if present.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.0.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+    }
+
+    /// The values of the numbered metrics `{prefix}_1`, `{prefix}_2`, … up to the first
+    /// missing one (the returns after each inner step: `post_return_1`, …). A metric named
+    /// just `prefix` counts as the only one.
+    pub fn numbered(&self, prefix: &str) -> Vec<f64> {
+        let mut out: Vec<f64> = (1..)
+            .map_while(|k| self.get(&format!("{prefix}_{k}")))
+            .collect();
+        if out.is_empty() {
+            out.extend(self.get(prefix));
+        }
+        out
+    }
+
+    /// The first metric whose value is NaN or infinite.
+    pub fn first_non_finite(&self) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(_, v)| !v.is_finite())
+            .map(|(n, _)| n.as_str())
+    }
+}
+
+/// A meta-learning algorithm the training loop can step, checkpoint, resume and evaluate.
+pub trait MetaLearner {
+    /// Runs meta-iteration `iteration` (0-based) and returns its metrics. Metrics named
+    /// `pre_return` and `post_return_<k>` are shown live by the progress reporter and
+    /// summarised in `summary.json`; `env_steps` (steps taken this iteration) is
+    /// accumulated by the loop.
+    fn step(&mut self, iteration: usize) -> Result<Metrics>;
+
+    /// Whether the learned parameters are all finite (checked after every iteration).
+    fn parameters_finite(&self) -> bool;
+
+    /// Everything needed to continue exactly: modules, optimizer state, RNG states.
+    fn checkpoint(&self) -> Result<Checkpoint>;
+
+    /// Restores the state written by [`MetaLearner::checkpoint`].
+    fn restore(&mut self, checkpoint: &Checkpoint) -> Result<()>;
+
+    /// Scores the meta-policy on the first `tasks` tasks of the family's fixed held-out
+    /// set (the same for every run and seed), before and after adaptation. Learners
+    /// without a held-out protocol keep the default, an error that says so.
+    fn evaluate(&self, tasks: usize) -> Result<Evaluation> {
+        let _ = tasks;
+        Err(Error::Other(
+            "this learner defines no held-out evaluation".into(),
+        ))
+    }
+}
+
+/// Held-out scores of a meta-policy: returns for reinforcement-learning tasks, a query
+/// MSE curve for supervised ones.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluation {
+    /// Tasks evaluated.
+    pub tasks: usize,
+    /// What was measured.
+    pub scores: Scores,
+    /// Positions of the first tasks' episodes, phases `pre`, `post-1`, … (point envs;
+    /// header only for others); `None` for supervised tasks.
+    pub trajectories_csv: Option<String>,
+}
+
+/// The measured part of an [`Evaluation`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Scores {
+    /// Mean undiscounted returns of a reinforcement-learning family.
+    Returns(ReturnScores),
+    /// Query mean-squared error of a supervised family after 0, 1, … adaptation steps.
+    Mse {
+        /// Mean MSE after each number of steps, `mse[0]` before adaptation.
+        mse: Vec<f64>,
+        /// 95% confidence half-widths of `mse`.
+        ci95: Vec<f64>,
+    },
+}
+
+/// Returns before and after adaptation on held-out tasks.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReturnScores {
+    /// Mean return before adaptation.
+    pub pre_return: f64,
+    /// Mean return after each inner step (one entry for single-step learners).
+    pub post_return: Vec<f64>,
+    /// Success rate after the last inner step, for families that define success.
+    pub success_rate: Option<f64>,
+    /// The adapted policy acting with its mean action (no sampling noise), on the same
+    /// tasks after the last inner step; `None` where not measured.
+    pub mean_action: Option<MeanActionScore>,
+}
+
+/// Return and success of an adapted Gaussian policy acting with its mean action μ(s).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MeanActionScore {
+    /// Mean return.
+    pub post_return: f64,
+    /// Success rate, for families that define success.
+    pub success_rate: Option<f64>,
+}
+
+impl MeanActionScore {
+    /// `{"post_return": …, "success_rate": …}`.
+    pub fn to_json(&self) -> Value {
+        json!({ "post_return": self.post_return, "success_rate": self.success_rate })
+    }
+}
+
+impl Evaluation {
+    /// An evaluation of returns.
+    pub fn returns(tasks: usize, scores: ReturnScores, trajectories_csv: String) -> Self {
+        Self {
+            tasks,
+            scores: Scores::Returns(scores),
+            trajectories_csv: Some(trajectories_csv),
+        }
+    }
+
+    /// The return scores; `None` for a supervised evaluation.
+    pub fn return_scores(&self) -> Option<&ReturnScores> {
+        match &self.scores {
+            Scores::Returns(r) => Some(r),
+            Scores::Mse { .. } => None,
+        }
+    }
+
+    /// The `eval` object of `summary.json` and `eval.json`: `tasks` with `pre_return`,
+    /// `post_return` (a list, one entry per inner step), `success_rate` and `mean_action`
+    /// (when measured) for returns; `tasks`, `mse` and `ci95` for supervised tasks.
+    pub fn to_json(&self) -> Value {
+        match &self.scores {
+            Scores::Returns(r) => {
+                let mut j = json!({
+                    "tasks": self.tasks,
+                    "pre_return": r.pre_return,
+                    "post_return": r.post_return,
+                    "success_rate": r.success_rate,
+                });
+                if let (Some(map), Some(m)) = (j.as_object_mut(), r.mean_action) {
+                    map.insert("mean_action".into(), m.to_json());
+                }
+                j
+            }
+            Scores::Mse { mse, ci95 } => json!({ "tasks": self.tasks, "mse": mse, "ci95": ci95 }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbered_metrics_are_read_in_order_up_to_the_first_gap() {
+        let m = Metrics::new()
+            .with("post_return_2", 2.0)
+            .with("post_return_1", 1.0)
+            .with("post_return_4", 4.0);
+        assert_eq!(m.numbered("post_return"), vec![1.0, 2.0]);
+        let single = Metrics::new().with("post_mse", 0.5);
+        assert_eq!(single.numbered("post_mse"), vec![0.5]);
+        assert!(Metrics::new().numbered("post_return").is_empty());
+    }
+
+    #[test]
+    fn return_evaluations_list_post_returns_and_supervised_ones_their_curve() {
+        let r = Evaluation::returns(
+            3,
+            ReturnScores {
+                pre_return: -2.0,
+                post_return: vec![-1.0],
+                success_rate: None,
+                mean_action: None,
+            },
+            String::new(),
+        );
+        let j = r.to_json();
+        assert_eq!(j["post_return"], json!([-1.0]));
+        assert!(j.get("mean_action").is_none());
+        let s = Evaluation {
+            tasks: 2,
+            scores: Scores::Mse {
+                mse: vec![1.0, 0.5],
+                ci95: vec![0.1, 0.1],
+            },
+            trajectories_csv: None,
+        };
+        assert_eq!(s.to_json()["mse"], json!([1.0, 0.5]));
+    }
+}

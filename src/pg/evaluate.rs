@@ -1,0 +1,153 @@
+//! Held-out evaluation of a Gaussian meta-policy and its checkpoint state: what the
+//! policy-gradient learners (ProMP, PG-MAML) share to meet [`crate::learner::MetaLearner`].
+
+use std::sync::Arc;
+
+use burn::optim::{AdamConfig, ModuleOptimizer};
+use burn::prelude::*;
+
+use super::{adapt, process, sample_tasks, MetaPgConfig, SamplerRngs, TaskPolicies};
+use crate::checkpoint::{load_module, load_optimizer, module_bytes, optimizer_bytes};
+use crate::env::{Env, TaskDistribution, VecEnv, HELD_OUT_SEED};
+use crate::error::Result;
+use crate::learner::{Checkpoint, Evaluation, MeanActionScore, ReturnScores};
+use crate::nn::functional::GaussianParams;
+use crate::nn::GaussianPolicy;
+use crate::rng::{stream, Rng};
+use crate::rollout::sample;
+use crate::traj::positions_csv;
+
+/// Samples the first `n` held-out tasks (fixed for every run), adapts the meta-policy with
+/// the run's inner step (first order: no meta-gradient is needed) and measures returns.
+/// Sampling noise comes from fixed streams, so two runs are scored on the same draws.
+/// The adapted policy is also scored acting with its mean action (`mean_action`), after
+/// the stochastic batches, so those draws do not depend on it.
+pub fn evaluate(
+    envf: &Arc<dyn Env>,
+    policy: &GaussianPolicy,
+    meta: &MetaPgConfig,
+    n: usize,
+    device: &Device,
+) -> Result<Evaluation> {
+    let tasks = TaskDistribution::new(envf.clone()).held_out(n);
+    let (mut env_rng, mut act_rng) = (
+        stream(HELD_OUT_SEED, "eval-env"),
+        stream(HELD_OUT_SEED, "eval-action"),
+    );
+    let goals: Vec<_> = tasks
+        .iter()
+        .map(|t| envf.goals(t).first().copied())
+        .collect();
+    let shown = n.min(4) * meta.rollouts;
+    let mut p = GaussianParams::from_policy(&policy.valid());
+    let mut csv = String::new();
+    let mut returns = Vec::new();
+    let mut success = None;
+    for s in 0..=meta.inner_steps {
+        let tr = sample_tasks(
+            envf,
+            &tasks,
+            &p,
+            meta.rollouts,
+            &mut env_rng,
+            &mut act_rng,
+            device,
+        );
+        let phase = if s == 0 {
+            "pre".to_string()
+        } else {
+            format!("post-{s}")
+        };
+        csv.push_str(&positions_csv(
+            &tr.select_rows(0, shown),
+            &phase,
+            &goals,
+            s == 0,
+        ));
+        returns.push(tr.mean_return());
+        success = tr.success_rate();
+        if s < meta.inner_steps {
+            let b = process(&tr, meta, device)?;
+            p = adapt(&p, &b, meta.estimator, meta.inner_lr, false);
+        }
+    }
+    let mut venv = VecEnv::for_tasks(envf.clone(), &tasks, meta.rollouts, &mut env_rng);
+    let actor = TaskPolicies::new(&p, meta.rollouts).mean_actions();
+    let mean = sample(&actor, &mut venv, meta.rollouts, &mut act_rng, device);
+    let scores = ReturnScores {
+        pre_return: returns[0],
+        post_return: returns[1..].to_vec(),
+        success_rate: success,
+        mean_action: Some(MeanActionScore {
+            post_return: mean.mean_return(),
+            success_rate: mean.success_rate(),
+        }),
+    };
+    Ok(Evaluation::returns(n, scores, csv))
+}
+
+/// The state of a Gaussian-policy learner trained by Adam: `policy.bpk`, `adam.bpk` and
+/// the task, environment and action streams.
+pub fn policy_checkpoint(
+    policy: &GaussianPolicy,
+    optim: &ModuleOptimizer,
+    tasks_rng: &Rng,
+    rngs: &SamplerRngs,
+) -> Result<Checkpoint> {
+    Ok(Checkpoint::default()
+        .with_file("policy.bpk", module_bytes(policy)?)
+        .with_file("adam.bpk", optimizer_bytes(optim)?)
+        .with_rng("tasks", tasks_rng)
+        .with_rng("env", &rngs.env)
+        .with_rng("action", &rngs.act))
+}
+
+/// Restores what [`policy_checkpoint`] wrote, in place.
+pub fn restore_policy(
+    ck: &Checkpoint,
+    policy: &mut GaussianPolicy,
+    optim: &mut ModuleOptimizer,
+    tasks_rng: &mut Rng,
+    rngs: &mut SamplerRngs,
+) -> Result<()> {
+    *policy = load_module(policy.clone(), ck.file("policy.bpk")?)?;
+    *optim = load_optimizer(AdamConfig::new().init(), ck.file("adam.bpk")?)?;
+    *tasks_rng = ck.rng("tasks")?;
+    *rngs = SamplerRngs {
+        env: ck.rng("env")?,
+        act: ck.rng("action")?,
+    };
+    Ok(())
+}
+
+/// The [`Evaluation`] of a learner that scores one batch of episodes before adaptation
+/// and one after (MAME: explore, then exploit; MAESN: prior latents, then one latent
+/// step), `rollouts` episodes per task of `tasks`: mean returns, the success rate after
+/// adaptation, and the first four tasks' paths under the phase names `phases`.
+pub fn before_after_evaluation(
+    envf: &Arc<dyn Env>,
+    tasks: &[crate::env::Task],
+    (pre, post): (&crate::traj::Trajectories, &crate::traj::Trajectories),
+    rollouts: usize,
+    phases: (&str, &str),
+) -> Evaluation {
+    let goals: Vec<_> = tasks
+        .iter()
+        .map(|t| envf.goals(t).first().copied())
+        .collect();
+    let shown = tasks.len().min(4) * rollouts;
+    let mut csv = positions_csv(&pre.select_rows(0, shown), phases.0, &goals, true);
+    csv.push_str(&positions_csv(
+        &post.select_rows(0, shown),
+        phases.1,
+        &goals,
+        false,
+    ));
+    let scores = ReturnScores {
+        pre_return: pre.mean_return(),
+        post_return: vec![post.mean_return()],
+        success_rate: post.success_rate(),
+        mean_action: None,
+    };
+    Evaluation::returns(tasks.len(), scores, csv)
+}

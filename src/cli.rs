@@ -62,13 +62,18 @@ pub fn open_or_create<C: crate::train::RunSpec>(
             let dir = RunDir::open(path)?;
             let mut cfg: C = load_toml(&dir.config_path())?;
             if let Some(n) = common.iterations {
-                cfg.set_iterations(n);
+                *cfg.iterations_mut() = n;
             }
             Ok((cfg, dir, true))
         }
         None => {
             let cfg = fresh()?;
-            let dir = RunDir::create(common.out.as_deref(), bin, cfg.env_name(), cfg.seed())?;
+            let dir = RunDir::create(
+                common.out.as_deref(),
+                bin,
+                cfg.env_name(),
+                cfg.schedule().seed,
+            )?;
             Ok((cfg, dir, false))
         }
     }

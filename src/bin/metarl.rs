@@ -53,7 +53,7 @@ enum Command {
         #[arg(long)]
         save: Option<PathBuf>,
     },
-    /// Adapt a saved meta-policy (promp / pg-maml / meta-explore run) on held-out tasks and report pre-
+    /// Adapt a saved meta-policy (promp / pg-maml / meta-explore / es-maml run) on held-out tasks and report pre-
     /// and post-adaptation returns and the success rate; writes eval.json and
     /// trajectories.csv into the run directory.
     Eval {

@@ -25,16 +25,10 @@ pub trait RunSpec: Serialize + DeserializeOwned {
     fn algo(&self) -> &'static str;
     /// The task family's name, resolved through a [`Registry`].
     fn env_name(&self) -> &str;
-    /// The root seed.
-    fn seed(&self) -> u64;
-    /// Total meta-iterations.
-    fn iterations(&self) -> usize;
-    /// Sets the total number of iterations (`--iterations` extends a resumed run).
-    fn set_iterations(&mut self, n: usize);
-    /// Checkpoint cadence in iterations.
-    fn checkpoint_every(&self) -> usize;
-    /// Held-out tasks of the final evaluation.
-    fn eval_tasks(&self) -> usize;
+    /// Seed, iteration count, checkpoint cadence and held-out tasks.
+    fn schedule(&self) -> Schedule;
+    /// The total number of iterations, to change (`--iterations` extends a resumed run).
+    fn iterations_mut(&mut self) -> &mut usize;
     /// Checks every field once (the family's name against `registry`).
     fn validate(&self, registry: &Registry) -> Result<()>;
     /// The learner this config describes, fresh from its seed, on an autodiff `device`.
@@ -43,6 +37,36 @@ pub trait RunSpec: Serialize + DeserializeOwned {
     /// (estimator, method, operator, …); an object.
     fn variant(&self) -> Value {
         json!({})
+    }
+}
+
+/// The fields every run config has, as [`RunSpec::schedule`] returns them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Schedule {
+    /// The root seed of every random stream.
+    pub seed: u64,
+    /// Total meta-iterations.
+    pub iterations: usize,
+    /// Checkpoint cadence in iterations.
+    pub checkpoint_every: usize,
+    /// Held-out tasks of the final evaluation.
+    pub eval_tasks: usize,
+}
+
+impl Schedule {
+    /// Checks the cadence (≥ 1) and the held-out task count (≥ `min_eval_tasks`).
+    pub fn validate(&self, min_eval_tasks: usize) -> Result<()> {
+        if self.checkpoint_every == 0 {
+            return Err(Error::invalid("checkpoint_every", 0, "≥ 1"));
+        }
+        if self.eval_tasks < min_eval_tasks {
+            return Err(Error::invalid(
+                "eval_tasks",
+                self.eval_tasks,
+                format!("≥ {min_eval_tasks}"),
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -101,8 +125,8 @@ pub fn train_run<C: RunSpec>(
     let device = kind.device()?.autodiff();
     let mut learner = cfg.build(registry, &device)?;
     let lc = LoopConfig {
-        iterations: cfg.iterations(),
-        checkpoint_every: cfg.checkpoint_every(),
+        iterations: cfg.schedule().iterations,
+        checkpoint_every: cfg.schedule().checkpoint_every,
         quiet,
     };
     let (res, wall) = resume_and_run(
@@ -113,7 +137,7 @@ pub fn train_run<C: RunSpec>(
         &lc,
         cfg.algo(),
     )?;
-    let ev = learner.evaluate(cfg.eval_tasks())?;
+    let ev = learner.evaluate(cfg.schedule().eval_tasks)?;
     write_evaluation_files(dir, &ev)?;
     let summary = summary(cfg, kind, &res, wall, &ev);
     dir.write_summary(&summary)?;
@@ -151,7 +175,7 @@ fn eval_with<C: RunSpec>(
     let mut learner = cfg.build(registry, &kind.device()?.autodiff())?;
     let ck = Checkpoint::load(&dir.checkpoint_path())?;
     learner.restore(&ck)?;
-    let ev = learner.evaluate(n.unwrap_or(cfg.eval_tasks()))?;
+    let ev = learner.evaluate(n.unwrap_or(cfg.schedule().eval_tasks))?;
     if let Some(csv) = &ev.trajectories_csv {
         dir.write_file("trajectories.csv", csv.as_bytes())?;
     }
@@ -209,8 +233,8 @@ pub fn summary<C: RunSpec>(
     let mut s = json!({
         "algo": cfg.algo(),
         "env": cfg.env_name(),
-        "seed": cfg.seed(),
-        "iterations": cfg.iterations(),
+        "seed": cfg.schedule().seed,
+        "iterations": cfg.schedule().iterations,
         "device": kind.name(),
         "threads": rayon::current_num_threads(),
         "train": {

@@ -4,7 +4,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::RunSpec;
+use super::{RunSpec, Schedule};
 use crate::algo::es_maml::{EsMaml, EsMamlConfig};
 use crate::algo::es_sine::{EsSine, EsSineConfig};
 use crate::env::Registry;
@@ -61,24 +61,17 @@ impl RunSpec for EsMamlRun {
         &self.env
     }
 
-    fn seed(&self) -> u64 {
-        self.seed
+    fn schedule(&self) -> Schedule {
+        Schedule {
+            seed: self.seed,
+            iterations: self.iterations,
+            checkpoint_every: self.checkpoint_every,
+            eval_tasks: self.eval_tasks,
+        }
     }
 
-    fn iterations(&self) -> usize {
-        self.iterations
-    }
-
-    fn set_iterations(&mut self, n: usize) {
-        self.iterations = n;
-    }
-
-    fn checkpoint_every(&self) -> usize {
-        self.checkpoint_every
-    }
-
-    fn eval_tasks(&self) -> usize {
-        self.eval_tasks
+    fn iterations_mut(&mut self) -> &mut usize {
+        &mut self.iterations
     }
 
     /// Every field once; `env = "sine"` checks the supervised settings only.
@@ -90,12 +83,7 @@ impl RunSpec for EsMamlRun {
             return self.sine.validate();
         }
         let envf = registry.make(&self.env)?;
-        if self.checkpoint_every == 0 {
-            return Err(Error::invalid("checkpoint_every", 0, "≥ 1"));
-        }
-        if self.eval_tasks == 0 {
-            return Err(Error::invalid("eval_tasks", 0, "≥ 1"));
-        }
+        self.schedule().validate(1)?;
         self.es.validate_for(envf.as_ref())
     }
 

@@ -28,7 +28,7 @@ pub use crate::checkpoint::{
 };
 pub use crate::learner::{MetaLearner, Metrics};
 pub use config::{load_toml, to_toml};
-pub use driver::{eval_run, summary, train_run, AnyRun, RunSpec};
+pub use driver::{eval_run, summary, train_run, AnyRun, RunSpec, Schedule};
 pub use progress::ProgressCsv;
 pub use reporter::Reporter;
 pub use run_dir::RunDir;

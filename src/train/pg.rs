@@ -5,11 +5,11 @@ use std::sync::Arc;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::RunSpec;
+use super::{RunSpec, Schedule};
 use crate::algo::pg_maml::{PgMaml, PgMamlConfig};
 use crate::algo::promp::{ProMp, ProMpConfig};
 use crate::env::{self, Registry};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::learner::MetaLearner;
 use crate::pg::{MetaPgConfig, SamplerRngs};
 use crate::rng::stream;
@@ -97,35 +97,23 @@ impl RunSpec for PgRun {
         &self.env
     }
 
-    fn seed(&self) -> u64 {
-        self.seed
+    fn schedule(&self) -> Schedule {
+        Schedule {
+            seed: self.seed,
+            iterations: self.iterations,
+            checkpoint_every: self.checkpoint_every,
+            eval_tasks: self.eval_tasks,
+        }
     }
 
-    fn iterations(&self) -> usize {
-        self.iterations
-    }
-
-    fn set_iterations(&mut self, n: usize) {
-        self.iterations = n;
-    }
-
-    fn checkpoint_every(&self) -> usize {
-        self.checkpoint_every
-    }
-
-    fn eval_tasks(&self) -> usize {
-        self.eval_tasks
+    fn iterations_mut(&mut self) -> &mut usize {
+        &mut self.iterations
     }
 
     /// Every field once, including the environment name.
     fn validate(&self, registry: &Registry) -> Result<()> {
         self.make_env(registry)?;
-        if self.checkpoint_every == 0 {
-            return Err(Error::invalid("checkpoint_every", 0, "≥ 1"));
-        }
-        if self.eval_tasks == 0 {
-            return Err(Error::invalid("eval_tasks", 0, "≥ 1"));
-        }
+        self.schedule().validate(1)?;
         self.meta.validate()?;
         self.pg_maml.validate()?;
         self.promp.validate()

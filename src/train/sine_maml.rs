@@ -5,7 +5,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::RunSpec;
+use super::{RunSpec, Schedule};
 use crate::algo::sine_maml::{SineMaml, SineMamlConfig};
 use crate::env::Registry;
 use crate::error::{Error, Result};
@@ -55,24 +55,17 @@ impl RunSpec for SineMamlRun {
         "sine"
     }
 
-    fn seed(&self) -> u64 {
-        self.seed
+    fn schedule(&self) -> Schedule {
+        Schedule {
+            seed: self.seed,
+            iterations: self.iterations,
+            checkpoint_every: self.checkpoint_every,
+            eval_tasks: self.eval_tasks,
+        }
     }
 
-    fn iterations(&self) -> usize {
-        self.iterations
-    }
-
-    fn set_iterations(&mut self, n: usize) {
-        self.iterations = n;
-    }
-
-    fn checkpoint_every(&self) -> usize {
-        self.checkpoint_every
-    }
-
-    fn eval_tasks(&self) -> usize {
-        self.eval_tasks
+    fn iterations_mut(&mut self) -> &mut usize {
+        &mut self.iterations
     }
 
     /// Every field once (the family is always `sine`; the registry is not consulted).
@@ -80,16 +73,8 @@ impl RunSpec for SineMamlRun {
         if self.algo != "sine-maml" {
             return Err(Error::invalid("algo", &self.algo, "sine-maml"));
         }
-        if self.checkpoint_every == 0 {
-            return Err(Error::invalid("checkpoint_every", 0, "≥ 1"));
-        }
-        if self.eval_tasks < 2 {
-            return Err(Error::invalid(
-                "eval_tasks",
-                self.eval_tasks,
-                "≥ 2 (a confidence interval needs two)",
-            ));
-        }
+        // A confidence interval needs two tasks.
+        self.schedule().validate(2)?;
         self.maml.validate()
     }
 

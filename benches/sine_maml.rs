@@ -10,7 +10,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use metarl::algo::sine_maml::{Hessian, SineMaml, SineMamlConfig};
-use metarl::learner::MetaLearner;
+use metarl::learner::{MetaLearner, Phases};
 use metarl::rng::stream;
 
 fn bench(c: &mut Criterion) {
@@ -30,7 +30,7 @@ fn bench(c: &mut Criterion) {
         g.bench_function(format!("steps={steps}/hessian={hessian:?}"), |b| {
             b.iter(|| {
                 it += 1;
-                learner.step(it).expect("finite")
+                learner.step(it, &mut Phases::new()).expect("finite")
             })
         });
     }

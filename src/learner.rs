@@ -60,13 +60,61 @@ impl Metrics {
     }
 }
 
+/// The stopwatch the training loop lends to [`MetaLearner::step`]: the algorithm marks
+/// where each of its phases begins ([`Phases::enter`]), the loop reads the seconds spent
+/// in each and writes them as `<phase>_seconds` columns of `progress.csv`. Algorithms
+/// never read a clock themselves.
+#[derive(Debug, Default)]
+pub struct Phases {
+    current: Option<(&'static str, std::time::Instant)>,
+    totals: Vec<(&'static str, f64)>,
+}
+
+impl Phases {
+    /// A stopwatch with no phase running.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Ends the running phase (if any) and starts `phase`; time spent in a phase entered
+    /// several times adds up.
+    pub fn enter(&mut self, phase: &'static str) {
+        let now = std::time::Instant::now();
+        self.close(now);
+        self.current = Some((phase, now));
+    }
+
+    fn close(&mut self, now: std::time::Instant) {
+        if let Some((name, since)) = self.current.take() {
+            let dt = (now - since).as_secs_f64();
+            match self.totals.iter_mut().find(|(n, _)| *n == name) {
+                Some(t) => t.1 += dt,
+                None => self.totals.push((name, dt)),
+            }
+        }
+    }
+
+    /// Ends the running phase and returns `<phase>_seconds` metrics, in the order the
+    /// phases were first entered.
+    pub fn finish(mut self) -> Metrics {
+        self.close(std::time::Instant::now());
+        Metrics(
+            self.totals
+                .into_iter()
+                .map(|(n, s)| (format!("{n}_seconds"), s))
+                .collect(),
+        )
+    }
+}
+
 /// A meta-learning algorithm the training loop can step, checkpoint, resume and evaluate.
 pub trait MetaLearner {
-    /// Runs meta-iteration `iteration` (0-based) and returns its metrics. Metrics named
+    /// Runs meta-iteration `iteration` (0-based) and returns its metrics, marking its
+    /// phases (sampling, inner adaptation, outer update, …) on `phases`. Metrics named
     /// `pre_return` and `post_return_<k>` are shown live by the progress reporter and
     /// summarised in `summary.json`; `env_steps` (steps taken this iteration) is
     /// accumulated by the loop.
-    fn step(&mut self, iteration: usize) -> Result<Metrics>;
+    fn step(&mut self, iteration: usize, phases: &mut Phases) -> Result<Metrics>;
 
     /// Whether the learned parameters are all finite (checked after every iteration).
     fn parameters_finite(&self) -> bool;
@@ -199,6 +247,21 @@ mod tests {
         let single = Metrics::new().with("post_mse", 0.5);
         assert_eq!(single.numbered("post_mse"), vec![0.5]);
         assert!(Metrics::new().numbered("post_return").is_empty());
+    }
+
+    #[test]
+    fn phases_add_up_per_name_in_first_entered_order() {
+        let mut p = Phases::new();
+        p.enter("sample");
+        p.enter("inner");
+        p.enter("sample");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        p.enter("outer");
+        let m = p.finish();
+        let names: Vec<&str> = m.0.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["sample_seconds", "inner_seconds", "outer_seconds"]);
+        assert!(m.get("sample_seconds").unwrap() >= 0.002);
+        assert!(Phases::new().finish().0.is_empty());
     }
 
     #[test]

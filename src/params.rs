@@ -100,6 +100,33 @@ pub fn to_gradients<M: Module>(module: &M, grad: &[f32], device: &Device) -> Gra
     c.out
 }
 
+/// One optimizer step that *ascends* an objective along `direction` (a flat vector in
+/// [`flatten`] order: a gradient or an ES estimate of one): Burn optimizers descend, so
+/// the step takes −`direction`. Returns the updated module.
+pub fn ascend<M: Module>(
+    optim: &mut burn::optim::ModuleOptimizer,
+    lr: f64,
+    module: M,
+    direction: &[f32],
+    device: &Device,
+) -> M {
+    let neg: Vec<f32> = direction.iter().map(|g| -g).collect();
+    descend(optim, lr, module, &neg, device)
+}
+
+/// One optimizer step that *descends* a loss along its flat gradient `grad` ([`flatten`]
+/// order). Returns the updated module.
+pub fn descend<M: Module>(
+    optim: &mut burn::optim::ModuleOptimizer,
+    lr: f64,
+    module: M,
+    grad: &[f32],
+    device: &Device,
+) -> M {
+    let grads = to_gradients(&module, grad, device);
+    optim.step(lr, module, grads)
+}
+
 struct Ids(Vec<ParamId>);
 
 impl ModuleVisitor for Ids {

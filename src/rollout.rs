@@ -370,6 +370,24 @@ pub fn episode_returns_lanes_at(
         "one task and one seed per episode"
     );
     simd.assert_supported();
+    if env.simulator_rows(&[]).is_some() {
+        // Simulator rows have no lane form: one episode after another, same results.
+        return (0..n)
+            .map(|i| {
+                episode_rows(
+                    env,
+                    tasks[i],
+                    policy,
+                    thetas[i],
+                    norm,
+                    seeds[i],
+                    stats,
+                    |_| {},
+                )
+                .0
+            })
+            .collect();
+    }
     let args = (tasks, policy, thetas, norm, seeds);
     match simd {
         // SAFETY: the CPU supports the level, asserted just above.
@@ -488,12 +506,13 @@ fn returns_lanes_body(
 }
 
 /// [`episode_return_flat`], also returning the family's success verdict and calling
-/// `visit` with the env state after the reset and after every step (`len + 1` calls for an
-/// episode of `len` steps), e.g. to record a point env's path. Steps the family directly
-/// (no [`VecEnv`] bookkeeping) with reused buffers: this is the inner loop of evolution
-/// strategies, where `visit` is a no-op the compiler removes. Start states come from the
-/// same stream [`VecEnv`] gives a row seeded with `seed`, so both paths see the same
-/// episode.
+/// `visit` after the reset and after every step (`len + 1` calls for an episode of `len`
+/// steps) with a function that gives the row's 2-D position, e.g. to record a point env's
+/// path. Steps the family directly (no [`VecEnv`] bookkeeping) with reused buffers: this
+/// is the inner loop of evolution strategies, where `visit` is a no-op the compiler
+/// removes. Start states come from the same stream [`VecEnv`] gives a row seeded with
+/// `seed`, so both paths see the same episode. A simulator family runs through its
+/// [`crate::env::Rows`] instead, with the same contract.
 #[allow(clippy::too_many_arguments)] // episode_return_flat's arguments plus the visitor
 pub fn episode_flat(
     env: &std::sync::Arc<dyn crate::env::Env>,
@@ -503,8 +522,11 @@ pub fn episode_flat(
     norm: &ObsNorm,
     seed: u64,
     stats: &mut ObsStats,
-    mut visit: impl FnMut(&[f32]),
+    mut visit: impl FnMut(&dyn Fn() -> Option<[f32; 2]>),
 ) -> (f64, Option<bool>) {
+    if env.simulator_rows(&[]).is_some() {
+        return episode_rows(env.as_ref(), task, policy, theta, norm, seed, stats, visit);
+    }
     let spec = env.spec();
     let mut rng = crate::rng::substream(seed, "env-row", 0);
     let mut state = vec![0.0f32; env.state_dim()];
@@ -512,7 +534,7 @@ pub fn episode_flat(
     let mut act = vec![0.0f32; spec.act_dim];
     let mut scratch = crate::nn::flat::Scratch::default();
     env.reset(task, &mut state, &mut rng);
-    visit(&state);
+    visit(&|| env.position(&state));
     let mut ret = 0.0;
     for t in 0..spec.horizon {
         env.observe(task, &state, &mut obs);
@@ -520,10 +542,49 @@ pub fn episode_flat(
         norm.apply(&mut obs);
         policy.forward_into(theta, &obs, 1, &mut act, &mut scratch);
         let (r, terminated) = env.step(task, &mut state, &act);
-        visit(&state);
+        visit(&|| env.position(&state));
         ret += r as f64;
         if terminated || t + 1 == spec.horizon {
             return (ret, env.success(task, &state, terminated));
+        }
+    }
+    (ret, None)
+}
+
+/// [`episode_flat`] for a simulator family: one row of its [`crate::env::Rows`], the same
+/// start stream, statistics, policy and end-of-episode rules.
+#[allow(clippy::too_many_arguments)] // episode_flat's arguments
+fn episode_rows(
+    env: &dyn crate::env::Env,
+    task: &crate::env::Task,
+    policy: &FlatPolicy,
+    theta: &[f32],
+    norm: &ObsNorm,
+    seed: u64,
+    stats: &mut ObsStats,
+    mut visit: impl FnMut(&dyn Fn() -> Option<[f32; 2]>),
+) -> (f64, Option<bool>) {
+    let spec = env.spec();
+    let mut rows = env
+        .simulator_rows(std::slice::from_ref(task))
+        .expect("a simulator family gives rows for any tasks");
+    let mut rng = crate::rng::substream(seed, "env-row", 0);
+    let mut obs = vec![0.0f32; spec.obs_dim];
+    let mut act = vec![0.0f32; spec.act_dim];
+    let mut scratch = crate::nn::flat::Scratch::default();
+    rows.reset(0, &mut rng);
+    visit(&|| rows.position(0));
+    let mut ret = 0.0;
+    for t in 0..spec.horizon {
+        rows.observe(0, &mut obs);
+        stats.push(&obs);
+        norm.apply(&mut obs);
+        policy.forward_into(theta, &obs, 1, &mut act, &mut scratch);
+        let (r, terminated) = rows.step(0, &act);
+        visit(&|| rows.position(0));
+        ret += r as f64;
+        if terminated || t + 1 == spec.horizon {
+            return (ret, rows.success(0, terminated));
         }
     }
     (ret, None)

@@ -5,7 +5,7 @@
 use std::process::Command;
 
 use metarl::algo::es_maml::{EsMaml, EsMamlConfig, Operator, Order, PolicyKind};
-use metarl::learner::MetaLearner;
+use metarl::learner::{MetaLearner, Phases};
 use metarl::rng::stream;
 
 fn learner(cfg: EsMamlConfig) -> EsMaml {
@@ -31,7 +31,9 @@ fn run_in_pool(threads: usize, cfg: &EsMamlConfig) -> (Vec<f32>, Vec<Vec<(String
         .unwrap();
     pool.install(|| {
         let mut l = learner(cfg.clone());
-        let rows = (0..3).map(|it| l.step(it).unwrap().0).collect();
+        let rows = (0..3)
+            .map(|it| l.step(it, &mut Phases::new()).unwrap().0)
+            .collect();
         (l.theta(), rows)
     })
 }

@@ -286,8 +286,6 @@ fn chunked_gradients_equal_the_whole_batch_gradient() {
     let s = MetaSamples {
         pre: vec![f.pre.clone()],
         post: f.post.clone(),
-        sample_seconds: 0.0,
-        inner_seconds: 0.0,
     };
     let cfg = GaussianPolicyConfig {
         hidden: vec![H],

@@ -10,7 +10,7 @@ use metarl::params::flatten;
 use metarl::rng::{stream, Rng};
 use metarl::train::{
     load_module, load_optimizer, module_bytes, optimizer_bytes, run, Checkpoint, LoopConfig,
-    MetaLearner, Metrics, RunDir,
+    MetaLearner, Metrics, Phases, RunDir,
 };
 use metarl::Error;
 use rand_distr::{Distribution, StandardNormal};
@@ -46,7 +46,7 @@ impl Toy {
 }
 
 impl MetaLearner for Toy {
-    fn step(&mut self, it: usize) -> metarl::Result<Metrics> {
+    fn step(&mut self, it: usize, _phases: &mut Phases) -> metarl::Result<Metrics> {
         let w = [1.0f32, -2.0, 0.5];
         let mut x = Vec::new();
         let mut y = Vec::new();

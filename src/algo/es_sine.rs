@@ -24,10 +24,10 @@ use crate::checkpoint::{load_module, load_optimizer, module_bytes, optimizer_byt
 use crate::env::sine::SineDistribution;
 use crate::error::{Error, Result};
 use crate::es::{es_gradient, EsEstimator, Order};
-use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics};
+use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics, Phases};
 use crate::nn::functional::{backward, forward, mse_and_grad, predict, MlpParams};
 use crate::nn::{to_vec, Activation, Init, Mlp};
-use crate::params::{flatten, to_gradients};
+use crate::params::{ascend, flatten};
 use crate::rng::{substream, Rng};
 use crate::supervised::{adapt, sine_evaluation, Hessian, SineBatch};
 
@@ -231,7 +231,7 @@ impl EsSine {
 }
 
 impl MetaLearner for EsSine {
-    fn step(&mut self, iteration: usize) -> Result<Metrics> {
+    fn step(&mut self, iteration: usize, _phases: &mut Phases) -> Result<Metrics> {
         let cfg = self.cfg.clone();
         let theta = self.theta();
         let plain = self.device.clone().inner();
@@ -279,13 +279,9 @@ impl MetaLearner for EsSine {
                 (acc, v)
             }
         };
-        let neg: Vec<f32> = dir.iter().map(|g| -g).collect();
-        let norm = dir.iter().map(|g| (*g as f64).powi(2)).sum::<f64>().sqrt();
-        self.model = self.optim.step(
-            cfg.meta_lr,
-            self.model.clone(),
-            to_gradients(&self.model, &neg, &self.device),
-        );
+        let norm = crate::params::norm(&dir);
+        let model = self.model.clone();
+        self.model = ascend(&mut self.optim, cfg.meta_lr, model, &dir, &self.device);
         Ok(Metrics::new()
             .with("post_mse", -value)
             .with("grad_norm", norm))

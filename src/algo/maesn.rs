@@ -24,7 +24,6 @@
 //! `meta-explore`), and the policy-gradient step uses per-task normalized advantages.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
@@ -34,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{load_module, load_optimizer, module_bytes, optimizer_bytes};
 use crate::env::{Env, Task, TaskDistribution, HELD_OUT_SEED};
 use crate::error::{Error, Result};
-use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics};
+use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics, Phases};
 use crate::nn::functional::{input_grad, log_prob_at, GaussianParams};
 pub use crate::nn::latent::MaesnModel;
 use crate::nn::{to_vec, to_vec_f64, Activation, GaussianPolicyConfig};
@@ -391,9 +390,9 @@ impl Maesn {
     }
 
     /// One meta-iteration.
-    fn iterate(&mut self) -> Result<Metrics> {
+    fn iterate(&mut self, phases: &mut Phases) -> Result<Metrics> {
         use rand::seq::index::sample as choose;
-        let t0 = Instant::now();
+        phases.enter("sample");
         let idx: Vec<usize> =
             choose(&mut self.tasks_rng, self.cfg.train_tasks, self.cfg.tasks).into_vec();
         let tasks: Vec<Task> = idx.iter().map(|&i| self.train_tasks[i].clone()).collect();
@@ -407,8 +406,7 @@ impl Maesn {
             &mut self.latent_rng,
             &self.device,
         )?;
-        let sample_seconds = t0.elapsed().as_secs_f64();
-        let t1 = Instant::now();
+        phases.enter("update");
         let p = MaesnParams::of(&self.model, &idx);
         let l = objective(&p, &s, &self.cfg);
         let value = to_vec_f64(l.clone())[0];
@@ -436,15 +434,14 @@ impl Maesn {
             "env_steps",
             (tr_pre.env_steps() + tr_post.env_steps()) as f64,
         );
-        m.push("sample_seconds", sample_seconds);
-        m.push("update_seconds", t1.elapsed().as_secs_f64());
+
         Ok(m)
     }
 }
 
 impl MetaLearner for Maesn {
-    fn step(&mut self, _iteration: usize) -> Result<Metrics> {
-        self.iterate()
+    fn step(&mut self, _iteration: usize, phases: &mut Phases) -> Result<Metrics> {
+        self.iterate(phases)
     }
 
     fn parameters_finite(&self) -> bool {

@@ -23,7 +23,6 @@
 //! returns are normalized over the meta-batch as in ProMP's `meta_sample_processor`.
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
@@ -31,12 +30,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::Env;
 use crate::error::{Error, Result};
-use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics};
+use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics, Phases};
 use crate::nn::functional::GaussianParams;
 use crate::nn::{to_vec, GaussianPolicy};
 use crate::objective::{emaml_term, likelihood_ratio, masked_mean, standardize_returns, surrogate};
 use crate::optim::{conjugate_gradient, line_search};
-use crate::params::{flatten, norm, to_gradients, unflatten};
+use crate::params::{ascend, flatten, norm, unflatten};
 use crate::pg::{
     chunked_gradient, evaluate, policy_checkpoint, readapt, restore_policy, sample_meta_batch,
     sample_task_batch, task_chunks, MetaPgConfig, MetaSamples, SamplerRngs,
@@ -181,7 +180,7 @@ impl PgMaml {
     }
 
     /// One meta-iteration: sample, adapt, outer update. Returns its metrics.
-    fn iterate(&mut self) -> Result<Metrics> {
+    fn iterate(&mut self, phases: &mut Phases) -> Result<Metrics> {
         let tasks = sample_task_batch(&self.env, self.meta.tasks, &mut self.tasks_rng);
         let theta = GaussianParams::from_policy(&self.policy).detach();
         let (samples, adapted) = sample_meta_batch(
@@ -191,13 +190,13 @@ impl PgMaml {
             &self.meta,
             &mut self.rngs,
             &self.device,
+            phases,
         )?;
-        let t1 = Instant::now();
-        let mut m = match self.cfg.outer {
+        phases.enter("outer");
+        let m = match self.cfg.outer {
             Outer::Vpg => self.vpg_update(&samples),
             Outer::Trpo => self.trpo_update(&samples, &adapted),
         };
-        m.push("outer_seconds", t1.elapsed().as_secs_f64());
         let mut out = samples.metrics();
         out.0.extend(m.0);
         Ok(out)
@@ -237,11 +236,8 @@ impl PgMaml {
 
     fn vpg_update(&mut self, s: &MetaSamples) -> Metrics {
         let (g, j) = self.objective_gradient(&self.policy, s);
-        let neg: Vec<f32> = g.iter().map(|x| -x).collect();
-        let grads = to_gradients(&self.policy, &neg, &self.device);
-        self.policy = self
-            .optim
-            .step(self.cfg.meta_lr, self.policy.clone(), grads);
+        let policy = self.policy.clone();
+        self.policy = ascend(&mut self.optim, self.cfg.meta_lr, policy, &g, &self.device);
         Metrics::new()
             .with("surrogate", j)
             .with("grad_norm", norm(&g))
@@ -327,8 +323,8 @@ impl PgMaml {
 }
 
 impl MetaLearner for PgMaml {
-    fn step(&mut self, _iteration: usize) -> Result<Metrics> {
-        self.iterate()
+    fn step(&mut self, _iteration: usize, phases: &mut Phases) -> Result<Metrics> {
+        self.iterate(phases)
     }
 
     fn parameters_finite(&self) -> bool {

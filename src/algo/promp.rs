@@ -28,7 +28,6 @@
 //! after each batch (ProMP's `adaptive_inner_kl_penalty`).
 
 use std::sync::Arc;
-use std::time::Instant;
 
 use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
@@ -36,11 +35,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::env::Env;
 use crate::error::{Error, Result};
-use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics};
+use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics, Phases};
 use crate::nn::functional::{kl_at, GaussianParams};
 use crate::nn::{to_vec, GaussianPolicy};
 use crate::objective::{clipped_surrogate, likelihood_ratio, masked_mean};
-use crate::params::{flatten, norm, to_gradients};
+use crate::params::{descend, flatten, norm};
 use crate::pg::{
     chunked_gradient, evaluate, policy_checkpoint, readapt, restore_policy, sample_meta_batch,
     sample_task_batch, task_chunks, MetaPgConfig, MetaSamples, SamplerRngs,
@@ -151,7 +150,7 @@ impl ProMp {
     }
 
     /// One iteration of Algorithm 1.
-    fn iterate(&mut self) -> Result<Metrics> {
+    fn iterate(&mut self, phases: &mut Phases) -> Result<Metrics> {
         let tasks = sample_task_batch(&self.env, self.meta.tasks, &mut self.tasks_rng);
         let theta_o = GaussianParams::from_policy(&self.policy).detach();
         let (samples, _) = sample_meta_batch(
@@ -161,8 +160,9 @@ impl ProMp {
             &self.meta,
             &mut self.rngs,
             &self.device,
+            phases,
         )?;
-        let t1 = Instant::now();
+        phases.enter("outer");
         let mu_o = theta_o.mu(samples.pre[0].obs.clone());
         let (mut j, mut kl, mut gn) = (0.0, 0.0, 0.0);
         for _ in 0..self.cfg.outer_steps {
@@ -180,7 +180,6 @@ impl ProMp {
         m.push("kl", kl);
         m.push("kl_coef", self.kl_coef);
         m.push("grad_norm", gn);
-        m.push("outer_seconds", t1.elapsed().as_secs_f64());
         Ok(m)
     }
 
@@ -219,17 +218,21 @@ impl ProMp {
             ((j - kl.mul_scalar(self.kl_coef)).neg(), aux)
         });
         let gn = norm(&grad);
-        let grads = to_gradients(&self.policy, &grad, &self.device);
-        self.policy = self
-            .optim
-            .step(self.cfg.meta_lr, self.policy.clone(), grads);
+        let policy = self.policy.clone();
+        self.policy = descend(
+            &mut self.optim,
+            self.cfg.meta_lr,
+            policy,
+            &grad,
+            &self.device,
+        );
         (aux[0], aux[1], gn)
     }
 }
 
 impl MetaLearner for ProMp {
-    fn step(&mut self, _iteration: usize) -> Result<Metrics> {
-        self.iterate()
+    fn step(&mut self, _iteration: usize, phases: &mut Phases) -> Result<Metrics> {
+        self.iterate(phases)
     }
 
     fn parameters_finite(&self) -> bool {

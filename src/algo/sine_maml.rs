@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{load_module, load_optimizer, module_bytes, optimizer_bytes};
 use crate::env::sine::{SineDistribution, SineTask};
 use crate::error::{Error, Result};
-use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics};
+use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics, Phases};
 use crate::nn::functional::{mse_and_grad, predict, MlpParams};
 use crate::nn::{to_vec, Activation, Init, Mlp};
 use crate::params::{flatten, flatten_gradients};
@@ -167,7 +167,7 @@ impl SineMaml {
 }
 
 impl MetaLearner for SineMaml {
-    fn step(&mut self, _iteration: usize) -> Result<Metrics> {
+    fn step(&mut self, _iteration: usize, _phases: &mut Phases) -> Result<Metrics> {
         let tasks: Vec<SineTask> = (0..self.cfg.meta_batch)
             .map(|_| self.dist.sample_task(&mut self.tasks_rng))
             .collect();

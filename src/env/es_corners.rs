@@ -27,8 +27,7 @@
 //! best possible.
 
 use super::point_corners::{self, goal};
-use super::{distance, goal_lanes, point_step_lanes, Env, EnvSpec, LaneTasks, Task};
-use crate::lanes::{Lanes, LANES};
+use super::{EnvSpec, PointGoal, Task};
 use crate::rng::Rng;
 
 /// Per-step reward outside the goal's reward region (ES-MAML's `alive_penalty`).
@@ -50,23 +49,6 @@ pub struct EsCorners {
     spec: EnvSpec,
 }
 
-impl EsCorners {
-    /// One step from position `p` under action `a` towards goal `g`: the new position and
-    /// the reward. Rows ([`Env::step`]) and lanes ([`Env::step_lanes`]) both step through
-    /// it, so they do the same arithmetic.
-    #[inline(always)]
-    fn advance(&self, p: [f32; 2], a: [f32; 2], g: [f32; 2]) -> ([f32; 2], f32) {
-        let (m, lim) = (self.max_action, self.position_limit);
-        let mut next = [0.0; 2];
-        let mut sq = 0.0;
-        for axis in 0..2 {
-            next[axis] = (p[axis] + a[axis].clamp(-m, m)).clamp(-lim, lim);
-            sq += (next[axis] - g[axis]).powi(2);
-        }
-        (next, ALIVE_PENALTY + (REGION_SQ - sq).max(0.0))
-    }
-}
-
 impl Default for EsCorners {
     fn default() -> Self {
         Self {
@@ -84,77 +66,39 @@ impl Default for EsCorners {
     }
 }
 
-impl Env for EsCorners {
-    fn spec(&self) -> &EnvSpec {
+impl PointGoal for EsCorners {
+    fn point_spec(&self) -> &EnvSpec {
         &self.spec
     }
 
-    /// `[x, y]`.
-    fn state_dim(&self) -> usize {
-        2
-    }
-
-    fn sample_task(&self, rng: &mut Rng) -> Task {
+    fn draw_task(&self, rng: &mut Rng) -> Task {
         point_corners::sample_corner(rng)
     }
 
-    fn finite_tasks(&self) -> Option<Vec<Task>> {
+    fn all_tasks(&self) -> Option<Vec<Task>> {
         Some(point_corners::all_corners())
     }
 
-    fn reset(&self, _task: &Task, state: &mut [f32], _rng: &mut Rng) {
-        state.fill(0.0);
+    fn goal(&self, task: &Task) -> [f32; 2] {
+        goal(task)
     }
 
-    fn fixed_start(&self) -> bool {
-        true
+    fn success_radius(&self) -> f32 {
+        self.success_radius
     }
 
-    fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool) {
-        let (p, reward) = self.advance([state[0], state[1]], [action[0], action[1]], goal(task));
-        state[..2].copy_from_slice(&p);
-        (reward, false)
-    }
-
-    fn observe(&self, _task: &Task, state: &[f32], obs: &mut [f32]) {
-        obs.copy_from_slice(&state[..2]);
-    }
-
-    /// The goal's x and y.
-    fn task_constants(&self, tasks: &[&Task; LANES]) -> Vec<Lanes> {
-        goal_lanes(tasks, goal)
-    }
-
-    fn observe_lanes(&self, _tasks: &LaneTasks, state: &[Lanes], obs: &mut [Lanes]) {
-        // Both lengths constant, so the copy is inlined (not a `memmove` call per step).
-        obs[..2].copy_from_slice(&state[..2]);
-    }
-
-    /// [`Self::advance`] lane by lane; episodes never terminate.
-    fn step_lanes(
-        &self,
-        tasks: &LaneTasks,
-        state: &mut [Lanes],
-        action: &[Lanes],
-        reward: &mut Lanes,
-        terminated: &mut [bool; LANES],
-    ) {
-        point_step_lanes(tasks, state, action, reward, terminated, |p, a, g| {
-            let (p, r) = self.advance(p, a, g);
-            (p, r, false)
-        });
-    }
-
-    fn success(&self, task: &Task, state: &[f32], _terminated: bool) -> Option<bool> {
-        Some(distance([state[0], state[1]], goal(task)) < self.success_radius)
-    }
-
-    fn position(&self, state: &[f32]) -> Option<[f32; 2]> {
-        Some([state[0], state[1]])
-    }
-
-    fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
-        vec![goal(task)]
+    /// `p' = clip(p + clip(a), ±limit)`, reward `−4 + max(0, 4 − ‖p' − g‖²)`; episodes
+    /// never terminate.
+    #[inline(always)]
+    fn advance(&self, p: [f32; 2], a: [f32; 2], g: [f32; 2]) -> ([f32; 2], f32, bool) {
+        let (m, lim) = (self.max_action, self.position_limit);
+        let mut next = [0.0; 2];
+        let mut sq = 0.0;
+        for axis in 0..2 {
+            next[axis] = (p[axis] + a[axis].clamp(-m, m)).clamp(-lim, lim);
+            sq += (next[axis] - g[axis]).powi(2);
+        }
+        (next, ALIVE_PENALTY + (REGION_SQ - sq).max(0.0), false)
     }
 }
 
@@ -162,6 +106,7 @@ impl Env for EsCorners {
 mod tests {
     use super::*;
     use crate::env::point_corners::corner_task;
+    use crate::env::Env;
     use crate::rng;
 
     /// Corner (2, 2).

@@ -23,12 +23,16 @@ pub mod cartpole;
 pub mod es_corners;
 pub mod goal1d;
 pub mod nav2d;
+pub mod point;
 pub mod point_corners;
 pub mod registry;
+pub mod rows;
 pub mod sine;
 pub mod six_circles;
 
+pub use point::PointGoal;
 pub use registry::Registry;
+pub use rows::{FlatRows, Rows};
 
 /// Static description of an environment family.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -80,13 +84,22 @@ impl Task {
 }
 
 /// A task family: dynamics, rewards and task sampling, stepped one row at a time by
-/// [`VecEnv`]. Implementations are stateless; all per-row state lives in the `state`
-/// slices that [`VecEnv`] owns.
+/// [`VecEnv`].
+///
+/// A family is one of two kinds. A *stateless* family implements [`Self::state_dim`],
+/// [`Self::reset`], [`Self::step`] and [`Self::observe`] over a short `f32` state vector
+/// per row, which [`VecEnv`] owns ([`FlatRows`]); evolution strategies then also step it
+/// in SIMD lanes. A *simulator* family (one engine object per row) implements
+/// [`Self::simulator_rows`] instead and keeps its rows itself ([`Rows`]); the `f32`
+/// methods are then never called.
 pub trait Env: Send + Sync + Debug {
     /// The family's static description.
     fn spec(&self) -> &EnvSpec;
-    /// Length of one row's internal state vector (may exceed `obs_dim`).
-    fn state_dim(&self) -> usize;
+    /// Length of one row's internal state vector (may exceed `obs_dim`); 0 for a simulator
+    /// family.
+    fn state_dim(&self) -> usize {
+        0
+    }
     /// Draws a task from the family's task distribution.
     fn sample_task(&self, rng: &mut Rng) -> Task;
     /// Every task of a family with finitely many (four corners: the 4 corners), each once,
@@ -96,7 +109,13 @@ pub trait Env: Send + Sync + Debug {
         None
     }
     /// Writes the initial state of one row for `task`.
-    fn reset(&self, task: &Task, state: &mut [f32], rng: &mut Rng);
+    fn reset(&self, task: &Task, state: &mut [f32], rng: &mut Rng) {
+        let _ = (task, state, rng);
+        panic!(
+            "{} keeps simulator rows and has no f32 reset",
+            self.spec().name
+        )
+    }
     /// Whether [`Self::reset`] never reads its generator (the start depends on the task
     /// alone), so a rollout need not build the row's generator (ES builds one per episode:
     /// 3% of a linear-policy iteration). Default `false`; tested for every family.
@@ -105,9 +124,28 @@ pub trait Env: Send + Sync + Debug {
     }
     /// Advances one row by one step under `action` (unclipped; the family clips) and
     /// returns `(reward, terminated)`. Deterministic given `state` and `action`.
-    fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool);
+    fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool) {
+        let _ = (task, state, action);
+        panic!(
+            "{} keeps simulator rows and has no f32 step",
+            self.spec().name
+        )
+    }
     /// Writes the observation of one row.
-    fn observe(&self, task: &Task, state: &[f32], obs: &mut [f32]);
+    fn observe(&self, task: &Task, state: &[f32], obs: &mut [f32]) {
+        let _ = (task, state, obs);
+        panic!(
+            "{} keeps simulator rows and has no f32 observe",
+            self.spec().name
+        )
+    }
+    /// The rows of a simulator family for `tasks`, one per task (`None`, the default, for
+    /// a stateless family). Must answer `Some` for every slice, the empty one included:
+    /// that is how the episode paths ask which kind a family is.
+    fn simulator_rows(&self, tasks: &[Task]) -> Option<Box<dyn Rows>> {
+        let _ = tasks;
+        None
+    }
     /// Constants of a batch's tasks in lanes, for this family's [`Self::step_lanes`] (nav2d:
     /// the goal's x and y), computed once per batch by [`LaneTasks::new`]. Default: none.
     fn task_constants(&self, tasks: &[&Task; LANES]) -> Vec<Lanes> {
@@ -186,7 +224,7 @@ impl<'a> LaneTasks<'a> {
 
 /// A 2-D goal per lane as two rows, x then y: the [`Env::task_constants`] of the point
 /// families whose lane step needs only the goal.
-pub(crate) fn goal_lanes(tasks: &[&Task; LANES], goal: fn(&Task) -> [f32; 2]) -> Vec<Lanes> {
+pub(crate) fn goal_lanes(tasks: &[&Task; LANES], goal: impl Fn(&Task) -> [f32; 2]) -> Vec<Lanes> {
     let g = tasks.map(goal);
     vec![g.map(|g| g[0]), g.map(|g| g[1])]
 }
@@ -442,14 +480,22 @@ pub struct Step {
 }
 
 /// A batch of rows, each a (task, rollout) pair, stepped in lock-step.
-#[derive(Debug)]
 pub struct VecEnv {
     env: Arc<dyn Env>,
     tasks: Vec<Task>,
     rngs: Vec<Rng>,
-    state: Vec<f32>,
+    rows: Box<dyn Rows>,
     t: Vec<usize>,
     done: Vec<bool>,
+}
+
+impl Debug for VecEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VecEnv")
+            .field("env", &self.env)
+            .field("rows", &self.tasks.len())
+            .finish()
+    }
 }
 
 impl VecEnv {
@@ -458,15 +504,14 @@ impl VecEnv {
     pub fn new(env: Arc<dyn Env>, tasks: Vec<Task>, seeds: &[u64]) -> Self {
         assert_eq!(tasks.len(), seeds.len(), "one seed per row");
         let n = tasks.len();
-        let sd = env.state_dim();
         Self {
             rngs: seeds
                 .iter()
                 .map(|&s| rng::substream(s, "env-row", 0))
                 .collect(),
+            rows: rows::rows_for(&env, tasks.clone()),
             env,
             tasks,
-            state: vec![0.0; n * sd],
             t: vec![0; n],
             done: vec![true; n],
         }
@@ -503,18 +548,23 @@ impl VecEnv {
         &self.tasks
     }
 
-    /// Internal state of row `i`.
+    /// Internal state of row `i`, for a stateless family.
+    ///
+    /// # Panics
+    /// For a simulator family, whose rows are not `f32` vectors.
     pub fn row_state(&self, i: usize) -> &[f32] {
-        let sd = self.env.state_dim();
-        &self.state[i * sd..(i + 1) * sd]
+        self.rows.flat_state(i).unwrap_or_else(|| {
+            panic!(
+                "{} keeps simulator rows: no f32 row state",
+                self.env.spec().name
+            )
+        })
     }
 
     /// Starts a new episode in every row and returns the observations `[N, obs_dim]`.
     pub fn reset(&mut self) -> Vec<f32> {
-        let sd = self.env.state_dim();
         for i in 0..self.num_rows() {
-            let s = &mut self.state[i * sd..(i + 1) * sd];
-            self.env.reset(&self.tasks[i], s, &mut self.rngs[i]);
+            self.rows.reset(i, &mut self.rngs[i]);
             self.t[i] = 0;
             self.done[i] = false;
         }
@@ -523,14 +573,10 @@ impl VecEnv {
 
     /// Observations of every row, `[N, obs_dim]`.
     pub fn observe(&self) -> Vec<f32> {
-        let (sd, od) = (self.env.state_dim(), self.env.spec().obs_dim);
+        let od = self.env.spec().obs_dim;
         let mut obs = vec![0.0; self.num_rows() * od];
-        for i in 0..self.num_rows() {
-            self.env.observe(
-                &self.tasks[i],
-                &self.state[i * sd..(i + 1) * sd],
-                &mut obs[i * od..(i + 1) * od],
-            );
+        for (i, o) in obs.chunks_mut(od.max(1)).enumerate().take(self.num_rows()) {
+            self.rows.observe(i, o);
         }
         obs
     }
@@ -538,7 +584,7 @@ impl VecEnv {
     /// Steps every running row with its action (`actions` is `[N, act_dim]`).
     pub fn step(&mut self, actions: &[f32]) -> Step {
         let n = self.num_rows();
-        let (sd, ad) = (self.env.state_dim(), self.env.spec().act_dim);
+        let ad = self.env.spec().act_dim;
         let horizon = self.env.spec().horizon;
         assert_eq!(actions.len(), n * ad, "actions must be [N, act_dim]");
         let mut out = Step {
@@ -550,21 +596,17 @@ impl VecEnv {
             success: vec![None; n],
         };
         for i in 0..n {
-            if self.done[i] {
-                continue;
-            }
-            let s = &mut self.state[i * sd..(i + 1) * sd];
-            let (r, term) = self
-                .env
-                .step(&self.tasks[i], s, &actions[i * ad..(i + 1) * ad]);
+            out.active[i] = !self.done[i];
+        }
+        self.rows
+            .step_active(actions, &out.active, &mut out.reward, &mut out.terminated);
+        for i in (0..n).filter(|&i| out.active[i]) {
             self.t[i] += 1;
-            out.active[i] = true;
-            out.reward[i] = r;
-            out.terminated[i] = term;
+            let term = out.terminated[i];
             out.truncated[i] = !term && self.t[i] >= horizon;
             if term || out.truncated[i] {
                 self.done[i] = true;
-                out.success[i] = self.env.success(&self.tasks[i], s, term);
+                out.success[i] = self.rows.success(i, term);
             }
         }
         out.obs = self.observe();
@@ -574,7 +616,7 @@ impl VecEnv {
     /// The 2-D position of every row, `[N, 2]`, for point environments.
     pub fn positions(&self) -> Option<Vec<f32>> {
         (0..self.num_rows())
-            .map(|i| self.env.position(self.row_state(i)))
+            .map(|i| self.rows.position(i))
             .collect::<Option<Vec<[f32; 2]>>>()
             .map(|v| v.into_iter().flatten().collect())
     }

@@ -20,8 +20,7 @@
 //! the goal region of ES-MAML's NavigationTask2d (it ends episodes at squared distance
 //! ≤ 0.01) and about one step's length. A terminated episode is always a success.
 
-use super::{distance, goal_lanes, point_step_lanes, uniform, Env, EnvSpec, LaneTasks, Task};
-use crate::lanes::{Lanes, LANES};
+use super::{distance, uniform, EnvSpec, PointGoal, Task};
 use crate::rng::Rng;
 
 /// The 2-D navigation family; [`Default`] gives the paper settings.
@@ -58,17 +57,6 @@ impl Default for Nav2d {
 }
 
 impl Nav2d {
-    /// One step from position `p` under action `a` towards goal `g`: the new position, the
-    /// reward and termination. Rows ([`Env::step`]) and lanes ([`Env::step_lanes`]) both
-    /// step through it, so they do the same arithmetic.
-    #[inline(always)]
-    fn advance(&self, p: [f32; 2], a: [f32; 2], g: [f32; 2]) -> ([f32; 2], f32, bool) {
-        let (m, tol) = (self.max_action, self.goal_tolerance);
-        let p = [p[0] + a[0].clamp(-m, m), p[1] + a[1].clamp(-m, m)];
-        let terminated = (p[0] - g[0]).abs() < tol && (p[1] - g[1]).abs() < tol;
-        (p, -distance(p, g), terminated)
-    }
-
     /// The same family with episodes truncated after `horizon` steps.
     pub fn with_horizon(mut self, horizon: usize) -> Self {
         self.spec.horizon = horizon;
@@ -86,76 +74,33 @@ pub fn goal_task(x: f32, y: f32) -> Task {
     Task::new([x, y])
 }
 
-impl Env for Nav2d {
-    fn spec(&self) -> &EnvSpec {
+impl PointGoal for Nav2d {
+    fn point_spec(&self) -> &EnvSpec {
         &self.spec
     }
 
-    /// `[x, y]`.
-    fn state_dim(&self) -> usize {
-        2
-    }
-
-    fn sample_task(&self, rng: &mut Rng) -> Task {
+    fn draw_task(&self, rng: &mut Rng) -> Task {
         let (lo, hi) = self.goal_range;
         let x = uniform(rng, lo, hi);
         let y = uniform(rng, lo, hi);
         goal_task(x, y)
     }
 
-    fn reset(&self, _task: &Task, state: &mut [f32], _rng: &mut Rng) {
-        state.copy_from_slice(&[0.0, 0.0]);
+    fn goal(&self, task: &Task) -> [f32; 2] {
+        goal(task)
     }
 
-    fn fixed_start(&self) -> bool {
-        true
+    fn success_radius(&self) -> f32 {
+        self.success_radius
     }
 
-    fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool) {
-        let (p, reward, terminated) =
-            self.advance([state[0], state[1]], [action[0], action[1]], goal(task));
-        state[..2].copy_from_slice(&p);
-        (reward, terminated)
-    }
-
-    fn observe(&self, _task: &Task, state: &[f32], obs: &mut [f32]) {
-        obs.copy_from_slice(&state[..2]);
-    }
-
-    /// The goal's x and y.
-    fn task_constants(&self, tasks: &[&Task; LANES]) -> Vec<Lanes> {
-        goal_lanes(tasks, goal)
-    }
-
-    fn observe_lanes(&self, _tasks: &LaneTasks, state: &[Lanes], obs: &mut [Lanes]) {
-        // Both lengths constant, so the copy is inlined (not a `memmove` call per step).
-        obs[..2].copy_from_slice(&state[..2]);
-    }
-
-    /// [`Self::advance`] lane by lane.
-    fn step_lanes(
-        &self,
-        tasks: &LaneTasks,
-        state: &mut [Lanes],
-        action: &[Lanes],
-        reward: &mut Lanes,
-        terminated: &mut [bool; LANES],
-    ) {
-        point_step_lanes(tasks, state, action, reward, terminated, |p, a, g| {
-            self.advance(p, a, g)
-        });
-    }
-
-    fn success(&self, task: &Task, state: &[f32], _terminated: bool) -> Option<bool> {
-        Some(distance([state[0], state[1]], goal(task)) < self.success_radius)
-    }
-
-    fn position(&self, state: &[f32]) -> Option<[f32; 2]> {
-        Some([state[0], state[1]])
-    }
-
-    fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
-        vec![goal(task)]
+    /// `p' = p + clip(a)`, reward `−‖p' − g‖`, terminated within `goal_tolerance` per axis.
+    #[inline(always)]
+    fn advance(&self, p: [f32; 2], a: [f32; 2], g: [f32; 2]) -> ([f32; 2], f32, bool) {
+        let (m, tol) = (self.max_action, self.goal_tolerance);
+        let p = [p[0] + a[0].clamp(-m, m), p[1] + a[1].clamp(-m, m)];
+        let terminated = (p[0] - g[0]).abs() < tol && (p[1] - g[1]).abs() < tol;
+        (p, -distance(p, g), terminated)
     }
 }
 
@@ -164,7 +109,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::env::VecEnv;
+    use crate::env::{Env, VecEnv};
     use crate::rng;
 
     const TOL: f32 = 1e-6;

@@ -28,7 +28,7 @@
 
 use rand::Rng as _;
 
-use super::{distance, uniform, Env, EnvSpec, Task};
+use super::{distance, EnvSpec, PointGoal, Task};
 use crate::rng::Rng;
 
 /// The four corners, indexed by a [`corner_task`]'s parameter (ProMP's order).
@@ -205,63 +205,48 @@ pub(crate) fn all_corners() -> Vec<Task> {
     (0..CORNERS.len()).map(corner_task).collect()
 }
 
-impl Env for PointCorners {
-    fn spec(&self) -> &EnvSpec {
+impl PointGoal for PointCorners {
+    fn point_spec(&self) -> &EnvSpec {
         &self.spec
     }
 
-    /// `[x, y]`.
-    fn state_dim(&self) -> usize {
-        2
-    }
-
-    fn sample_task(&self, rng: &mut Rng) -> Task {
+    fn draw_task(&self, rng: &mut Rng) -> Task {
         sample_corner(rng)
     }
 
-    fn finite_tasks(&self) -> Option<Vec<Task>> {
+    fn all_tasks(&self) -> Option<Vec<Task>> {
         Some(all_corners())
     }
 
-    fn reset(&self, _task: &Task, state: &mut [f32], rng: &mut Rng) {
-        let r = self.start_range;
-        state[0] = uniform(rng, -r, r);
-        state[1] = uniform(rng, -r, r);
+    fn start_range(&self) -> Option<f32> {
+        Some(self.start_range)
     }
 
-    fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool) {
-        let g = goal(task);
+    fn goal(&self, task: &Task) -> [f32; 2] {
+        goal(task)
+    }
+
+    fn success_radius(&self) -> f32 {
+        self.success_radius
+    }
+
+    /// `p' = p + clip(a)`; the sparse or dense reward of the move plus the wrong-corner
+    /// penalty at `p'`; episodes never terminate.
+    fn advance(&self, p: [f32; 2], a: [f32; 2], g: [f32; 2]) -> ([f32; 2], f32, bool) {
         let m = self.max_action;
-        let p = [state[0], state[1]];
-        let p_next = [p[0] + action[0].clamp(-m, m), p[1] + action[1].clamp(-m, m)];
-        state[..2].copy_from_slice(&p_next);
+        let p_next = [p[0] + a[0].clamp(-m, m), p[1] + a[1].clamp(-m, m)];
         let reward = match self.reward_type {
             RewardType::Sparse => self.sparse_reward(p, p_next, g),
             RewardType::Dense => -distance(p_next, g),
         };
-        (reward + self.penalty(p_next, g), false)
-    }
-
-    fn observe(&self, _task: &Task, state: &[f32], obs: &mut [f32]) {
-        obs.copy_from_slice(&state[..2]);
-    }
-
-    fn success(&self, task: &Task, state: &[f32], _terminated: bool) -> Option<bool> {
-        Some(distance([state[0], state[1]], goal(task)) < self.success_radius)
-    }
-
-    fn position(&self, state: &[f32]) -> Option<[f32; 2]> {
-        Some([state[0], state[1]])
-    }
-
-    fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
-        vec![goal(task)]
+        (p_next, reward + self.penalty(p_next, g), false)
     }
 }
 
 #[cfg(test)]
 mod penalty_tests {
     use super::*;
+    use crate::env::Env;
 
     #[test]
     fn wrong_corner_penalty_matches_the_formula_and_spares_the_goal() {
@@ -286,7 +271,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::env::VecEnv;
+    use crate::env::{Env, VecEnv};
     use crate::rng;
 
     const TOL: f32 = 1e-5;

@@ -340,36 +340,18 @@ impl GaussianParams {
     /// KL(self ‖ other) `[M, R]` at observations `[M, R, obs_dim]`.
     pub fn kl(&self, other: &GaussianParams, obs: Tensor<3>) -> Tensor<2> {
         let (mp, mq) = (self.mu(obs.clone()), other.mu(obs));
-        let (lp, lq) = (self.log_std.clone(), other.log_std.clone());
-        let var_p = lp.clone().mul_scalar(2.0).exp();
-        let var_q = lq.clone().mul_scalar(2.0).exp();
-        let num = (mp - mq).powi_scalar(2) + var_p;
-        (lq - lp + num / var_q.mul_scalar(2.0))
-            .sub_scalar(0.5)
-            .sum_dim(2)
-            .squeeze_dim::<2>(2)
+        kl_at(mp, self.log_std.clone(), mq, other.log_std.clone())
     }
 }
 
 /// Diagonal Gaussian log-density `[M, R]` from means `[M, R, A]`, log-std `[B, 1, A]`
 /// and actions `[M, R, A]`.
 pub fn log_prob_at(mu: Tensor<3>, log_std: Tensor<3>, act: Tensor<3>) -> Tensor<2> {
-    let a = mu.dims()[2];
-    let z = (act - mu) / log_std.clone().exp();
-    (z.powi_scalar(2).mul_scalar(-0.5) - log_std)
-        .sum_dim(2)
-        .squeeze_dim::<2>(2)
-        .sub_scalar(a as f64 * 0.5 * (2.0 * std::f64::consts::PI).ln())
+    crate::nn::gaussian::diag_log_prob(mu, log_std, act).squeeze_dim::<2>(2)
 }
 
 /// KL(p ‖ q) `[M, R]` of diagonal Gaussians from their means `[M, R, A]` and log-stds
 /// `[B, 1, A]`: Σ_j [log σ_q − log σ_p + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½].
 pub fn kl_at(mp: Tensor<3>, lp: Tensor<3>, mq: Tensor<3>, lq: Tensor<3>) -> Tensor<2> {
-    let var_p = lp.clone().mul_scalar(2.0).exp();
-    let var_q = lq.clone().mul_scalar(2.0).exp();
-    let num = (mp - mq).powi_scalar(2) + var_p;
-    (lq - lp + num / var_q.mul_scalar(2.0))
-        .sub_scalar(0.5)
-        .sum_dim(2)
-        .squeeze_dim::<2>(2)
+    crate::nn::gaussian::diag_kl(mp, lp, mq, lq).squeeze_dim::<2>(2)
 }

@@ -188,39 +188,56 @@ impl GaussianPolicy {
     }
 }
 
-/// Log-density of a diagonal Gaussian, summed over action dimensions:
-/// log N(a; μ, σ²) = Σ_j [−½ ((a_j − μ_j)/σ_j)² − log σ_j − ½ ln 2π].
-/// Shapes: `mu, act: [B, A]`, `log_std: [A]` → `[B]`.
-pub fn gaussian_log_prob(mu: Tensor<2>, log_std: Tensor<1>, act: Tensor<2>) -> Tensor<1> {
-    let [b, a] = mu.dims();
-    assert_eq!(act.dims(), [b, a], "act must match mu's shape [B, A]");
-    assert_eq!(log_std.dims(), [a], "log_std must be [A]");
-    let ls = log_std.unsqueeze::<2>();
-    let z = (act - mu) / ls.clone().exp();
-    (z.powi_scalar(2).mul_scalar(-0.5) - ls)
-        .sum_dim(1)
-        .squeeze_dim::<1>(1)
+/// The diagonal-Gaussian log-density of every policy representation here (this module's
+/// `[B, A]` batches, [`crate::nn::functional`]'s `[M, R, A]` task batches), any rank:
+/// log N(a; μ, σ²) = Σ_j [−½ ((a_j − μ_j)/σ_j)² − log σ_j − ½ ln 2π], summed over the
+/// last (action) axis, which is kept with size 1. `log_std` broadcasts against `mu`
+/// (`[1, A]`, `[M, 1, A]`, …).
+pub fn diag_log_prob<const D: usize>(
+    mu: Tensor<D>,
+    log_std: Tensor<D>,
+    act: Tensor<D>,
+) -> Tensor<D> {
+    let a = mu.dims()[D - 1];
+    assert_eq!(act.dims(), mu.dims(), "act must match mu's shape");
+    let z = (act - mu) / log_std.clone().exp();
+    (z.powi_scalar(2).mul_scalar(-0.5) - log_std)
+        .sum_dim(D - 1)
         .sub_scalar(a as f64 * 0.5 * (2.0 * PI).ln())
 }
 
-/// KL divergence between diagonal Gaussians p = N(μ_p, σ_p²) and q = N(μ_q, σ_q²), summed
-/// over dimensions: Σ_j [log σ_q − log σ_p + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½].
-/// Shapes: `mu_*: [B, A]`, `log_std_*: [A]` → `[B]`.
+/// KL(p ‖ q) of diagonal Gaussians, any rank, summed over the last axis (kept, size 1):
+/// Σ_j [log σ_q − log σ_p + (σ_p² + (μ_p − μ_q)²)/(2σ_q²) − ½]. Log-stds broadcast
+/// against the means.
+pub fn diag_kl<const D: usize>(
+    mu_p: Tensor<D>,
+    log_std_p: Tensor<D>,
+    mu_q: Tensor<D>,
+    log_std_q: Tensor<D>,
+) -> Tensor<D> {
+    assert_eq!(mu_q.dims(), mu_p.dims(), "mu_q must match mu_p");
+    let var_p = log_std_p.clone().mul_scalar(2.0).exp();
+    let var_q = log_std_q.clone().mul_scalar(2.0).exp();
+    let num = (mu_p - mu_q).powi_scalar(2) + var_p;
+    (log_std_q - log_std_p + num / var_q.mul_scalar(2.0))
+        .sub_scalar(0.5)
+        .sum_dim(D - 1)
+}
+
+/// [`diag_log_prob`] of a `[B, A]` batch with a state-independent `log_std: [A]` → `[B]`.
+pub fn gaussian_log_prob(mu: Tensor<2>, log_std: Tensor<1>, act: Tensor<2>) -> Tensor<1> {
+    let [_, a] = mu.dims();
+    assert_eq!(log_std.dims(), [a], "log_std must be [A]");
+    diag_log_prob(mu, log_std.unsqueeze::<2>(), act).squeeze_dim::<1>(1)
+}
+
+/// [`diag_kl`] of `[B, A]` batches with state-independent log-stds `[A]` → `[B]`.
 pub fn diag_gaussian_kl(
     mu_p: Tensor<2>,
     log_std_p: Tensor<1>,
     mu_q: Tensor<2>,
     log_std_q: Tensor<1>,
 ) -> Tensor<1> {
-    let [b, a] = mu_p.dims();
-    assert_eq!(mu_q.dims(), [b, a], "mu_q must match mu_p [B, A]");
-    let lp = log_std_p.unsqueeze::<2>();
-    let lq = log_std_q.unsqueeze::<2>();
-    let var_p = lp.clone().mul_scalar(2.0).exp();
-    let var_q = lq.clone().mul_scalar(2.0).exp();
-    let num = (mu_p - mu_q).powi_scalar(2) + var_p;
-    (lq - lp + num / var_q.mul_scalar(2.0))
-        .sub_scalar(0.5)
-        .sum_dim(1)
-        .squeeze_dim::<1>(1)
+    let (lp, lq) = (log_std_p.unsqueeze::<2>(), log_std_q.unsqueeze::<2>());
+    diag_kl(mu_p, lp, mu_q, lq).squeeze_dim::<1>(1)
 }

@@ -70,6 +70,27 @@ impl Schedule {
     }
 }
 
+/// Implements [`RunSpec::schedule`] and [`RunSpec::iterations_mut`] inside a `RunSpec`
+/// impl for a run config with `seed`, `iterations`, `checkpoint_every` and `eval_tasks`
+/// fields.
+macro_rules! schedule_from_fields {
+    () => {
+        fn schedule(&self) -> $crate::train::Schedule {
+            $crate::train::Schedule {
+                seed: self.seed,
+                iterations: self.iterations,
+                checkpoint_every: self.checkpoint_every,
+                eval_tasks: self.eval_tasks,
+            }
+        }
+
+        fn iterations_mut(&mut self) -> &mut usize {
+            &mut self.iterations
+        }
+    };
+}
+pub(crate) use schedule_from_fields;
+
 /// The run config of any binary, told apart by its `algo` key.
 #[derive(Clone, Debug, PartialEq)]
 pub enum AnyRun {

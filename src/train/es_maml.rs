@@ -4,7 +4,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{RunSpec, Schedule};
+use super::RunSpec;
 use crate::algo::es_maml::{EsMaml, EsMamlConfig};
 use crate::algo::es_sine::{EsSine, EsSineConfig};
 use crate::env::Registry;
@@ -61,18 +61,7 @@ impl RunSpec for EsMamlRun {
         &self.env
     }
 
-    fn schedule(&self) -> Schedule {
-        Schedule {
-            seed: self.seed,
-            iterations: self.iterations,
-            checkpoint_every: self.checkpoint_every,
-            eval_tasks: self.eval_tasks,
-        }
-    }
-
-    fn iterations_mut(&mut self) -> &mut usize {
-        &mut self.iterations
-    }
+    super::driver::schedule_from_fields!();
 
     /// Every field once; `env = "sine"` checks the supervised settings only.
     fn validate(&self, registry: &Registry) -> Result<()> {

@@ -5,7 +5,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{RunSpec, Schedule};
+use super::RunSpec;
 use crate::algo::maesn::{Maesn, MaesnConfig};
 use crate::algo::mame::{InnerLoss, Mame, MameConfig, PhiGradient, Target};
 use crate::env::Registry;
@@ -110,18 +110,7 @@ impl RunSpec for ExploreRun {
         &self.env
     }
 
-    fn schedule(&self) -> Schedule {
-        Schedule {
-            seed: self.seed,
-            iterations: self.iterations,
-            checkpoint_every: self.checkpoint_every,
-            eval_tasks: self.eval_tasks,
-        }
-    }
-
-    fn iterations_mut(&mut self) -> &mut usize {
-        &mut self.iterations
-    }
+    super::driver::schedule_from_fields!();
 
     /// Every field once, including the environment name.
     fn validate(&self, registry: &Registry) -> Result<()> {

@@ -26,7 +26,7 @@ pub mod sine_maml;
 pub use crate::checkpoint::{
     load_module, load_optimizer, module_bytes, optimizer_bytes, Checkpoint, RngState,
 };
-pub use crate::learner::{MetaLearner, Metrics};
+pub use crate::learner::{MetaLearner, Metrics, Phases};
 pub use config::{load_toml, to_toml};
 pub use driver::{eval_run, summary, train_run, AnyRun, RunSpec, Schedule};
 pub use progress::ProgressCsv;
@@ -98,8 +98,10 @@ pub fn run<T: MetaLearner + ?Sized>(
     let t0 = Instant::now();
     for it in start..cfg.iterations {
         let ts = Instant::now();
-        let mut m = algo.step(it)?;
+        let mut phases = Phases::new();
+        let mut m = algo.step(it, &mut phases)?;
         step_seconds += ts.elapsed().as_secs_f64();
+        m.0.extend(phases.finish().0);
         if let Some(name) = m.first_non_finite() {
             return Err(Error::NonFinite {
                 iteration: it,

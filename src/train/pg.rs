@@ -5,7 +5,7 @@ use std::sync::Arc;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::{RunSpec, Schedule};
+use super::RunSpec;
 use crate::algo::pg_maml::{PgMaml, PgMamlConfig};
 use crate::algo::promp::{ProMp, ProMpConfig};
 use crate::env::{self, Registry};
@@ -97,18 +97,7 @@ impl RunSpec for PgRun {
         &self.env
     }
 
-    fn schedule(&self) -> Schedule {
-        Schedule {
-            seed: self.seed,
-            iterations: self.iterations,
-            checkpoint_every: self.checkpoint_every,
-            eval_tasks: self.eval_tasks,
-        }
-    }
-
-    fn iterations_mut(&mut self) -> &mut usize {
-        &mut self.iterations
-    }
+    super::driver::schedule_from_fields!();
 
     /// Every field once, including the environment name.
     fn validate(&self, registry: &Registry) -> Result<()> {

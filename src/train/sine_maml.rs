@@ -5,7 +5,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{RunSpec, Schedule};
+use super::RunSpec;
 use crate::algo::sine_maml::{SineMaml, SineMamlConfig};
 use crate::env::Registry;
 use crate::error::{Error, Result};
@@ -55,18 +55,7 @@ impl RunSpec for SineMamlRun {
         "sine"
     }
 
-    fn schedule(&self) -> Schedule {
-        Schedule {
-            seed: self.seed,
-            iterations: self.iterations,
-            checkpoint_every: self.checkpoint_every,
-            eval_tasks: self.eval_tasks,
-        }
-    }
-
-    fn iterations_mut(&mut self) -> &mut usize {
-        &mut self.iterations
-    }
+    super::driver::schedule_from_fields!();
 
     /// Every field once (the family is always `sine`; the registry is not consulted).
     fn validate(&self, _registry: &Registry) -> Result<()> {

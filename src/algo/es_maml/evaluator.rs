@@ -300,8 +300,8 @@ impl EsMaml {
         let env = &self.env;
         let episode = |task: &Task, p: &[f32], seed: u64, path: &mut Vec<[f32; 2]>| {
             let mut st = ObsStats::new(env.spec().obs_dim);
-            crate::rollout::episode_flat(env, task, &self.flat, p, &norm, seed, &mut st, |s| {
-                path.extend(env.position(s))
+            crate::rollout::episode_flat(env, task, &self.flat, p, &norm, seed, &mut st, |pos| {
+                path.extend(pos())
             })
         };
         let [pre_seeds, adapt_seeds, post_seeds] =

@@ -43,10 +43,10 @@ use crate::es::{
     EsEstimator, FitnessShaping, GradientProblem, Objective,
 };
 use crate::lanes::LANES;
-use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics, ReturnScores};
+use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics, Phases, ReturnScores};
 use crate::nn::flat::FlatPolicy;
 use crate::nn::{Activation, DeterministicPolicy, DeterministicPolicyConfig, Init};
-use crate::params::{flatten, to_gradients, unflatten};
+use crate::params::{ascend, flatten, unflatten};
 use crate::rng::{substream, LazyRng, Rng};
 use crate::rollout::{episode_return_flat, episode_returns_lanes, ObsNorm, ObsStats};
 
@@ -149,9 +149,14 @@ impl EsMaml {
                 learner.test_returns(&theta, iteration, &norm, it_seed, &c),
             )
         });
-        let neg: Vec<f32> = grad.iter().map(|g| -g).collect();
-        let gp = to_gradients(&self.policy, &neg, &self.device);
-        self.policy = self.optim.step(self.cfg.meta_lr, self.policy.clone(), gp);
+        let policy = self.policy.clone();
+        self.policy = ascend(
+            &mut self.optim,
+            self.cfg.meta_lr,
+            policy,
+            &grad,
+            &self.device,
+        );
         let c_stats = c
             .stats
             .into_inner()
@@ -318,7 +323,7 @@ impl EsMaml {
 }
 
 impl MetaLearner for EsMaml {
-    fn step(&mut self, iteration: usize) -> Result<Metrics> {
+    fn step(&mut self, iteration: usize, _phases: &mut Phases) -> Result<Metrics> {
         self.iterate(iteration)
     }
 

@@ -79,6 +79,35 @@ pub fn open_or_create<C: crate::train::RunSpec>(
     }
 }
 
+/// Parses a binary's command line. Help and version print and exit 0 as usual; a bad
+/// flag or value stops with the project's one line (`error: …`, naming the flag, the value
+/// and what is allowed) and exit code 2.
+pub fn parse_args<A: clap::Parser>() -> A {
+    A::try_parse().unwrap_or_else(|e| {
+        if !e.use_stderr() {
+            e.exit()
+        }
+        eprintln!("{}", clap_error_line(&e));
+        std::process::exit(2)
+    })
+}
+
+/// The one-line form of a clap error: its first line, with the allowed values appended
+/// where clap lists them on lines of their own.
+fn clap_error_line(e: &clap::Error) -> String {
+    use clap::error::{ContextKind, ContextValue};
+    let text = e.render().to_string();
+    let mut line = text
+        .lines()
+        .next()
+        .unwrap_or("error: bad arguments")
+        .to_string();
+    if let Some(ContextValue::Strings(allowed)) = e.get(ContextKind::ValidValue) {
+        line.push_str(&format!(" (allowed: {})", allowed.join(", ")));
+    }
+    line
+}
+
 /// Exit code for an error: 2 for bad input, 1 otherwise.
 pub fn exit_code(err: &Error) -> ExitCode {
     if err.is_user_error() {
@@ -125,15 +154,15 @@ pub struct PgFlags {
     /// Inner adaptation steps (fresh samples after each).
     #[arg(long)]
     pub inner_steps: Option<usize>,
-    /// Inner estimator: maml, dice or lvc.
-    #[arg(long)]
-    pub estimator: Option<String>,
+    /// Inner estimator.
+    #[arg(long, value_enum)]
+    pub estimator: Option<crate::objective::Estimator>,
     /// full (differentiate through the inner step) or none (first order).
-    #[arg(long)]
-    pub hessian: Option<String>,
-    /// Outer optimizer of pg-maml: vpg or trpo.
-    #[arg(long)]
-    pub outer: Option<String>,
+    #[arg(long, value_enum)]
+    pub hessian: Option<crate::supervised::Hessian>,
+    /// Outer optimizer of pg-maml.
+    #[arg(long, value_enum)]
+    pub outer: Option<crate::algo::pg_maml::Outer>,
     /// Add E-MAML's pre-update credit term (pg-maml).
     #[arg(long)]
     pub emaml: bool,
@@ -157,7 +186,6 @@ impl PgFlags {
         c: &mut crate::train::pg::PgRun,
         registry: &crate::env::Registry,
     ) -> Result<()> {
-        use crate::algo::pg_maml::Outer;
         c.env = common.env.clone().unwrap_or(c.env.clone());
         c.seed = common.seed.unwrap_or(c.seed);
         c.iterations = common.iterations.unwrap_or(c.iterations);
@@ -167,23 +195,11 @@ impl PgFlags {
         m.rollouts = self.rollouts.unwrap_or(m.rollouts);
         m.inner_lr = self.inner_lr.unwrap_or(m.inner_lr);
         m.inner_steps = self.inner_steps.unwrap_or(m.inner_steps);
-        if let Some(e) = &self.estimator {
-            m.estimator = crate::objective::Estimator::parse(e)?;
+        m.estimator = self.estimator.unwrap_or(m.estimator);
+        if let Some(h) = self.hessian {
+            m.second_order = h == crate::supervised::Hessian::Full;
         }
-        if let Some(h) = &self.hessian {
-            m.second_order = match h.as_str() {
-                "full" => true,
-                "none" => false,
-                _ => return Err(Error::invalid("hessian", h, "full, none")),
-            };
-        }
-        if let Some(o) = &self.outer {
-            c.pg_maml.outer = match o.as_str() {
-                "vpg" => Outer::Vpg,
-                "trpo" => Outer::Trpo,
-                _ => return Err(Error::invalid("outer", o, "vpg, trpo")),
-            };
-        }
+        c.pg_maml.outer = self.outer.unwrap_or(c.pg_maml.outer);
         c.pg_maml.emaml |= self.emaml;
         c.promp.outer_steps = self.outer_steps.unwrap_or(c.promp.outer_steps);
         c.promp.kl_coef = self.kl_coef.unwrap_or(c.promp.kl_coef);
@@ -215,36 +231,48 @@ pub fn run_pg(
         Ok(cfg)
     })?;
     let s = train_run(&cfg, registry, &dir, kind, resume, common.quiet)?;
-    print_result(&dir, None, &s, cfg.meta.inner_steps - 1);
+    print_result(&dir, None, &s);
     Ok(())
 }
 
-/// Prints a training binary's one-line result from its `summary.json` value: held-out
-/// pre-update return, post-update return number `post_index`, success rate (when the
-/// family defines success) and seconds per iteration, after the run directory and an
-/// optional label.
-pub fn print_result(
-    dir: &crate::train::RunDir,
-    label: Option<&str>,
-    s: &serde_json::Value,
-    post_index: usize,
-) {
+/// Prints a training binary's one-line result from its `summary.json` value, after the run
+/// directory and an optional label: the held-out return before adaptation and after the
+/// last inner step, the success rate (when the family defines success), seconds per
+/// iteration and environment steps per second; or, for a supervised run, the held-out MSE
+/// after 0, 1 and the last number of steps.
+pub fn print_result(dir: &crate::train::RunDir, label: Option<&str>, s: &serde_json::Value) {
+    let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
+    let last = |v: &serde_json::Value| v.as_array().and_then(|a| a.last()).map_or(f64::NAN, num);
     print!("{}: ", dir.path().display());
     if let Some(l) = label {
         print!("{l} ");
     }
-    print!(
-        "held-out return pre {:.2}, post {:.2}",
-        s["eval"]["pre_return"].as_f64().unwrap_or(f64::NAN),
-        s["eval"]["post_return"][post_index]
-            .as_f64()
-            .unwrap_or(f64::NAN),
-    );
-    if let Some(sr) = s["eval"]["success_rate"].as_f64() {
-        print!(", success rate {sr:.2}");
+    let ev = &s["eval"];
+    if let Some(mse) = ev["mse"].as_array() {
+        let n = mse.len().saturating_sub(1);
+        print!(
+            "held-out MSE after 0 steps {:.3}, 1 step {:.3}, {n} steps {:.3}",
+            num(&mse[0]),
+            num(&mse[1]),
+            last(&ev["mse"])
+        );
+    } else {
+        print!(
+            "held-out return pre {:.2}, post {:.2}",
+            num(&ev["pre_return"]),
+            last(&ev["post_return"])
+        );
+        if let Some(sr) = ev["success_rate"].as_f64() {
+            print!(", success rate {sr:.2}");
+        }
     }
-    println!(
+    let t = &s["train"];
+    print!(
         "; {:.3} s per iteration",
-        s["train"]["seconds_per_iteration"].as_f64().unwrap_or(0.0)
+        t["seconds_per_iteration"].as_f64().unwrap_or(0.0)
     );
+    match t["env_steps_per_second"].as_f64() {
+        Some(e) if e > 0.0 => println!(", {e:.3e} env steps/s"),
+        _ => println!(),
+    }
 }

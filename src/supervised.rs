@@ -11,7 +11,7 @@ use crate::nn::to_vec;
 use crate::rng::Rng;
 
 /// Whether the outer gradient differentiates through the inner gradient steps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Hessian {
     /// Exact second-order MAML.

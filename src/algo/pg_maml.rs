@@ -43,7 +43,7 @@ use crate::pg::{
 use crate::rng::Rng;
 
 /// The outer optimizer of PG-MAML.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Outer {
     /// Vanilla policy gradient with Adam.

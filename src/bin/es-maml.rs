@@ -4,10 +4,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use metarl::algo::es_maml::{Operator, Order, PolicyKind};
-use metarl::cli::{main_with, open_or_create, CommonArgs};
+use metarl::cli::{main_with, open_or_create, parse_args, print_result, CommonArgs};
 use metarl::env::Registry;
 use metarl::es::EsEstimator;
-use metarl::train::es_maml::EsMamlRun;
+use metarl::supervised::Hessian;
+use metarl::train::es_maml::{EsMamlRun, SINE};
 use metarl::train::{load_toml, train_run, RunSpec};
 use metarl::{Error, Result};
 
@@ -24,20 +25,20 @@ struct Args {
     #[command(flatten)]
     common: CommonArgs,
     /// zero (Algorithm 2/3) or first (Algorithm 5).
-    #[arg(long)]
-    order: Option<String>,
-    /// Adaptation operator: es-grad, hill-climb or dpp; gradient (exact) for --env sine.
-    #[arg(long)]
-    operator: Option<String>,
-    /// Outer ES estimator: mc, forward-fd or antithetic.
-    #[arg(long)]
-    estimator: Option<String>,
-    /// Policy: linear or mlp.
-    #[arg(long)]
-    policy: Option<String>,
+    #[arg(long, value_enum)]
+    order: Option<Order>,
+    /// Adaptation operator; `gradient` (the exact step) is the one operator on `--env sine`.
+    #[arg(long, value_enum)]
+    operator: Option<OperatorFlag>,
+    /// Outer ES estimator.
+    #[arg(long, value_enum)]
+    estimator: Option<EsEstimator>,
+    /// Policy.
+    #[arg(long, value_enum)]
+    policy: Option<PolicyKind>,
     /// First order: full (ES Hessian) or none.
-    #[arg(long)]
-    hessian: Option<String>,
+    #[arg(long, value_enum)]
+    hessian: Option<Hessian>,
     /// Adaptation queries K.
     #[arg(long)]
     queries: Option<usize>,
@@ -49,30 +50,29 @@ struct Args {
     task_batch: Option<usize>,
 }
 
-fn pick<T: Copy>(
-    field: &str,
-    v: &Option<String>,
-    options: &[(&str, T)],
-    into: &mut T,
-) -> Result<()> {
-    if let Some(s) = v {
-        *into = options
-            .iter()
-            .find(|(n, _)| n == s)
-            .map(|(_, t)| *t)
-            .ok_or_else(|| {
-                Error::invalid(
-                    field,
-                    s,
-                    options
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                )
-            })?;
-    }
-    Ok(())
+/// `--operator`: the RL operators, and the exact gradient step of the sine family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum OperatorFlag {
+    EsGrad,
+    HillClimb,
+    Dpp,
+    Gradient,
+}
+
+/// The RL operator a flag names; `gradient` is refused on an RL family.
+fn rl_operator(flag: OperatorFlag) -> Result<Operator> {
+    Ok(match flag {
+        OperatorFlag::EsGrad => Operator::EsGrad,
+        OperatorFlag::HillClimb => Operator::HillClimb,
+        OperatorFlag::Dpp => Operator::Dpp,
+        OperatorFlag::Gradient => {
+            return Err(Error::invalid(
+                "operator",
+                "gradient",
+                "es-grad, hill-climb, dpp (gradient is the sine family's operator)",
+            ))
+        }
+    })
 }
 
 fn config(a: &Args) -> Result<EsMamlRun> {
@@ -84,107 +84,48 @@ fn config(a: &Args) -> Result<EsMamlRun> {
     c.seed = a.common.seed.unwrap_or(c.seed);
     c.iterations = a.common.iterations.unwrap_or(c.iterations);
     c.eval_tasks = a.common.eval_tasks.unwrap_or(c.eval_tasks);
-    let ests = [
-        ("mc", EsEstimator::Mc),
-        ("forward-fd", EsEstimator::ForwardFd),
-        ("antithetic", EsEstimator::Antithetic),
-    ];
-    let orders = [("zero", Order::Zero), ("first", Order::First)];
-    if c.env == "sine" {
+    let full = a.hessian.map(|h| h == Hessian::Full);
+    if c.env == SINE {
         let s = &mut c.sine;
-        pick("order", &a.order, &orders, &mut s.order)?;
-        pick("operator", &a.operator, &[("gradient", ())], &mut ())?;
-        pick("estimator", &a.estimator, &ests, &mut s.estimator)?;
-        pick(
-            "hessian",
-            &a.hessian,
-            &[("full", true), ("none", false)],
-            &mut s.hessian,
-        )?;
+        if let Some(op) = a.operator.filter(|&op| op != OperatorFlag::Gradient) {
+            let op = format!("{op:?}").to_lowercase();
+            return Err(Error::invalid("operator", op, "gradient (on --env sine)"));
+        }
+        (s.order, s.estimator) = (
+            a.order.unwrap_or(s.order),
+            a.estimator.unwrap_or(s.estimator),
+        );
+        s.hessian = full.unwrap_or(s.hessian);
         s.perturbations = a.perturbations.unwrap_or(s.perturbations);
-        RunSpec::validate(&c, &Registry::builtin())?;
-        return Ok(c);
+    } else {
+        let e = &mut c.es;
+        (e.order, e.estimator) = (
+            a.order.unwrap_or(e.order),
+            a.estimator.unwrap_or(e.estimator),
+        );
+        e.operator = a
+            .operator
+            .map(rl_operator)
+            .transpose()?
+            .unwrap_or(e.operator);
+        e.policy = a.policy.unwrap_or(e.policy);
+        e.hessian = full.unwrap_or(e.hessian);
+        e.queries = a.queries.unwrap_or(e.queries);
+        e.perturbations = a.perturbations.unwrap_or(e.perturbations);
+        e.task_batch = a.task_batch.unwrap_or(e.task_batch);
     }
-    let e = &mut c.es;
-    pick(
-        "order",
-        &a.order,
-        &[("zero", Order::Zero), ("first", Order::First)],
-        &mut e.order,
-    )?;
-    pick(
-        "operator",
-        &a.operator,
-        &[
-            ("es-grad", Operator::EsGrad),
-            ("hill-climb", Operator::HillClimb),
-            ("dpp", Operator::Dpp),
-        ],
-        &mut e.operator,
-    )?;
-    let ests = [
-        ("mc", EsEstimator::Mc),
-        ("forward-fd", EsEstimator::ForwardFd),
-        ("antithetic", EsEstimator::Antithetic),
-    ];
-    pick("estimator", &a.estimator, &ests, &mut e.estimator)?;
-    pick(
-        "policy",
-        &a.policy,
-        &[("linear", PolicyKind::Linear), ("mlp", PolicyKind::Mlp)],
-        &mut e.policy,
-    )?;
-    pick(
-        "hessian",
-        &a.hessian,
-        &[("full", true), ("none", false)],
-        &mut e.hessian,
-    )?;
-    e.queries = a.queries.unwrap_or(e.queries);
-    e.perturbations = a.perturbations.unwrap_or(e.perturbations);
-    e.task_batch = a.task_batch.unwrap_or(e.task_batch);
     RunSpec::validate(&c, &Registry::builtin())?;
     Ok(c)
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = parse_args();
     main_with(|| {
         let kind = args.common.device_kind()?;
         let (cfg, dir, resume) = open_or_create(&args.common, "es-maml", || config(&args))?;
-        let s = train_run(
-            &cfg,
-            &Registry::builtin(),
-            &dir,
-            kind,
-            resume,
-            args.common.quiet,
-        )?;
-        if cfg.env == "sine" {
-            let mse = &s["eval"]["mse"];
-            println!(
-                "{}: held-out MSE after 0 steps {:.3}, 1 step {:.3}, 10 steps {:.3}",
-                dir.path().display(),
-                mse[0].as_f64().unwrap_or(f64::NAN),
-                mse[1].as_f64().unwrap_or(f64::NAN),
-                mse[10].as_f64().unwrap_or(f64::NAN)
-            );
-            return Ok(());
-        }
-        print!(
-            "{}: held-out return pre {:.2}, post {:.2}",
-            dir.path().display(),
-            s["eval"]["pre_return"].as_f64().unwrap_or(f64::NAN),
-            s["eval"]["post_return"][0].as_f64().unwrap_or(f64::NAN)
-        );
-        if let Some(sr) = s["eval"]["success_rate"].as_f64() {
-            print!(", success rate {sr:.2}");
-        }
-        println!(
-            "; {:.3} s per iteration, {:.2e} env steps/s",
-            s["train"]["seconds_per_iteration"].as_f64().unwrap_or(0.0),
-            s["train"]["env_steps_per_second"].as_f64().unwrap_or(0.0)
-        );
+        let registry = Registry::builtin();
+        let s = train_run(&cfg, &registry, &dir, kind, resume, args.common.quiet)?;
+        print_result(&dir, None, &s);
         Ok(())
     })
 }

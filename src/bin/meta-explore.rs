@@ -6,10 +6,10 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use metarl::cli::{main_with, open_or_create, print_result, CommonArgs};
+use metarl::cli::{main_with, open_or_create, parse_args, print_result, CommonArgs};
 use metarl::env::Registry;
 use metarl::error::{Error, Result};
-use metarl::train::explore::{apply_ablation, ExploreRun, Method};
+use metarl::train::explore::{Ablation, ExploreRun, Method};
 use metarl::train::{load_toml, train_run, RunSpec};
 
 #[global_allocator]
@@ -24,13 +24,13 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 struct Args {
     #[command(flatten)]
     common: CommonArgs,
-    /// Method: mame or maesn.
-    #[arg(long)]
-    method: Option<String>,
-    /// MAME ablation (paper §5.3): none, vpg (policy-gradient inner loop), reward
-    /// (reward self-supervision), dice (vanilla DiCE for φ), emaml (E-MAML-style φ update).
-    #[arg(long)]
-    ablation: Option<String>,
+    /// Method.
+    #[arg(long, value_enum)]
+    method: Option<Method>,
+    /// MAME ablation (paper §5.3): vpg (policy-gradient inner loop), reward (reward
+    /// self-supervision), dice (vanilla DiCE for φ), emaml (E-MAML-style φ update).
+    #[arg(long, value_enum)]
+    ablation: Option<Ablation>,
     /// Tasks per meta-batch.
     #[arg(long)]
     tasks: Option<usize>,
@@ -52,18 +52,20 @@ impl Args {
             Some(p) => load_toml(p)?,
             None => ExploreRun::default(),
         };
-        if let Some(m) = &self.method {
-            cfg.method = Method::parse(m)?;
-        }
+        cfg.method = self.method.unwrap_or(cfg.method);
         cfg.env = c.env.clone().unwrap_or(cfg.env);
         cfg.seed = c.seed.unwrap_or(cfg.seed);
         cfg.iterations = c.iterations.unwrap_or(cfg.iterations);
         cfg.eval_tasks = c.eval_tasks.unwrap_or(cfg.eval_tasks);
-        if let Some(a) = &self.ablation {
-            if cfg.method != Method::Mame && a != "none" {
-                return Err(Error::invalid("ablation", a, "none with --method maesn"));
+        if let Some(a) = self.ablation {
+            if cfg.method != Method::Mame && a != Ablation::None {
+                return Err(Error::invalid(
+                    "ablation",
+                    format!("{a:?}").to_lowercase(),
+                    "none with --method maesn",
+                ));
             }
-            apply_ablation(&mut cfg.mame, a)?;
+            a.apply(&mut cfg.mame);
         }
         let (mame, maesn) = (&mut cfg.mame, &mut cfg.maesn);
         if let Some(v) = self.tasks {
@@ -98,11 +100,11 @@ fn run(a: &Args) -> Result<()> {
         resume,
         a.common.quiet,
     )?;
-    print_result(&dir, Some(cfg.method_name()), &s, 0);
+    print_result(&dir, Some(cfg.method_name()), &s);
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let a = Args::parse();
+    let a: Args = parse_args();
     main_with(|| run(&a))
 }

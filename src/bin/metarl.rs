@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use metarl::cli::{main_with, require_positive};
+use metarl::cli::{main_with, parse_args, require_positive};
 use metarl::env::{Registry, TaskDistribution, VecEnv};
 use metarl::nn::GaussianPolicyConfig;
 use metarl::rng::stream;
@@ -193,7 +193,7 @@ fn run_rollout(cfg: &RolloutConfig, device: Option<&str>, save: Option<PathBuf>)
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = parse_args();
     main_with(|| match cli.command {
         Command::ListEnvs => list_envs(),
         Command::Rollout {

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use metarl::cli::{main_with, run_pg, CommonArgs, PgFlags};
+use metarl::cli::{main_with, parse_args, run_pg, CommonArgs, PgFlags};
 use metarl::env::Registry;
 use metarl::train::pg::PgAlgo;
 
@@ -24,6 +24,6 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let a = Args::parse();
+    let a: Args = parse_args();
     main_with(|| run_pg(PgAlgo::PgMaml, &a.common, &a.pg, &Registry::builtin()))
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use metarl::algo::sine_maml::Hessian;
-use metarl::cli::{main_with, open_or_create, CommonArgs};
+use metarl::cli::{main_with, open_or_create, parse_args, print_result, CommonArgs};
 use metarl::env::Registry;
 use metarl::nn::Activation;
 use metarl::train::sine_maml::SineMamlRun;
@@ -37,11 +37,11 @@ struct Args {
     #[arg(long)]
     meta_batch: Option<usize>,
     /// full (exact second order) or none (first-order MAML).
-    #[arg(long)]
-    hessian: Option<String>,
-    /// Hidden activation: relu or tanh.
-    #[arg(long)]
-    activation: Option<String>,
+    #[arg(long, value_enum)]
+    hessian: Option<Hessian>,
+    /// Hidden activation.
+    #[arg(long, value_enum)]
+    activation: Option<Activation>,
 }
 
 fn config(a: &Args) -> Result<SineMamlRun> {
@@ -63,16 +63,8 @@ fn config(a: &Args) -> Result<SineMamlRun> {
     m.inner_lr = a.inner_lr.unwrap_or(m.inner_lr);
     m.meta_lr = a.meta_lr.unwrap_or(m.meta_lr);
     m.meta_batch = a.meta_batch.unwrap_or(m.meta_batch);
-    if let Some(h) = &a.hessian {
-        m.hessian = match h.as_str() {
-            "full" => Hessian::Full,
-            "none" => Hessian::None,
-            _ => return Err(Error::invalid("hessian", h, "full, none")),
-        };
-    }
-    if let Some(s) = &a.activation {
-        m.activation = Activation::parse(s)?;
-    }
+    m.hessian = a.hessian.unwrap_or(m.hessian);
+    m.activation = a.activation.unwrap_or(m.activation);
     RunSpec::validate(&c, &Registry::builtin())?;
     Ok(c)
 }
@@ -81,7 +73,7 @@ fn config(a: &Args) -> Result<SineMamlRun> {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args: Args = parse_args();
     main_with(|| {
         let kind = args.common.device_kind()?;
         let (cfg, dir, resume) = open_or_create(&args.common, "sine-maml", || config(&args))?;
@@ -93,16 +85,7 @@ fn main() -> ExitCode {
             resume,
             args.common.quiet,
         )?;
-        let mse = &s["eval"]["mse"];
-        println!(
-            "{}: held-out MSE after 0 steps {:.3}, 1 step {:.3}, {} steps {:.3}; {:.0} meta-iterations/s",
-            dir.path().display(),
-            mse[0].as_f64().unwrap_or(f64::NAN),
-            mse[1].as_f64().unwrap_or(f64::NAN),
-            cfg.eval_steps,
-            mse[cfg.eval_steps].as_f64().unwrap_or(f64::NAN),
-            s["train"]["meta_iterations_per_second"].as_f64().unwrap_or(0.0)
-        );
+        print_result(&dir, None, &s);
         Ok(())
     })
 }

@@ -20,7 +20,7 @@ use crate::rng::LazyRng;
 /// Forward-FD and antithetic are invariant to adding a constant to `f` (ES-MAML §3.1);
 /// their variance does not grow with `|f(θ)|/σ` as MC's does. ES-MAML's code defaults
 /// to antithetic; its paper table (A.7.2) lists forward-FD.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum EsEstimator {
     /// Plain Monte Carlo, Algorithm 1 `ESGrad`.

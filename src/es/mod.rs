@@ -122,7 +122,9 @@ pub(crate) mod testing {
 }
 
 /// Zero-order (Algorithm 2/3) or first-order (Algorithm 5) ES-MAML (shared by the RL and the sine learners).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Order {
     /// Zero order: ES over f(U(θ)).

@@ -26,7 +26,7 @@ pub use gaussian::{GaussianPolicy, GaussianPolicyConfig};
 pub use value::{MlpValue, MlpValueConfig};
 
 /// Element-wise nonlinearity of hidden layers.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Activation {
     /// Hyperbolic tangent (ProMP, ES-MAML policies).
@@ -57,20 +57,6 @@ impl Activation {
             Activation::Tanh => fastmath::tanh(x),
             Activation::Relu => x.max(0.0),
             Activation::Identity => x,
-        }
-    }
-
-    /// Parses `tanh`, `relu` or `identity`.
-    pub fn parse(s: &str) -> crate::Result<Self> {
-        match s {
-            "tanh" => Ok(Activation::Tanh),
-            "relu" => Ok(Activation::Relu),
-            "identity" => Ok(Activation::Identity),
-            _ => Err(crate::Error::invalid(
-                "activation",
-                s,
-                "tanh, relu, identity",
-            )),
         }
     }
 }

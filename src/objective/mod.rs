@@ -26,7 +26,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// Inner-objective estimator of PG-MAML.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Estimator {
     /// Log-likelihood × advantage: no credit to the pre-update sampling distribution
@@ -36,18 +36,6 @@ pub enum Estimator {
     Dice,
     /// Low-variance curvature: likelihood ratio to the sampling policy per step.
     Lvc,
-}
-
-impl Estimator {
-    /// Parses `maml`, `dice` or `lvc`.
-    pub fn parse(s: &str) -> crate::Result<Self> {
-        match s {
-            "maml" => Ok(Estimator::Maml),
-            "dice" => Ok(Estimator::Dice),
-            "lvc" => Ok(Estimator::Lvc),
-            _ => Err(crate::Error::invalid("estimator", s, "maml, dice, lvc")),
-        }
-    }
 }
 
 /// DiCE's magic box relative to the sampling point: □(x) = exp(x − x_old); equals 1 at the

@@ -15,7 +15,7 @@ use crate::pg::SamplerRngs;
 use crate::rng::stream;
 
 /// The meta-exploration method of a run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Method {
     /// Model-agnostic meta-exploration (Gurumurthy et al. 2019).
@@ -24,31 +24,32 @@ pub enum Method {
     Maesn,
 }
 
-impl Method {
-    /// Parses `mame` or `maesn`.
-    pub fn parse(s: &str) -> Result<Self> {
-        match s {
-            "mame" => Ok(Method::Mame),
-            "maesn" => Ok(Method::Maesn),
-            _ => Err(Error::invalid("method", s, "mame, maesn")),
-        }
-    }
+/// The ablations of the MAME paper (§5.3), as changes to a [`MameConfig`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Ablation {
+    /// The method as published.
+    None,
+    /// z adapted by an importance-weighted policy gradient instead of self-supervision.
+    Vpg,
+    /// Self-supervision regresses rewards instead of returns.
+    Reward,
+    /// φ's gradient by DiCE through the magic boxes.
+    Dice,
+    /// φ's gradient by E-MAML's post-update return credit.
+    Emaml,
 }
 
-/// The ablations of the MAME paper (§5.3), as changes to a [`MameConfig`].
-pub const ABLATIONS: &[&str] = &["none", "vpg", "reward", "dice", "emaml"];
-
-/// Applies ablation `name` (one of [`ABLATIONS`]) to `cfg`.
-pub fn apply_ablation(cfg: &mut MameConfig, name: &str) -> Result<()> {
-    match name {
-        "none" => {}
-        "vpg" => cfg.inner_loss = InnerLoss::Vpg,
-        "reward" => cfg.target = Target::Reward,
-        "dice" => cfg.phi_gradient = PhiGradient::Dice,
-        "emaml" => cfg.phi_gradient = PhiGradient::Emaml,
-        _ => return Err(Error::invalid("ablation", name, ABLATIONS.join(", "))),
+impl Ablation {
+    /// Applies the ablation to `cfg`.
+    pub fn apply(self, cfg: &mut MameConfig) {
+        match self {
+            Ablation::None => {}
+            Ablation::Vpg => cfg.inner_loss = InnerLoss::Vpg,
+            Ablation::Reward => cfg.target = Target::Reward,
+            Ablation::Dice => cfg.phi_gradient = PhiGradient::Dice,
+            Ablation::Emaml => cfg.phi_gradient = PhiGradient::Emaml,
+        }
     }
-    Ok(())
 }
 
 /// Everything a meta-exploration run needs; written to `config.toml`.

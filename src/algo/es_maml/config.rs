@@ -3,7 +3,7 @@
 use super::*;
 
 /// The adaptation operator U(θ, T).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Operator {
     /// θ + α · ES gradient from K queries.
@@ -15,7 +15,7 @@ pub enum Operator {
 }
 
 /// Linear or one-or-more-hidden-layer deterministic policy.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum PolicyKind {
     /// No hidden layer, tanh output (ES-MAML's default).

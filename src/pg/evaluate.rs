@@ -34,36 +34,19 @@ pub fn evaluate(
         stream(HELD_OUT_SEED, "eval-env"),
         stream(HELD_OUT_SEED, "eval-action"),
     );
-    let goals: Vec<_> = tasks
-        .iter()
-        .map(|t| envf.goals(t).first().copied())
-        .collect();
-    let shown = n.min(4) * meta.rollouts;
+    let mut paths = PathsCsv::new(envf, &tasks, meta.rollouts);
     let mut p = GaussianParams::from_policy(&policy.valid());
-    let mut csv = String::new();
     let mut returns = Vec::new();
     let mut success = None;
     for s in 0..=meta.inner_steps {
-        let tr = sample_tasks(
-            envf,
-            &tasks,
-            &p,
-            meta.rollouts,
-            &mut env_rng,
-            &mut act_rng,
-            device,
-        );
+        let (er, ar) = (&mut env_rng, &mut act_rng);
+        let tr = sample_tasks(envf, &tasks, &p, meta.rollouts, er, ar, device);
         let phase = if s == 0 {
             "pre".to_string()
         } else {
             format!("post-{s}")
         };
-        csv.push_str(&positions_csv(
-            &tr.select_rows(0, shown),
-            &phase,
-            &goals,
-            s == 0,
-        ));
+        paths.push(&tr, &phase);
         returns.push(tr.mean_return());
         success = tr.success_rate();
         if s < meta.inner_steps {
@@ -83,7 +66,38 @@ pub fn evaluate(
             success_rate: mean.success_rate(),
         }),
     };
-    Ok(Evaluation::returns(n, scores, csv))
+    Ok(Evaluation::returns(n, scores, paths.csv))
+}
+
+/// `trajectories.csv` of an evaluation: the paths of the first four tasks' episodes, one
+/// block per phase, with each task's first goal.
+struct PathsCsv {
+    goals: Vec<Option<[f32; 2]>>,
+    shown: usize,
+    csv: String,
+}
+
+impl PathsCsv {
+    fn new(envf: &Arc<dyn Env>, tasks: &[crate::env::Task], rollouts: usize) -> Self {
+        let goals = tasks
+            .iter()
+            .map(|t| envf.goals(t).first().copied())
+            .collect();
+        let shown = tasks.len().min(4) * rollouts;
+        Self {
+            goals,
+            shown,
+            csv: String::new(),
+        }
+    }
+
+    /// Appends `tr`'s shown rows as phase `phase` (the header with the first block).
+    fn push(&mut self, tr: &crate::traj::Trajectories, phase: &str) {
+        let header = self.csv.is_empty();
+        let rows = tr.select_rows(0, self.shown);
+        self.csv
+            .push_str(&positions_csv(&rows, phase, &self.goals, header));
+    }
 }
 
 /// The state of a Gaussian-policy learner trained by Adam: `policy.bpk`, `adam.bpk` and
@@ -131,23 +145,14 @@ pub fn before_after_evaluation(
     rollouts: usize,
     phases: (&str, &str),
 ) -> Evaluation {
-    let goals: Vec<_> = tasks
-        .iter()
-        .map(|t| envf.goals(t).first().copied())
-        .collect();
-    let shown = tasks.len().min(4) * rollouts;
-    let mut csv = positions_csv(&pre.select_rows(0, shown), phases.0, &goals, true);
-    csv.push_str(&positions_csv(
-        &post.select_rows(0, shown),
-        phases.1,
-        &goals,
-        false,
-    ));
+    let mut paths = PathsCsv::new(envf, tasks, rollouts);
+    paths.push(pre, phases.0);
+    paths.push(post, phases.1);
     let scores = ReturnScores {
         pre_return: pre.mean_return(),
         post_return: vec![post.mean_return()],
         success_rate: post.success_rate(),
         mean_action: None,
     };
-    Evaluation::returns(tasks.len(), scores, csv)
+    Evaluation::returns(tasks.len(), scores, paths.csv)
 }

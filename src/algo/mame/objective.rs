@@ -234,13 +234,44 @@ pub fn meta_gradient_part(
     let mut grad = p.gradients(&g1);
     let g_z = z_leaf.grad(&g1).expect("z' is used").detach();
     // Stage 2: gᵀ z'(z, β, φ) through the inner step, plus φ's estimator.
-    let b = &pre.batch;
     let mut j2 = (inner.z.clone() * g_z.clone()).sum();
-    match cfg.phi_gradient {
-        PhiGradient::Dice => {}
+    if let Some(phi) = phi_term(p, pre, cfg, &inner, g_z, post_returns, total)? {
+        j2 = j2 + phi;
+    }
+    let g2 = j2.backward();
+    for (x, y) in grad.iter_mut().zip(p.gradients(&g2)) {
+        *x += y;
+    }
+    Ok(MetaGradient {
+        grad,
+        surrogate: surrogate_value,
+        inner_loss,
+    })
+}
+
+/// The term of φ's estimator added to stage 2 of [`meta_gradient_part`] (`g_z` = ∇_{z'} J):
+/// none for DiCE (the magic boxes in the inner loss carry it), the score function with
+/// GAE advantages of r^μ_t = −(α/n) gᵀ ∇_z ℓ_t for the variance-reduced estimator (eqs.
+/// 2–5), or E-MAML's post-update-return credit.
+fn phi_term(
+    p: &MameParams,
+    pre: &ExploreBatch,
+    cfg: &MameConfig,
+    inner: &Inner,
+    g_z: Tensor<3>,
+    post_returns: &[f32],
+    total: f64,
+) -> Result<Option<Tensor<1>>> {
+    let b = &pre.batch;
+    let (m, k, t) = (b.m, b.k, b.t);
+    let logq = || {
+        p.explore
+            .log_prob(b.obs.clone(), b.act.clone())
+            .reshape([m, k, t])
+    };
+    Ok(Some(match cfg.phi_gradient {
+        PhiGradient::Dice => return Ok(None),
         PhiGradient::VarianceReduced => {
-            let (m, k, t) = (b.m, b.k, b.t);
-            // r^μ_t = −(α/n) gᵀ ∇_z ℓ_t.
             let r = (inner.row_grads.clone().detach() * g_z)
                 .sum_dim(2)
                 .reshape([m, k, t])
@@ -254,36 +285,18 @@ pub fn meta_gradient_part(
                 TensorData::new(task_major(&a_t, t, m * k, 1), [m, k, t]),
                 &b.obs.device(),
             );
-            let logq = p
-                .explore
-                .log_prob(b.obs.clone(), b.act.clone())
-                .reshape([m, k, t]);
-            j2 = j2 + per_task_sum(logq * a * b.mask.clone()).sum();
+            per_task_sum(logq() * a * b.mask.clone()).sum()
         }
         PhiGradient::Emaml => {
             let rn = Tensor::<1>::from_data(
                 TensorData::new(post_returns.to_vec(), [post_returns.len()]),
                 &b.obs.device(),
             );
-            let logq = p
-                .explore
-                .log_prob(b.obs.clone(), b.act.clone())
-                .reshape([b.m, b.k, b.t]);
-            j2 = j2
-                + emaml_term(logq, b.mask.clone(), b.n.clone(), rn)
-                    .sum()
-                    .div_scalar(total);
+            emaml_term(logq(), b.mask.clone(), b.n.clone(), rn)
+                .sum()
+                .div_scalar(total)
         }
-    }
-    let g2 = j2.backward();
-    for (x, y) in grad.iter_mut().zip(p.gradients(&g2)) {
-        *x += y;
-    }
-    Ok(MetaGradient {
-        grad,
-        surrogate: surrogate_value,
-        inner_loss,
-    })
+    }))
 }
 
 /// Repeats each task's code `[M, dz]` for its `k` rows: `[M·k, dz]`.

@@ -8,7 +8,7 @@ use metarl::cli::{main_with, open_or_create, parse_args, print_result, CommonArg
 use metarl::env::Registry;
 use metarl::es::EsEstimator;
 use metarl::supervised::Hessian;
-use metarl::train::es_maml::{EsMamlRun, SINE};
+use metarl::train::es_maml::EsMamlRun;
 use metarl::train::{load_toml, train_run, RunSpec};
 use metarl::{Error, Result};
 
@@ -85,7 +85,7 @@ fn config(a: &Args) -> Result<EsMamlRun> {
     c.iterations = a.common.iterations.unwrap_or(c.iterations);
     c.eval_tasks = a.common.eval_tasks.unwrap_or(c.eval_tasks);
     let full = a.hessian.map(|h| h == Hessian::Full);
-    if c.env == SINE {
+    if c.supervised() {
         let s = &mut c.sine;
         if let Some(op) = a.operator.filter(|&op| op != OperatorFlag::Gradient) {
             let op = format!("{op:?}").to_lowercase();

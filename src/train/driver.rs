@@ -178,7 +178,7 @@ pub fn eval_run(
     match AnyRun::load(&dir.config_path())? {
         AnyRun::Pg(c) => eval_with(&c, registry, dir, n, kind),
         AnyRun::Explore(c) => eval_with(&c, registry, dir, n, kind),
-        AnyRun::EsMaml(c) if c.env != "sine" => eval_with(&c, registry, dir, n, kind),
+        AnyRun::EsMaml(c) if !c.supervised() => eval_with(&c, registry, dir, n, kind),
         AnyRun::EsMaml(_) | AnyRun::SineMaml(_) => Err(Error::RunDir {
             path: dir.path().to_path_buf(),
             message: "is a supervised sine run, not a promp, pg-maml or meta-explore run (or es-maml on an RL family); `metarl eval` adapts policies, and a sine run's held-out MSE curve is in its summary.json".into(),

@@ -52,6 +52,14 @@ impl Default for EsMamlRun {
     }
 }
 
+impl EsMamlRun {
+    /// Whether the run is on the supervised sine family (`env = "sine"`), which ES-MAML
+    /// adapts with the exact gradient step ([`EsSine`]); the one place that tells it apart.
+    pub fn supervised(&self) -> bool {
+        self.env == SINE
+    }
+}
+
 impl RunSpec for EsMamlRun {
     fn algo(&self) -> &'static str {
         "es-maml"
@@ -68,7 +76,7 @@ impl RunSpec for EsMamlRun {
         if self.algo != "es-maml" {
             return Err(Error::invalid("algo", &self.algo, "es-maml"));
         }
-        if self.env == SINE {
+        if self.supervised() {
             return self.sine.validate();
         }
         let envf = registry.make(&self.env)?;
@@ -80,7 +88,7 @@ impl RunSpec for EsMamlRun {
     /// family is told apart), θ from stream `policy` of the seed.
     fn build(&self, registry: &Registry, device: &Device) -> Result<Box<dyn MetaLearner>> {
         let init = &mut stream(self.seed, "policy");
-        if self.env == SINE {
+        if self.supervised() {
             return Ok(Box::new(EsSine::new(
                 self.sine.clone(),
                 self.seed,
@@ -99,7 +107,7 @@ impl RunSpec for EsMamlRun {
     }
 
     fn variant(&self) -> serde_json::Value {
-        if self.env == SINE {
+        if self.supervised() {
             return json!({ "order": self.sine.order, "operator": "gradient" });
         }
         json!({

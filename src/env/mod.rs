@@ -22,6 +22,8 @@ use crate::rng::{self, Rng};
 pub mod cartpole;
 pub mod es_corners;
 pub mod goal1d;
+#[cfg(feature = "mujoco")]
+pub mod mujoco;
 pub mod nav2d;
 pub mod point;
 pub mod point_corners;
@@ -317,7 +319,18 @@ impl RowBuf {
     }
 }
 
-/// Names of the built-in families ([`Registry::builtin`]), in display order.
+/// Names of the MuJoCo locomotion families (`env::mujoco`, cargo feature `mujoco`); a
+/// build without the feature answers them with how to install MuJoCo.
+pub const MUJOCO_ENV_NAMES: &[&str] = &[
+    "half-cheetah-dir",
+    "half-cheetah-vel",
+    "ant-dir",
+    "ant-dir-2d",
+    "ant-goal",
+];
+
+/// Names of the built-in point, cart-pole and 1-D families ([`Registry::builtin`] also has
+/// [`MUJOCO_ENV_NAMES`] in a build with the `mujoco` feature), in display order.
 pub const ENV_NAMES: &[&str] = &[
     "nav2d",
     "point-corners",

@@ -20,8 +20,9 @@ use std::sync::Arc;
 use super::{cartpole, es_corners, goal1d, nav2d, point_corners, six_circles, Env, ScaledActions};
 use crate::error::{Error, Result};
 
-/// Builds a family with its settings; called once per run (and per `make`).
-pub type Factory = Arc<dyn Fn() -> Arc<dyn Env> + Send + Sync>;
+/// Builds a family with its settings; called once per run (and per `make`). Fails where the
+/// family needs something that is not installed (a MuJoCo robot model).
+pub type Factory = Arc<dyn Fn() -> Result<Arc<dyn Env>> + Send + Sync>;
 
 /// Task families by name, in registration order.
 #[derive(Clone, Default)]
@@ -67,6 +68,12 @@ impl Registry {
             .register("cartpole-biased", || {
                 Arc::new(cartpole::CartpoleBiased::default())
             });
+        #[cfg(feature = "mujoco")]
+        for &name in super::MUJOCO_ENV_NAMES {
+            r.register_fallible(name, move || {
+                Ok(Arc::new(super::mujoco::Locomotion::named(name)?) as Arc<dyn Env>)
+            });
+        }
         r
     }
 
@@ -76,6 +83,16 @@ impl Registry {
         &mut self,
         name: impl Into<String>,
         factory: impl Fn() -> Arc<dyn Env> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.register_fallible(name, move || Ok(factory()))
+    }
+
+    /// [`Self::register`] for a factory that can fail (a family that loads files); its
+    /// error is what [`Self::make`] returns.
+    pub fn register_fallible(
+        &mut self,
+        name: impl Into<String>,
+        factory: impl Fn() -> Result<Arc<dyn Env>> + Send + Sync + 'static,
     ) -> &mut Self {
         let name = name.into();
         let factory: Factory = Arc::new(factory);
@@ -100,7 +117,14 @@ impl Registry {
     /// known ones; `sine` (supervised, not an [`Env`]) gets its own message.
     pub fn make(&self, name: &str) -> Result<Arc<dyn Env>> {
         if let Some((_, factory)) = self.entries.iter().find(|(n, _)| n == name) {
-            return Ok(factory());
+            return factory();
+        }
+        if super::MUJOCO_ENV_NAMES.contains(&name) {
+            return Err(Error::invalid(
+                "env",
+                name,
+                "a family of this build; MuJoCo families need `bash scripts/install-mujoco.sh`, then a build with `--features mujoco`",
+            ));
         }
         if name == "sine" {
             return Err(Error::invalid(
@@ -140,7 +164,25 @@ mod tests {
 
     #[test]
     fn builtin_names_are_the_documented_list() {
-        assert_eq!(Registry::builtin().names(), super::super::ENV_NAMES);
+        let mut want = super::super::ENV_NAMES.to_vec();
+        if cfg!(feature = "mujoco") {
+            want.extend(super::super::MUJOCO_ENV_NAMES);
+        }
+        assert_eq!(Registry::builtin().names(), want);
+    }
+
+    #[test]
+    fn a_mujoco_family_in_a_build_without_the_feature_says_how_to_install_it() {
+        if cfg!(feature = "mujoco") {
+            return;
+        }
+        let e = Registry::builtin().make("half-cheetah-dir").unwrap_err();
+        assert!(e.is_user_error());
+        let msg = e.to_string();
+        assert!(
+            msg.contains("install-mujoco.sh") && msg.contains("--features mujoco"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -1,0 +1,557 @@
+//! MuJoCo locomotion meta-tasks (cargo feature `mujoco`): the benchmarks of ProMP, ES-MAML
+//! and the meta-exploration papers, on real MuJoCo 3.17 physics through `mujoco-rs`.
+//!
+//! Every family follows ProMP's definition (Rothfuss et al. 2019,
+//! `meta_policy_search/envs/mujoco_envs/*.py`; mission-anchors §2.7–2.10) on Gymnasium's
+//! robot models (`half_cheetah.xml`, `ant.xml` from the PyPI `gymnasium` wheel, installed by
+//! `scripts/install-mujoco.sh`):
+//!
+//! | family | model | obs | reward per step | end | task | horizon |
+//! |---|---|---|---|---|---|---|
+//! | `half-cheetah-dir` | half_cheetah | qpos[1:], qvel (17) | d·v − 0.05‖a‖² | never | d ∈ {−1, +1} | 100 |
+//! | `half-cheetah-vel` | half_cheetah | 17 | −\|v − v*\| − 0.05‖a‖² | never | v* ~ U[0, 3) | 100 |
+//! | `ant-dir` | ant | qpos[2:], qvel, clip(cfrc_ext, ±1) (111) | d·v_x − 0.5‖a‖² − 5e-4‖c‖² + 1 | torso z ∉ [0, 1] or non-finite | d ∈ {−1, +1} | 100 |
+//! | `ant-dir-2d` | ant | 111 | d·Δxy/dt − 0.5‖a‖² − 5e-4‖c‖² + 1 | as ant-dir | d uniform on the unit circle | 100 |
+//! | `ant-goal` | ant | qpos, qvel, clip(cfrc_ext, ±1) (113) | −‖xy − g‖₁ − 0.1‖a‖² − 5e-4‖c‖² | never | g uniform in the disk of radius 3 | 200 |
+//!
+//! Details, as in the reference unless said otherwise:
+//! - Frame skip 5 (dt = 0.05). v is the forward velocity (x after − x before)/dt: the root
+//!   slide joint `qpos[0]` for the cheetah, the torso body's position `xpos` for the ant
+//!   (ProMP's `get_body_com`; MuJoCo computes `xpos` at the start of the last physics
+//!   substep, and so did the reference).
+//! - Reset: `qpos = qpos0 + U(−0.1, 0.1)`, `qvel = 0.1·N(0, 1)` per coordinate, then
+//!   `mj_forward`; the draws come from the row's generator.
+//! - Actions are clipped to the actuators' control range before they reach the simulator
+//!   and the control cost is charged on the clipped action (ProMP's `normalize` wrapper clips
+//!   the same way; for these models the range is [−1, 1]).
+//! - Contact forces `c = clip(cfrc_ext, −1, 1)` are computed after every step with
+//!   `mj_rnePostConstraint` (deviation: the reference ran on mujoco-py 2.0, which left
+//!   `cfrc_ext` at zero, so its contact terms vanished; Gymnasium ≥ v4 computes them too).
+//! - `terminated` is reported apart from `truncated` (the horizon).
+//! - Success (ours; the reference defines none): for the direction families, a net
+//!   displacement along d over the episode > 0; none for the others.
+//!
+//! Rows are simulator objects ([`Rows`]): one `MjData` per row over one shared model,
+//! stepped in parallel with rayon (each row's arithmetic is independent, so results do not
+//! depend on the thread count). MuJoCo works in f64; observations and rewards are handed
+//! over as f32.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Once};
+
+use mujoco_rs::prelude::*;
+use rand::Rng as _;
+use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
+
+use super::{Env, EnvSpec, Rows, Task};
+use crate::error::{Error, Result};
+use crate::rng::Rng;
+
+/// The environment variable that points at the robot models (default
+/// `/usr/local/share/metarl/mujoco`, where `scripts/install-mujoco.sh` puts them).
+pub const ASSETS_ENV: &str = "METARL_MUJOCO_ASSETS";
+
+/// Where the robot models are read from.
+pub fn assets_dir() -> PathBuf {
+    std::env::var_os(ASSETS_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/local/share/metarl/mujoco"))
+}
+
+/// MuJoCo's messages go to the `log` crate (a program can install a logger to see them)
+/// instead of MuJoCo's default, which writes `MUJOCO_LOG.TXT` into the working directory
+/// (Gymnasium's `half_cheetah.xml` triggers a deprecation warning on every load).
+fn route_mujoco_messages() {
+    static ONCE: Once = Once::new();
+    // SAFETY: called before the first model load of the process, from the thread that loads.
+    ONCE.call_once(|| unsafe { install_logging_hook() });
+}
+
+/// Loads a robot model from the assets directory; a missing file says how to install it.
+fn load_model(file: &str) -> Result<Arc<MjModel>> {
+    route_mujoco_messages();
+    let path = assets_dir().join(file);
+    if !path.exists() {
+        return Err(Error::invalid(
+            "env",
+            path.display(),
+            format!("an installed MuJoCo robot model: run `bash scripts/install-mujoco.sh` (or set {ASSETS_ENV})"),
+        ));
+    }
+    MjModel::from_xml(&path)
+        .map(Arc::new)
+        .map_err(|e| Error::Other(format!("cannot load {}: {e}", path.display())))
+}
+
+/// The robot of a family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Robot {
+    /// Gymnasium's `half_cheetah.xml`: planar, 6 actuators.
+    HalfCheetah,
+    /// Gymnasium's `ant.xml`: free-floating torso, 8 actuators, contact forces observed.
+    Ant,
+}
+
+/// What a task asks of the robot.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Goal {
+    /// Run along x in direction d ∈ {−1, +1} (task parameters `[d]`).
+    Direction,
+    /// Run along the unit vector d in the plane (parameters `[d_x, d_y]`).
+    Direction2d,
+    /// Run along x at velocity v* ~ U[low, high) (parameters `[v*]`).
+    Velocity {
+        /// Lowest target velocity.
+        low: f32,
+        /// Highest target velocity (exclusive).
+        high: f32,
+    },
+    /// Reach the point g drawn uniformly in the disk of this radius (parameters `[g_x, g_y]`).
+    Position {
+        /// The disk's radius.
+        radius: f32,
+    },
+}
+
+/// One MuJoCo locomotion family: a robot, a task distribution and ProMP's reward.
+#[derive(Debug)]
+pub struct Locomotion {
+    spec: EnvSpec,
+    robot: Robot,
+    goal: Goal,
+    core: Arc<Core>,
+}
+
+/// What every row of a family shares: the model and the constants read from it.
+#[derive(Debug)]
+struct Core {
+    model: Arc<MjModel>,
+    robot: Robot,
+    goal: Goal,
+    frame_skip: usize,
+    dt: f64,
+    torso: usize,
+    ctrl_range: Vec<[f64; 2]>,
+    /// ProMP's control-cost weight (cheetah 0.05, ant 0.5, ant-goal 0.1).
+    ctrl_weight: f64,
+}
+
+/// The family names this module defines, in display order.
+pub const NAMES: &[&str] = super::MUJOCO_ENV_NAMES;
+
+impl Locomotion {
+    /// The family called `name` (one of [`NAMES`]), with its model loaded from
+    /// [`assets_dir`].
+    pub fn named(name: &str) -> Result<Self> {
+        let (robot, goal, horizon, summary) = match name {
+            "half-cheetah-dir" => (
+                Robot::HalfCheetah,
+                Goal::Direction,
+                100,
+                "MuJoCo half-cheetah, run forward or backward (ProMP)",
+            ),
+            "half-cheetah-vel" => (
+                Robot::HalfCheetah,
+                Goal::Velocity {
+                    low: 0.0,
+                    high: 3.0,
+                },
+                100,
+                "MuJoCo half-cheetah, run at a target velocity in U[0, 3) (ProMP)",
+            ),
+            "ant-dir" => (
+                Robot::Ant,
+                Goal::Direction,
+                100,
+                "MuJoCo ant, run forward or backward along x (ProMP)",
+            ),
+            "ant-dir-2d" => (
+                Robot::Ant,
+                Goal::Direction2d,
+                100,
+                "MuJoCo ant, run in a random direction of the plane (ProMP)",
+            ),
+            "ant-goal" => (
+                Robot::Ant,
+                Goal::Position { radius: 3.0 },
+                200,
+                "MuJoCo ant, walk to a goal in the disk of radius 3 (ProMP)",
+            ),
+            _ => {
+                return Err(Error::UnknownEnv {
+                    name: name.into(),
+                    allowed: NAMES.join(", "),
+                })
+            }
+        };
+        let file = match robot {
+            Robot::HalfCheetah => "half_cheetah.xml",
+            Robot::Ant => "ant.xml",
+        };
+        let model = load_model(file)?;
+        let core = Core::new(model, robot, goal)?;
+        let spec = EnvSpec {
+            name: NAMES.iter().find(|n| **n == name).expect("listed above"),
+            obs_dim: core.obs_dim(),
+            act_dim: core.ctrl_range.len(),
+            horizon,
+            summary,
+        };
+        Ok(Self {
+            spec,
+            robot,
+            goal,
+            core: Arc::new(core),
+        })
+    }
+
+    /// The robot.
+    pub fn robot(&self) -> Robot {
+        self.robot
+    }
+
+    /// The model every row simulates.
+    pub fn model(&self) -> &MjModel {
+        &self.core.model
+    }
+
+    /// The simulation time of one environment step (frame skip × the model's timestep).
+    pub fn dt(&self) -> f64 {
+        self.core.dt
+    }
+
+    /// One row for `task`, outside a batch: to set a state by hand and step it (tests,
+    /// fixtures against the reference).
+    pub fn row(&self, task: &Task) -> MjRow {
+        MjRow {
+            core: self.core.clone(),
+            row: self.core.new_row(task),
+        }
+    }
+}
+
+/// One simulated row of a [`Locomotion`] family, driven by hand.
+pub struct MjRow {
+    core: Arc<Core>,
+    row: Row,
+}
+
+impl MjRow {
+    /// Starts an episode from the family's reset distribution.
+    pub fn reset(&mut self, rng: &mut Rng) {
+        self.core.reset(&mut self.row, rng);
+    }
+
+    /// Sets the state (as Gymnasium's `set_state`: `mj_resetData`, then qpos and qvel, then
+    /// `mj_forward`) and makes it the episode's start.
+    pub fn set_state(&mut self, qpos: &[f64], qvel: &[f64]) {
+        let d = &mut self.row.data;
+        d.reset();
+        d.qpos_mut().copy_from_slice(qpos);
+        d.qvel_mut().copy_from_slice(qvel);
+        d.forward();
+        self.row.start = self.core.position(&self.row.data);
+    }
+
+    /// One environment step under `action`: (reward, terminated).
+    pub fn step(&mut self, action: &[f32]) -> (f32, bool) {
+        self.core.step(&mut self.row, action)
+    }
+
+    /// The observation.
+    pub fn observe(&self) -> Vec<f32> {
+        let mut obs = vec![0.0; self.core.obs_dim()];
+        self.core.observe(&self.row.data, &mut obs);
+        obs
+    }
+
+    /// The simulator state.
+    pub fn data(&self) -> &MjData<Arc<MjModel>> {
+        &self.row.data
+    }
+
+    /// Whether the finished episode counts as a success (direction families).
+    pub fn success(&self) -> Option<bool> {
+        self.core.success(&self.row)
+    }
+}
+
+impl Core {
+    fn new_row(&self, task: &Task) -> Row {
+        Row {
+            data: MjData::new(self.model.clone()),
+            task: [
+                f64::from(task.param(0)),
+                task.params.get(1).copied().map_or(0.0, f64::from),
+            ],
+            start: [0.0; 2],
+        }
+    }
+
+    fn new(model: Arc<MjModel>, robot: Robot, goal: Goal) -> Result<Self> {
+        let torso = model
+            .name_to_id(MjtObjBase::mjOBJ_BODY, "torso")
+            .ok_or_else(|| Error::Other("the robot model has no body named `torso`".into()))?;
+        let ctrl_range = model.actuator_ctrlrange().to_vec();
+        let ctrl_weight = match (robot, goal) {
+            (Robot::HalfCheetah, _) => 0.05,
+            (Robot::Ant, Goal::Position { .. }) => 0.1,
+            (Robot::Ant, _) => 0.5,
+        };
+        let frame_skip = 5;
+        Ok(Self {
+            dt: model.opt().timestep * frame_skip as f64,
+            model,
+            robot,
+            goal,
+            frame_skip,
+            torso,
+            ctrl_range,
+            ctrl_weight,
+        })
+    }
+
+    fn obs_dim(&self) -> usize {
+        let (nq, nv) = (self.model.ffi().nq as usize, self.model.ffi().nv as usize);
+        let nbody = self.model.ffi().nbody as usize;
+        match (self.robot, self.goal) {
+            (Robot::HalfCheetah, _) => nq - 1 + nv,
+            (Robot::Ant, Goal::Position { .. }) => nq + nv + 6 * nbody,
+            (Robot::Ant, _) => nq - 2 + nv + 6 * nbody,
+        }
+    }
+
+    /// The planar position the reward reads: the cheetah's root x (and 0), the ant's torso
+    /// body (x, y).
+    fn position(&self, d: &MjData<Arc<MjModel>>) -> [f64; 2] {
+        match self.robot {
+            Robot::HalfCheetah => [d.qpos()[0], 0.0],
+            Robot::Ant => {
+                let p = d.xpos()[self.torso];
+                [p[0], p[1]]
+            }
+        }
+    }
+
+    /// Starts an episode: `mj_resetData`, noise on qpos0 and zero velocity, `mj_forward`.
+    fn reset(&self, row: &mut Row, rng: &mut Rng) {
+        let d = &mut row.data;
+        d.reset();
+        let qpos0 = self.model.qpos0().to_vec();
+        for (q, q0) in d.qpos_mut().iter_mut().zip(&qpos0) {
+            *q = q0 + rng.random_range(-0.1..0.1);
+        }
+        for v in d.qvel_mut().iter_mut() {
+            let n: f64 = StandardNormal.sample(rng);
+            *v = 0.1 * n;
+        }
+        d.forward();
+        row.start = self.position(&row.data);
+    }
+
+    /// One environment step: clipped controls, `frame_skip` physics steps, contact
+    /// forces; returns (reward, terminated).
+    fn step(&self, row: &mut Row, action: &[f32]) -> (f32, bool) {
+        let a: Vec<f64> = action
+            .iter()
+            .zip(&self.ctrl_range)
+            .map(|(&a, r)| f64::from(a).clamp(r[0], r[1]))
+            .collect();
+        let before = self.position(&row.data);
+        row.data.ctrl_mut().copy_from_slice(&a);
+        for _ in 0..self.frame_skip {
+            row.data.step();
+        }
+        if self.robot == Robot::Ant {
+            row.data.rne_post_constraint();
+        }
+        let after = self.position(&row.data);
+        let ctrl = self.ctrl_weight * a.iter().map(|x| x * x).sum::<f64>();
+        let r = self.task_reward(&row.task, before, after) - ctrl;
+        let r = match self.robot {
+            Robot::HalfCheetah => r,
+            Robot::Ant => r - 0.5e-3 * contact_sq(&row.data) + self.alive_bonus(),
+        };
+        (r as f32, self.terminated(&row.data))
+    }
+
+    fn task_reward(&self, task: &[f64; 2], before: [f64; 2], after: [f64; 2]) -> f64 {
+        let v = [
+            (after[0] - before[0]) / self.dt,
+            (after[1] - before[1]) / self.dt,
+        ];
+        match self.goal {
+            Goal::Direction => task[0] * v[0],
+            Goal::Direction2d => task[0] * v[0] + task[1] * v[1],
+            Goal::Velocity { .. } => -(v[0] - task[0]).abs(),
+            Goal::Position { .. } => -((after[0] - task[0]).abs() + (after[1] - task[1]).abs()),
+        }
+    }
+
+    /// The ant's survive bonus: 1 for the direction tasks, none for the goal task.
+    fn alive_bonus(&self) -> f64 {
+        match self.goal {
+            Goal::Position { .. } => 0.0,
+            _ => 1.0,
+        }
+    }
+
+    /// The ant's direction tasks end when the state is not finite or the torso leaves
+    /// z ∈ [0, 1]; the others never end.
+    fn terminated(&self, d: &MjData<Arc<MjModel>>) -> bool {
+        match (self.robot, self.goal) {
+            (Robot::Ant, Goal::Direction | Goal::Direction2d) => {
+                let finite = d.qpos().iter().chain(d.qvel()).all(|x| x.is_finite());
+                let z = d.qpos()[2];
+                !(finite && (0.0..=1.0).contains(&z))
+            }
+            _ => false,
+        }
+    }
+
+    fn observe(&self, d: &MjData<Arc<MjModel>>, obs: &mut [f32]) {
+        let skip = match (self.robot, self.goal) {
+            (Robot::HalfCheetah, _) => 1,
+            (Robot::Ant, Goal::Position { .. }) => 0,
+            (Robot::Ant, _) => 2,
+        };
+        let mut values = d.qpos()[skip..]
+            .iter()
+            .chain(d.qvel())
+            .copied()
+            .collect::<Vec<f64>>();
+        if self.robot == Robot::Ant {
+            values.extend(d.cfrc_ext().iter().flatten().map(|c| c.clamp(-1.0, 1.0)));
+        }
+        for (o, v) in obs.iter_mut().zip(values) {
+            *o = v as f32;
+        }
+    }
+
+    fn success(&self, row: &Row) -> Option<bool> {
+        let p = self.position(&row.data);
+        let moved = [p[0] - row.start[0], p[1] - row.start[1]];
+        match self.goal {
+            Goal::Direction => Some(row.task[0] * moved[0] > 0.0),
+            Goal::Direction2d => Some(row.task[0] * moved[0] + row.task[1] * moved[1] > 0.0),
+            _ => None,
+        }
+    }
+}
+
+/// ‖clip(cfrc_ext, −1, 1)‖² over every body.
+fn contact_sq(d: &MjData<Arc<MjModel>>) -> f64 {
+    d.cfrc_ext()
+        .iter()
+        .flatten()
+        .map(|c| c.clamp(-1.0, 1.0).powi(2))
+        .sum()
+}
+
+/// One row: its simulator state, its task's parameters and where its episode started.
+struct Row {
+    data: MjData<Arc<MjModel>>,
+    task: [f64; 2],
+    start: [f64; 2],
+}
+
+/// The rows of a batch: one `MjData` each over the family's shared model.
+struct MjRows {
+    core: Arc<Core>,
+    rows: Vec<Row>,
+}
+
+impl Rows for MjRows {
+    fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    fn reset(&mut self, i: usize, rng: &mut Rng) {
+        self.core.reset(&mut self.rows[i], rng);
+    }
+
+    fn step(&mut self, i: usize, action: &[f32]) -> (f32, bool) {
+        self.core.step(&mut self.rows[i], action)
+    }
+
+    fn observe(&self, i: usize, obs: &mut [f32]) {
+        self.core.observe(&self.rows[i].data, obs);
+    }
+
+    /// Every active row in parallel (rayon); each row's arithmetic is its own, so the
+    /// results do not depend on the thread count.
+    fn step_active(
+        &mut self,
+        actions: &[f32],
+        active: &[bool],
+        reward: &mut [f32],
+        terminated: &mut [bool],
+    ) {
+        let ad = self.core.ctrl_range.len();
+        let core = &self.core;
+        self.rows
+            .par_iter_mut()
+            .zip(actions.par_chunks(ad))
+            .zip(active.par_iter())
+            .zip(reward.par_iter_mut().zip(terminated.par_iter_mut()))
+            .for_each(|(((row, a), &on), (r, t))| {
+                if on {
+                    (*r, *t) = core.step(row, a);
+                }
+            });
+    }
+
+    fn success(&self, i: usize, _terminated: bool) -> Option<bool> {
+        self.core.success(&self.rows[i])
+    }
+
+    fn position(&self, i: usize) -> Option<[f32; 2]> {
+        let d = &self.rows[i].data;
+        Some(match self.core.robot {
+            Robot::HalfCheetah => [d.qpos()[0] as f32, d.qpos()[1] as f32],
+            Robot::Ant => {
+                let p = d.xpos()[self.core.torso];
+                [p[0] as f32, p[1] as f32]
+            }
+        })
+    }
+}
+
+impl Env for Locomotion {
+    fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+
+    fn sample_task(&self, rng: &mut Rng) -> Task {
+        match self.goal {
+            Goal::Direction => Task::new([if rng.random::<bool>() { 1.0 } else { -1.0 }]),
+            Goal::Direction2d => {
+                let (x, y): (f32, f32) = (StandardNormal.sample(rng), StandardNormal.sample(rng));
+                let n = (x * x + y * y).sqrt().max(f32::MIN_POSITIVE);
+                Task::new([x / n, y / n])
+            }
+            Goal::Velocity { low, high } => Task::new([rng.random_range(low..high)]),
+            Goal::Position { radius } => {
+                let angle = rng.random_range(0.0..std::f32::consts::TAU);
+                let r = radius * rng.random::<f32>().sqrt();
+                Task::new([r * angle.cos(), r * angle.sin()])
+            }
+        }
+    }
+
+    fn simulator_rows(&self, tasks: &[Task]) -> Option<Box<dyn Rows>> {
+        let rows = tasks.iter().map(|t| self.core.new_row(t)).collect();
+        Some(Box::new(MjRows {
+            core: self.core.clone(),
+            rows,
+        }))
+    }
+
+    fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
+        match self.goal {
+            Goal::Position { .. } => vec![[task.param(0), task.param(1)]],
+            _ => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,273 @@
+//! MuJoCo locomotion families (feature `mujoco`; `bash scripts/install-mujoco.sh` first):
+//! rewards and terminations on hand-set states against ProMP's formulas, task
+//! distributions, determinism by seed, the same results on 1 and 2 threads, and short
+//! training runs.
+#![cfg(feature = "mujoco")]
+
+use std::sync::Arc;
+
+use metarl::device::DeviceKind;
+use metarl::env::mujoco::Locomotion;
+use metarl::env::{Env, Registry, Task, TaskDistribution, VecEnv};
+use metarl::rng::stream;
+use metarl::rollout::sample;
+use metarl::train::pg::PgRun;
+use metarl::train::{train_run, RunDir};
+
+fn family(name: &str) -> Locomotion {
+    Locomotion::named(name).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn assert_close(got: f64, want: f64, tol: f64, what: &str) {
+    assert!(
+        (got - want).abs() <= tol * want.abs().max(1.0),
+        "{what}: {got} vs {want}"
+    );
+}
+
+/// A state away from rest: qpos0 shifted and a fixed velocity.
+fn hand_state(env: &Locomotion) -> (Vec<f64>, Vec<f64>) {
+    let m = env.model();
+    let qpos: Vec<f64> = m
+        .qpos0()
+        .iter()
+        .enumerate()
+        .map(|(i, q)| q + 0.01 * i as f64)
+        .collect();
+    let qvel: Vec<f64> = (0..m.ffi().nv as usize)
+        .map(|i| 0.3 - 0.05 * i as f64)
+        .collect();
+    (qpos, qvel)
+}
+
+#[test]
+fn half_cheetah_rewards_follow_promps_formulas_on_a_hand_set_state() {
+    let action = [0.5f32, -2.0, 0.25, 1.5, -0.1, 0.0]; // two entries beyond ±1 get clipped
+    let clipped: Vec<f64> = action
+        .iter()
+        .map(|a| f64::from(*a).clamp(-1.0, 1.0))
+        .collect();
+    let ctrl = 0.05 * clipped.iter().map(|a| a * a).sum::<f64>();
+    for (name, task, reward) in [
+        (
+            "half-cheetah-dir",
+            Task::new([-1.0]),
+            (|v: f64| -v) as fn(f64) -> f64,
+        ),
+        ("half-cheetah-vel", Task::new([1.5]), |v: f64| {
+            -(v - 1.5).abs()
+        }),
+    ] {
+        let env = family(name);
+        assert_eq!(
+            (env.spec().obs_dim, env.spec().act_dim, env.spec().horizon),
+            (17, 6, 100)
+        );
+        let mut row = env.row(&task);
+        let (qpos, qvel) = hand_state(&env);
+        row.set_state(&qpos, &qvel);
+        let obs = row.observe();
+        let want_obs: Vec<f32> = qpos[1..].iter().chain(&qvel).map(|x| *x as f32).collect();
+        assert_eq!(obs, want_obs, "{name}: obs = qpos[1:], qvel");
+        let x0 = row.data().qpos()[0];
+        let (r, term) = row.step(&action);
+        let x1 = row.data().qpos()[0];
+        assert!(!term, "{name} never terminates");
+        assert_eq!(
+            row.data().ctrl().to_vec(),
+            clipped,
+            "{name}: controls are clipped"
+        );
+        let v = (x1 - x0) / env.dt();
+        assert_close(f64::from(r), reward(v) - ctrl, 1e-6, name);
+        assert!((env.dt() - 0.05).abs() < 1e-12);
+    }
+}
+
+#[test]
+fn ant_direction_reward_has_contact_and_alive_terms_and_terminates_outside_z_0_1() {
+    let env = family("ant-dir");
+    assert_eq!((env.spec().obs_dim, env.spec().act_dim), (111, 8));
+    let mut row = env.row(&Task::new([1.0]));
+    let (mut qpos, qvel) = hand_state(&env);
+    qpos[2] = 0.55;
+    row.set_state(&qpos, &qvel);
+    let torso = env
+        .model()
+        .name_to_id(mujoco_rs::prelude::MjtObjBase::mjOBJ_BODY, "torso")
+        .unwrap();
+    let x0 = row.data().xpos()[torso][0];
+    let action = [0.3f32; 8];
+    let (r, term) = row.step(&action);
+    let d = row.data();
+    let x1 = d.xpos()[torso][0];
+    let contact: f64 = d
+        .cfrc_ext()
+        .iter()
+        .flatten()
+        .map(|c| c.clamp(-1.0, 1.0).powi(2))
+        .sum();
+    let want = (x1 - x0) / env.dt() - 0.5 * 8.0 * 0.09 - 0.5e-3 * contact + 1.0;
+    assert_close(f64::from(r), want, 1e-6, "ant-dir reward");
+    assert_eq!(term, !(0.0..=1.0).contains(&d.qpos()[2]));
+    let obs = row.observe();
+    assert_eq!(obs.len(), 111);
+    assert_eq!(obs[0], d.qpos()[2] as f32, "obs starts with qpos[2:]");
+    assert!(
+        obs[27..].iter().all(|c| c.abs() <= 1.0),
+        "contact forces are clipped"
+    );
+    // Lifted above z = 1 the episode ends at once.
+    qpos[2] = 1.5;
+    row.set_state(&qpos, &vec![0.0; qvel.len()]);
+    assert!(row.step(&action).1, "torso above z = 1 terminates");
+}
+
+#[test]
+fn ant_goal_reward_is_minus_the_l1_distance_and_never_terminates() {
+    let env = family("ant-goal");
+    assert_eq!((env.spec().obs_dim, env.spec().horizon), (113, 200));
+    let goal = Task::new([1.0, -2.0]);
+    assert_eq!(env.goals(&goal), vec![[1.0, -2.0]]);
+    let mut row = env.row(&goal);
+    let (mut qpos, qvel) = hand_state(&env);
+    qpos[2] = 1.5; // would end a direction task
+    row.set_state(&qpos, &qvel);
+    let (r, term) = row.step(&[0.2f32; 8]);
+    assert!(!term);
+    let torso = env
+        .model()
+        .name_to_id(mujoco_rs::prelude::MjtObjBase::mjOBJ_BODY, "torso")
+        .unwrap();
+    let d = row.data();
+    let p = d.xpos()[torso];
+    let contact: f64 = d
+        .cfrc_ext()
+        .iter()
+        .flatten()
+        .map(|c| c.clamp(-1.0, 1.0).powi(2))
+        .sum();
+    let want = -((p[0] - 1.0).abs() + (p[1] + 2.0).abs()) - 0.1 * 8.0 * 0.04 - 0.5e-3 * contact;
+    assert_close(f64::from(r), want, 1e-6, "ant-goal reward");
+}
+
+#[test]
+fn task_distributions_follow_the_reference_and_repeat_by_seed() {
+    for name in metarl::env::MUJOCO_ENV_NAMES {
+        let env: Arc<dyn Env> = Arc::new(family(name));
+        let dist = TaskDistribution::new(env.clone());
+        let a = dist.sample(200, &mut stream(4, "tasks"));
+        assert_eq!(a, dist.sample(200, &mut stream(4, "tasks")), "{name}");
+        for t in &a {
+            match *name {
+                "half-cheetah-dir" | "ant-dir" => assert!(t.param(0).abs() == 1.0),
+                "half-cheetah-vel" => assert!((0.0..3.0).contains(&t.param(0))),
+                "ant-dir-2d" => assert!((t.param(0).hypot(t.param(1)) - 1.0).abs() < 1e-5),
+                "ant-goal" => assert!(t.param(0).hypot(t.param(1)) <= 3.0),
+                other => panic!("untested family {other}"),
+            }
+        }
+    }
+}
+
+fn rollout(name: &str, threads: usize) -> metarl::traj::Trajectories {
+    let env: Arc<dyn Env> = Arc::new(family(name));
+    let device = DeviceKind::Flex.device().unwrap();
+    let s = env.spec().clone();
+    let policy = metarl::nn::GaussianPolicyConfig::default().init(
+        s.obs_dim,
+        s.act_dim,
+        &mut stream(2, "policy"),
+        &device,
+    );
+    let tasks = TaskDistribution::new(env.clone()).held_out(3);
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let mut venv = VecEnv::for_tasks(env, &tasks, 2, &mut stream(2, "env"));
+        sample(&policy, &mut venv, 2, &mut stream(2, "action"), &device)
+    })
+}
+
+#[test]
+fn batched_rows_give_the_same_trajectories_on_one_and_two_threads_and_by_seed() {
+    for name in ["half-cheetah-dir", "ant-dir"] {
+        let (a, b, c) = (rollout(name, 1), rollout(name, 2), rollout(name, 2));
+        assert_eq!(a.obs, b.obs, "{name}: 1 vs 2 threads");
+        assert_eq!(a.reward, b.reward, "{name}: 1 vs 2 threads");
+        assert_eq!(b.obs, c.obs, "{name}: rerun");
+        assert_eq!(a.terminated, b.terminated);
+        assert!(a.reward.iter().all(|r| r.is_finite()));
+        assert!(!a.positions.is_empty(), "{name}: positions for plots");
+    }
+}
+
+#[test]
+fn a_batch_row_equals_the_same_row_stepped_alone() {
+    let env = family("half-cheetah-vel");
+    let task = Task::new([2.0]);
+    let env_arc: Arc<dyn Env> = Arc::new(family("half-cheetah-vel"));
+    let mut venv = VecEnv::new(env_arc, vec![Task::new([0.5]), task.clone()], &[7, 9]);
+    let obs = venv.reset();
+    let mut row = env.row(&task);
+    row.reset(&mut metarl::rng::substream(9, "env-row", 0));
+    assert_eq!(obs[17..], row.observe()[..]);
+    let actions = [0.1f32, -0.2, 0.3, -0.4, 0.5, -0.6];
+    let step = venv.step(&[actions, actions].concat());
+    let (r, _) = row.step(&actions);
+    assert_eq!(step.reward[1], r);
+    assert_eq!(step.obs[17..], row.observe()[..]);
+}
+
+fn promp_rows(dir: &std::path::Path, threads: usize) -> Vec<String> {
+    let cfg = PgRun {
+        env: "half-cheetah-dir".into(),
+        iterations: 2,
+        eval_tasks: 2,
+        meta: metarl::pg::MetaPgConfig {
+            tasks: 2,
+            rollouts: 2,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let run = RunDir::create(Some(dir), "promp", "half-cheetah-dir", 1).unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        train_run(
+            &cfg,
+            &Registry::builtin(),
+            &run,
+            DeviceKind::Flex,
+            false,
+            true,
+        )
+        .unwrap()
+    });
+    let text = std::fs::read_to_string(run.progress_path()).unwrap();
+    let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+    text.lines()
+        .map(|l| {
+            l.split(',')
+                .zip(&header)
+                .filter(|(_, h)| !h.contains("seconds"))
+                .map(|(c, _)| c)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+#[test]
+fn a_two_iteration_promp_run_on_half_cheetah_dir_repeats_on_one_and_two_threads() {
+    let d = tempfile::tempdir().unwrap();
+    let one = promp_rows(&d.path().join("one"), 1);
+    let two = promp_rows(&d.path().join("two"), 2);
+    assert_eq!(one.len(), 3);
+    assert_eq!(one, two);
+}

@@ -1,0 +1,71 @@
+"""Writes tests/fixtures/mujoco_parity.json: short trajectories of Gymnasium's HalfCheetah-v5
+and Ant-v5 (the reference simulators of metarl's half-cheetah and ant families) from a fixed
+state under fixed actions. tests/mujoco_parity.rs replays them through metarl's rows and
+compares observations and rewards.
+
+    python3 -m venv venv && . venv/bin/activate
+    pip install mujoco==3.17.0 gymnasium==1.4.0 imageio packaging
+    python experiments/mujoco/parity_fixture.py
+
+Gymnasium's rewards differ from ProMP's (other weights), so the fixture stores the raw
+quantities each step reads (Gymnasium's info: x and y velocity of the reference point) and
+the state after the step; the Rust test forms ProMP's reward from them.
+"""
+import json
+import os
+
+import gymnasium as gym
+import mujoco
+import numpy as np
+
+STEPS = 25
+
+
+def actions(n_act, seed):
+    """Uniform in [−1, 1], rounded to float32 (metarl's actions are f32, so both sides
+    simulate exactly the same controls)."""
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1.0, 1.0, size=(STEPS, n_act)).astype(np.float32).astype(np.float64)
+
+
+def trajectory(env_id, seed):
+    env = gym.make(env_id)
+    env.reset(seed=seed)
+    u = env.unwrapped
+    qpos = u.init_qpos + 0.05 * np.sin(np.arange(u.model.nq) + seed)
+    qvel = 0.2 * np.cos(np.arange(u.model.nv) + seed)
+    u.set_state(qpos, qvel)
+    steps = []
+    for a in actions(u.model.nu, seed):
+        _, _, terminated, _, info = env.step(a)
+        steps.append({
+            "action": a.tolist(),
+            "x_velocity": float(info["x_velocity"]),
+            "y_velocity": float(info.get("y_velocity", 0.0)),
+            "qpos": u.data.qpos.tolist(),
+            "qvel": u.data.qvel.tolist(),
+            "cfrc_ext": np.clip(u.data.cfrc_ext, -1.0, 1.0).flatten().tolist(),
+            "terminated": bool(terminated),
+        })
+    return {"env": env_id, "qpos": qpos.tolist(), "qvel": qvel.tolist(), "dt": u.dt, "steps": steps}
+
+
+def main():
+    out = {
+        "mujoco": mujoco.__version__,
+        "gymnasium": gym.__version__,
+        "trajectories": [trajectory("HalfCheetah-v5", 1), trajectory("HalfCheetah-v5", 2),
+                         trajectory("Ant-v5", 1), trajectory("Ant-v5", 2)],
+    }
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.path.join(here, "..", "..", "tests", "fixtures", "mujoco_parity.json")
+    with open(path, "w") as f:
+        json.dump(out, f)
+    print("wrote", os.path.normpath(path))
+    # Gymnasium's half_cheetah.xml makes MuJoCo's default handler write this file here.
+    if os.path.exists("MUJOCO_LOG.TXT"):
+        os.remove("MUJOCO_LOG.TXT")
+
+
+if __name__ == "__main__":
+    main()

@@ -164,6 +164,9 @@ fn task_distributions_follow_the_reference_and_repeat_by_seed() {
                 "half-cheetah-vel" => assert!((0.0..3.0).contains(&t.param(0))),
                 "ant-dir-2d" => assert!((t.param(0).hypot(t.param(1)) - 1.0).abs() < 1e-5),
                 "ant-goal" => assert!(t.param(0).hypot(t.param(1)) <= 3.0),
+                "walker-dir" => assert!(t.param(0).abs() == 1.0),
+                "walker-vel" => assert!((0.0..10.0).contains(&t.param(0))),
+                "swimmer-vel" => assert!((0.1..0.2).contains(&t.param(0))),
                 other => panic!("untested family {other}"),
             }
         }
@@ -270,4 +273,64 @@ fn a_two_iteration_promp_run_on_half_cheetah_dir_repeats_on_one_and_two_threads(
     let two = promp_rows(&d.path().join("two"), 2);
     assert_eq!(one.len(), 3);
     assert_eq!(one, two);
+}
+
+#[test]
+fn walker_rewards_alive_bonus_clips_velocities_in_the_observation_and_ends_on_a_fall() {
+    for (name, task, alive) in [
+        ("walker-dir", Task::new([1.0]), 1.0),
+        ("walker-vel", Task::new([4.0]), 15.0),
+    ] {
+        let env = family(name);
+        assert_eq!((env.spec().obs_dim, env.spec().act_dim), (17, 6));
+        assert!((env.dt() - 0.016).abs() < 1e-12, "frame skip 8");
+        let mut row = env.row(&task);
+        let (qpos, mut qvel) = hand_state(&env);
+        qvel[3] = 25.0; // observed as 10
+        row.set_state(&qpos, &qvel);
+        assert_eq!(row.observe()[8 + 3], 10.0, "{name}: qvel clipped to ±10");
+        let x0 = row.data().qpos()[0];
+        let action = [0.4f32, -0.4, 0.2, 0.0, 0.1, -0.3];
+        let (r, term) = row.step(&action);
+        let q = row.data().qpos();
+        let v = (q[0] - x0) / env.dt();
+        let a2: f64 = action.iter().map(|a| f64::from(*a).powi(2)).sum();
+        let task_term = if name == "walker-dir" {
+            v
+        } else {
+            -(v - 4.0).abs()
+        };
+        assert_close(f64::from(r), task_term + alive - 1e-3 * a2, 1e-6, name);
+        assert_eq!(
+            term,
+            !(q[1] > 0.8 && q[1] < 2.0 && q[2].abs() < 1.0),
+            "{name}"
+        );
+    }
+    let env = family("walker-dir");
+    let mut row = env.row(&Task::new([1.0]));
+    let (mut qpos, qvel) = hand_state(&env);
+    qpos[1] = 0.5; // below the healthy height
+    row.set_state(&qpos, &qvel);
+    assert!(row.step(&[0.0; 6]).1, "a fallen walker ends its episode");
+}
+
+#[test]
+fn swimmer_reward_penalizes_missing_the_target_velocity() {
+    let env = family("swimmer-vel");
+    assert_eq!((env.spec().obs_dim, env.spec().act_dim), (8, 2));
+    assert!((env.dt() - 0.04).abs() < 1e-12, "frame skip 4");
+    let mut row = env.row(&Task::new([0.15]));
+    let (qpos, qvel) = hand_state(&env);
+    row.set_state(&qpos, &qvel);
+    let x0 = row.data().qpos()[0];
+    let (r, term) = row.step(&[0.7, -0.2]);
+    let v = (row.data().qpos()[0] - x0) / env.dt();
+    let want = -(v - 0.15).abs() - 1e-4 * (0.49 + 0.04);
+    assert_close(f64::from(r), want, 1e-6, "swimmer-vel");
+    assert!(!term);
+    assert!(
+        r <= 0.0,
+        "the reward is a penalty (the reference's sign bug is fixed)"
+    );
 }

@@ -1,5 +1,6 @@
-"""Writes tests/fixtures/mujoco_parity.json: short trajectories of Gymnasium's HalfCheetah-v5
-and Ant-v5 (the reference simulators of metarl's half-cheetah and ant families) from a fixed
+"""Writes tests/fixtures/mujoco_parity.json: short trajectories of Gymnasium's HalfCheetah-v5,
+Ant-v5, Walker2d-v5 (on the walker2d.xml ProMP used, frame skip 8) and Swimmer-v5 (the
+reference simulators of metarl's families) from a fixed
 state under fixed actions. tests/mujoco_parity.rs replays them through metarl's rows and
 compares observations and rewards.
 
@@ -28,8 +29,11 @@ def actions(n_act, seed):
     return rng.uniform(-1.0, 1.0, size=(STEPS, n_act)).astype(np.float32).astype(np.float64)
 
 
-def trajectory(env_id, seed):
-    env = gym.make(env_id)
+ASSETS = os.environ.get("METARL_MUJOCO_ASSETS", "/usr/local/share/metarl/mujoco")
+
+
+def trajectory(env_id, seed, **kwargs):
+    env = gym.make(env_id, **kwargs)
     env.reset(seed=seed)
     u = env.unwrapped
     qpos = u.init_qpos + 0.05 * np.sin(np.arange(u.model.nq) + seed)
@@ -47,6 +51,8 @@ def trajectory(env_id, seed):
             "cfrc_ext": np.clip(u.data.cfrc_ext, -1.0, 1.0).flatten().tolist(),
             "terminated": bool(terminated),
         })
+        if terminated:
+            break
     return {"env": env_id, "qpos": qpos.tolist(), "qvel": qvel.tolist(), "dt": u.dt, "steps": steps}
 
 
@@ -55,7 +61,11 @@ def main():
         "mujoco": mujoco.__version__,
         "gymnasium": gym.__version__,
         "trajectories": [trajectory("HalfCheetah-v5", 1), trajectory("HalfCheetah-v5", 2),
-                         trajectory("Ant-v5", 1), trajectory("Ant-v5", 2)],
+                         trajectory("Ant-v5", 1), trajectory("Ant-v5", 2),
+                         # ProMP's walker: the old walker2d.xml with frame skip 8.
+                         trajectory("Walker2d-v5", 1, xml_file=os.path.join(ASSETS, "walker2d.xml"),
+                                    frame_skip=8),
+                         trajectory("Swimmer-v5", 1)],
     }
     here = os.path.dirname(os.path.abspath(__file__))
     path = os.path.join(here, "..", "..", "tests", "fixtures", "mujoco_parity.json")

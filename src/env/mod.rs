@@ -327,6 +327,9 @@ pub const MUJOCO_ENV_NAMES: &[&str] = &[
     "ant-dir",
     "ant-dir-2d",
     "ant-goal",
+    "walker-dir",
+    "walker-vel",
+    "swimmer-vel",
 ];
 
 /// Names of the built-in point, cart-pole and 1-D families ([`Registry::builtin`] also has

@@ -13,14 +13,22 @@
 //! | `ant-dir` | ant | qpos[2:], qvel, clip(cfrc_ext, ±1) (111) | d·v_x − 0.5‖a‖² − 5e-4‖c‖² + 1 | torso z ∉ [0, 1] or non-finite | d ∈ {−1, +1} | 100 |
 //! | `ant-dir-2d` | ant | 111 | d·Δxy/dt − 0.5‖a‖² − 5e-4‖c‖² + 1 | as ant-dir | d uniform on the unit circle | 100 |
 //! | `ant-goal` | ant | qpos, qvel, clip(cfrc_ext, ±1) (113) | −‖xy − g‖₁ − 0.1‖a‖² − 5e-4‖c‖² | never | g uniform in the disk of radius 3 | 200 |
+//! | `walker-dir` | walker2d | qpos[1:], clip(qvel, ±10) (17) | d·v + 1 − 1e-3‖a‖² | unless 0.8 < height < 2 and \|angle\| < 1 | d ∈ {−1, +1} | 100 |
+//! | `walker-vel` | walker2d | 17 | −\|v − v*\| + 15 − 1e-3‖a‖² | as walker-dir | v* ~ U[0, 10) | 100 |
+//! | `swimmer-vel` | swimmer | qpos[2:], qvel (8) | −\|v − v*\| − 1e-4‖a‖² | never | v* ~ U[0.1, 0.2) | 100 |
 //!
 //! Details, as in the reference unless said otherwise:
-//! - Frame skip 5 (dt = 0.05). v is the forward velocity (x after − x before)/dt: the root
+//! - Frame skip 5 (dt = 0.05) for the cheetah and the ant, 8 for the walker (dt = 0.016), 4
+//!   for the swimmer (dt = 0.04). v is the forward velocity (x after − x before)/dt: the root
 //!   slide joint `qpos[0]` for the cheetah, the torso body's position `xpos` for the ant
 //!   (ProMP's `get_body_com`; MuJoCo computes `xpos` at the start of the last physics
 //!   substep, and so did the reference).
-//! - Reset: `qpos = qpos0 + U(−0.1, 0.1)`, `qvel = 0.1·N(0, 1)` per coordinate, then
-//!   `mj_forward`; the draws come from the row's generator.
+//! - Reset: `qpos = qpos0 + U(−0.1, 0.1)`, `qvel = 0.1·N(0, 1)` per coordinate (walker:
+//!   both U(±0.005); swimmer: both U(±0.1)), then `mj_forward`; the draws come from the
+//!   row's generator.
+//! - Swimmer: the reference's reward is `+|v − v*|` (it pays for missing the target
+//!   velocity, a sign bug, mission-anchors §2.12); ours is `−|v − v*|`, the task it names.
+//! - Horizons are ProMP's run-script default of 100 (ant-goal: 200, its full-code sweeps).
 //! - Actions are clipped to the actuators' control range before they reach the simulator
 //!   and the control cost is charged on the clipped action (ProMP's `normalize` wrapper clips
 //!   the same way; for these models the range is [−1, 1]).
@@ -91,6 +99,102 @@ pub enum Robot {
     HalfCheetah,
     /// Gymnasium's `ant.xml`: free-floating torso, 8 actuators, contact forces observed.
     Ant,
+    /// Gymnasium's `walker2d.xml`: planar biped, 6 actuators, falls end the episode.
+    Walker,
+    /// Gymnasium's `swimmer.xml`: three links in a viscous fluid, 2 actuators.
+    Swimmer,
+}
+
+/// How a reset draws the state around qpos0 and zero velocity.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Reset {
+    /// qpos + U(±r), qvel ~ σ·N(0, 1).
+    UniformNormal(f64, f64),
+    /// qpos + U(±r), qvel ~ U(±r).
+    Uniform(f64),
+}
+
+/// When an episode ends before the horizon.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum End {
+    Never,
+    /// Non-finite state or torso z outside [0, 1] (ProMP's ant).
+    AntHeight,
+    /// Unless 0.8 < height < 2 and |angle| < 1 (ProMP's walker).
+    WalkerFall,
+}
+
+/// The constants of a family's step, reward, reset and observation (module table).
+#[derive(Clone, Copy, Debug, PartialEq)]
+struct Recipe {
+    file: &'static str,
+    frame_skip: usize,
+    /// Leading qpos entries left out of the observation.
+    obs_skip: usize,
+    qvel_clip: Option<f64>,
+    /// Contact forces computed, observed and charged (the ant).
+    contacts: bool,
+    reset: Reset,
+    ctrl_weight: f64,
+    alive: f64,
+    end: End,
+}
+
+impl Recipe {
+    fn of(robot: Robot, goal: Goal) -> Self {
+        let cheetah = Recipe {
+            file: "half_cheetah.xml",
+            frame_skip: 5,
+            obs_skip: 1,
+            qvel_clip: None,
+            contacts: false,
+            reset: Reset::UniformNormal(0.1, 0.1),
+            ctrl_weight: 0.05,
+            alive: 0.0,
+            end: End::Never,
+        };
+        match (robot, goal) {
+            (Robot::HalfCheetah, _) => cheetah,
+            (Robot::Ant, Goal::Position { .. }) => Recipe {
+                file: "ant.xml",
+                obs_skip: 0,
+                contacts: true,
+                ctrl_weight: 0.1,
+                ..cheetah
+            },
+            (Robot::Ant, _) => Recipe {
+                file: "ant.xml",
+                obs_skip: 2,
+                contacts: true,
+                ctrl_weight: 0.5,
+                alive: 1.0,
+                end: End::AntHeight,
+                ..cheetah
+            },
+            (Robot::Walker, _) => Recipe {
+                file: "walker2d.xml",
+                frame_skip: 8,
+                qvel_clip: Some(10.0),
+                reset: Reset::Uniform(0.005),
+                ctrl_weight: 1e-3,
+                alive: if matches!(goal, Goal::Velocity { .. }) {
+                    15.0
+                } else {
+                    1.0
+                },
+                end: End::WalkerFall,
+                ..cheetah
+            },
+            (Robot::Swimmer, _) => Recipe {
+                file: "swimmer.xml",
+                frame_skip: 4,
+                obs_skip: 2,
+                reset: Reset::Uniform(0.1),
+                ctrl_weight: 1e-4,
+                ..cheetah
+            },
+        }
+    }
 }
 
 /// What a task asks of the robot.
@@ -129,12 +233,10 @@ struct Core {
     model: Arc<MjModel>,
     robot: Robot,
     goal: Goal,
-    frame_skip: usize,
+    recipe: Recipe,
     dt: f64,
     torso: usize,
     ctrl_range: Vec<[f64; 2]>,
-    /// ProMP's control-cost weight (cheetah 0.05, ant 0.5, ant-goal 0.1).
-    ctrl_weight: f64,
 }
 
 /// The family names this module defines, in display order.
@@ -178,6 +280,9 @@ impl Locomotion {
                 200,
                 "MuJoCo ant, walk to a goal in the disk of radius 3 (ProMP)",
             ),
+            "walker-dir" => (Robot::Walker, Goal::Direction, 100, "MuJoCo walker2d, walk forward or backward (ProMP)"),
+            "walker-vel" => (Robot::Walker, Goal::Velocity { low: 0.0, high: 10.0 }, 100, "MuJoCo walker2d, walk at a target velocity in U[0, 10) (ProMP)"),
+            "swimmer-vel" => (Robot::Swimmer, Goal::Velocity { low: 0.1, high: 0.2 }, 100, "MuJoCo swimmer, swim at a target velocity in U[0.1, 0.2) (ProMP, reward sign fixed)"),
             _ => {
                 return Err(Error::UnknownEnv {
                     name: name.into(),
@@ -185,11 +290,7 @@ impl Locomotion {
                 })
             }
         };
-        let file = match robot {
-            Robot::HalfCheetah => "half_cheetah.xml",
-            Robot::Ant => "ant.xml",
-        };
-        let model = load_model(file)?;
+        let model = load_model(Recipe::of(robot, goal).file)?;
         let core = Core::new(model, robot, goal)?;
         let spec = EnvSpec {
             name: NAMES.iter().find(|n| **n == name).expect("listed above"),
@@ -294,43 +395,33 @@ impl Core {
             .name_to_id(MjtObjBase::mjOBJ_BODY, "torso")
             .ok_or_else(|| Error::Other("the robot model has no body named `torso`".into()))?;
         let ctrl_range = model.actuator_ctrlrange().to_vec();
-        let ctrl_weight = match (robot, goal) {
-            (Robot::HalfCheetah, _) => 0.05,
-            (Robot::Ant, Goal::Position { .. }) => 0.1,
-            (Robot::Ant, _) => 0.5,
-        };
-        let frame_skip = 5;
+        let recipe = Recipe::of(robot, goal);
         Ok(Self {
-            dt: model.opt().timestep * frame_skip as f64,
+            dt: model.opt().timestep * recipe.frame_skip as f64,
             model,
             robot,
             goal,
-            frame_skip,
+            recipe,
             torso,
             ctrl_range,
-            ctrl_weight,
         })
     }
 
     fn obs_dim(&self) -> usize {
         let (nq, nv) = (self.model.ffi().nq as usize, self.model.ffi().nv as usize);
         let nbody = self.model.ffi().nbody as usize;
-        match (self.robot, self.goal) {
-            (Robot::HalfCheetah, _) => nq - 1 + nv,
-            (Robot::Ant, Goal::Position { .. }) => nq + nv + 6 * nbody,
-            (Robot::Ant, _) => nq - 2 + nv + 6 * nbody,
-        }
+        nq - self.recipe.obs_skip + nv + if self.recipe.contacts { 6 * nbody } else { 0 }
     }
 
-    /// The planar position the reward reads: the cheetah's root x (and 0), the ant's torso
-    /// body (x, y).
+    /// The planar position the reward reads: the root's x slide (and 0) for the planar
+    /// robots, the ant's torso body (x, y).
     fn position(&self, d: &MjData<Arc<MjModel>>) -> [f64; 2] {
         match self.robot {
-            Robot::HalfCheetah => [d.qpos()[0], 0.0],
             Robot::Ant => {
                 let p = d.xpos()[self.torso];
                 [p[0], p[1]]
             }
+            _ => [d.qpos()[0], 0.0],
         }
     }
 
@@ -339,12 +430,20 @@ impl Core {
         let d = &mut row.data;
         d.reset();
         let qpos0 = self.model.qpos0().to_vec();
+        let r = match self.recipe.reset {
+            Reset::UniformNormal(r, _) | Reset::Uniform(r) => r,
+        };
         for (q, q0) in d.qpos_mut().iter_mut().zip(&qpos0) {
-            *q = q0 + rng.random_range(-0.1..0.1);
+            *q = q0 + rng.random_range(-r..r);
         }
         for v in d.qvel_mut().iter_mut() {
-            let n: f64 = StandardNormal.sample(rng);
-            *v = 0.1 * n;
+            *v = match self.recipe.reset {
+                Reset::UniformNormal(_, sigma) => {
+                    let n: f64 = StandardNormal.sample(rng);
+                    sigma * n
+                }
+                Reset::Uniform(r) => rng.random_range(-r..r),
+            };
         }
         d.forward();
         row.start = self.position(&row.data);
@@ -360,19 +459,19 @@ impl Core {
             .collect();
         let before = self.position(&row.data);
         row.data.ctrl_mut().copy_from_slice(&a);
-        for _ in 0..self.frame_skip {
+        for _ in 0..self.recipe.frame_skip {
             row.data.step();
         }
-        if self.robot == Robot::Ant {
+        if self.recipe.contacts {
             row.data.rne_post_constraint();
         }
         let after = self.position(&row.data);
-        let ctrl = self.ctrl_weight * a.iter().map(|x| x * x).sum::<f64>();
-        let r = self.task_reward(&row.task, before, after) - ctrl;
-        let r = match self.robot {
-            Robot::HalfCheetah => r,
-            Robot::Ant => r - 0.5e-3 * contact_sq(&row.data) + self.alive_bonus(),
-        };
+        let ctrl = self.recipe.ctrl_weight * a.iter().map(|x| x * x).sum::<f64>();
+        let mut r = self.task_reward(&row.task, before, after) - ctrl;
+        if self.recipe.contacts {
+            r -= 0.5e-3 * contact_sq(&row.data);
+        }
+        r += self.recipe.alive;
         (r as f32, self.terminated(&row.data))
     }
 
@@ -389,39 +488,29 @@ impl Core {
         }
     }
 
-    /// The ant's survive bonus: 1 for the direction tasks, none for the goal task.
-    fn alive_bonus(&self) -> f64 {
-        match self.goal {
-            Goal::Position { .. } => 0.0,
-            _ => 1.0,
-        }
-    }
-
     /// The ant's direction tasks end when the state is not finite or the torso leaves
-    /// z ∈ [0, 1]; the others never end.
+    /// z ∈ [0, 1]; the walker's when it falls; the others never.
     fn terminated(&self, d: &MjData<Arc<MjModel>>) -> bool {
-        match (self.robot, self.goal) {
-            (Robot::Ant, Goal::Direction | Goal::Direction2d) => {
-                let finite = d.qpos().iter().chain(d.qvel()).all(|x| x.is_finite());
-                let z = d.qpos()[2];
-                !(finite && (0.0..=1.0).contains(&z))
+        let q = d.qpos();
+        match self.recipe.end {
+            End::Never => false,
+            End::AntHeight => {
+                let finite = q.iter().chain(d.qvel()).all(|x| x.is_finite());
+                !(finite && (0.0..=1.0).contains(&q[2]))
             }
-            _ => false,
+            End::WalkerFall => !(q[1] > 0.8 && q[1] < 2.0 && q[2] > -1.0 && q[2] < 1.0),
         }
     }
 
     fn observe(&self, d: &MjData<Arc<MjModel>>, obs: &mut [f32]) {
-        let skip = match (self.robot, self.goal) {
-            (Robot::HalfCheetah, _) => 1,
-            (Robot::Ant, Goal::Position { .. }) => 0,
-            (Robot::Ant, _) => 2,
-        };
-        let mut values = d.qpos()[skip..]
+        let clip = self.recipe.qvel_clip.unwrap_or(f64::INFINITY);
+        let qvel = d.qvel().iter().map(|v| v.clamp(-clip, clip));
+        let mut values: Vec<f64> = d.qpos()[self.recipe.obs_skip..]
             .iter()
-            .chain(d.qvel())
             .copied()
-            .collect::<Vec<f64>>();
-        if self.robot == Robot::Ant {
+            .chain(qvel)
+            .collect();
+        if self.recipe.contacts {
             values.extend(d.cfrc_ext().iter().flatten().map(|c| c.clamp(-1.0, 1.0)));
         }
         for (o, v) in obs.iter_mut().zip(values) {
@@ -509,11 +598,12 @@ impl Rows for MjRows {
     fn position(&self, i: usize) -> Option<[f32; 2]> {
         let d = &self.rows[i].data;
         Some(match self.core.robot {
-            Robot::HalfCheetah => [d.qpos()[0] as f32, d.qpos()[1] as f32],
             Robot::Ant => {
                 let p = d.xpos()[self.core.torso];
                 [p[0] as f32, p[1] as f32]
             }
+            // x and the root's second coordinate: height (cheetah, walker) or y (swimmer).
+            _ => [d.qpos()[0] as f32, d.qpos()[1] as f32],
         })
     }
 }

@@ -167,6 +167,13 @@ fn task_distributions_follow_the_reference_and_repeat_by_seed() {
                 "walker-dir" => assert!(t.param(0).abs() == 1.0),
                 "walker-vel" => assert!((0.0..10.0).contains(&t.param(0))),
                 "swimmer-vel" => assert!((0.1..0.2).contains(&t.param(0))),
+                "walker-params" | "hopper-params" => {
+                    let lim = 1.5f32.powi(3) * 1.0001;
+                    assert!(
+                        t.params.iter().all(|m| (1.0 / lim..=lim).contains(m)),
+                        "{name}"
+                    );
+                }
                 other => panic!("untested family {other}"),
             }
         }
@@ -333,4 +340,78 @@ fn swimmer_reward_penalizes_missing_the_target_velocity() {
         r <= 0.0,
         "the reward is a penalty (the reference's sign bug is fixed)"
     );
+}
+
+/// x after `steps` steps of fixed actions from a fixed state, for a task of `name`.
+fn x_after(name: &str, task: &Task, steps: usize) -> (Vec<f64>, bool) {
+    let env = family(name);
+    let mut row = env.row(task);
+    let (qpos, qvel) = hand_state(&env);
+    row.set_state(&qpos, &vec![0.0; qvel.len()]);
+    let act = env.spec().act_dim;
+    let mut ended = false;
+    for k in 0..steps {
+        let a: Vec<f32> = (0..act).map(|j| (0.3 * ((k + j) as f32)).sin()).collect();
+        ended |= row.step(&a).1;
+    }
+    (row.data().qpos().to_vec(), ended)
+}
+
+#[test]
+fn random_parameter_tasks_repeat_by_seed_and_change_the_dynamics() {
+    for name in ["walker-params", "hopper-params"] {
+        let env: Arc<dyn Env> = Arc::new(family(name));
+        let dist = TaskDistribution::new(env.clone());
+        let (a, b) = (
+            dist.sample(3, &mut stream(8, "tasks")),
+            dist.sample(3, &mut stream(8, "tasks")),
+        );
+        assert_eq!(a, b, "{name}: same seed, same multipliers");
+        let ones = Task::new(vec![1.0; a[0].params.len()]);
+        // Unit multipliers leave the model as compiled; drawn ones change the trajectory.
+        let base = x_after(name, &ones, 10).0;
+        let again = x_after(name, &ones, 10).0;
+        assert_eq!(base, again, "{name}: deterministic");
+        let moved = x_after(name, &a[0], 10).0;
+        assert_ne!(base, moved, "{name}: the multipliers change the dynamics");
+        assert!(moved.iter().all(|x| x.is_finite()));
+    }
+}
+
+#[test]
+fn random_parameter_families_reward_forward_motion_and_the_hopper_ends_when_it_falls() {
+    for (name, act) in [("walker-params", 6), ("hopper-params", 3)] {
+        let env = family(name);
+        assert_eq!(env.spec().act_dim, act);
+        let task = Task::new(vec![
+            1.0;
+            4 * env.model().ffi().nbody as usize
+                + env.model().ffi().nv as usize
+                + 3 * env.model().ffi().ngeom as usize
+        ]);
+        let mut row = env.row(&task);
+        let (qpos, qvel) = hand_state(&env);
+        row.set_state(&qpos, &qvel);
+        let x0 = row.data().qpos()[0];
+        let a = vec![0.25f32; act];
+        let (r, _) = row.step(&a);
+        let v = (row.data().qpos()[0] - x0) / env.dt();
+        assert_close(
+            f64::from(r),
+            v + 1.0 - 1e-3 * 0.0625 * act as f64,
+            1e-6,
+            name,
+        );
+    }
+    let env = family("hopper-params");
+    assert_eq!(env.spec().obs_dim, 11);
+    assert!((env.dt() - 0.008).abs() < 1e-12, "frame skip 4 at 0.002");
+    let n = 4 * env.model().ffi().nbody as usize
+        + env.model().ffi().nv as usize
+        + 3 * env.model().ffi().ngeom as usize;
+    let mut row = env.row(&Task::new(vec![1.0; n]));
+    let (mut qpos, qvel) = hand_state(&env);
+    qpos[1] = 0.5; // below 0.7
+    row.set_state(&qpos, &qvel);
+    assert!(row.step(&[0.0; 3]).1, "a fallen hopper ends its episode");
 }

@@ -329,6 +329,8 @@ pub const MUJOCO_ENV_NAMES: &[&str] = &[
     "ant-goal",
     "walker-dir",
     "walker-vel",
+    "walker-params",
+    "hopper-params",
     "swimmer-vel",
 ];
 

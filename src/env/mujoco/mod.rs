@@ -16,6 +16,16 @@
 //! | `walker-dir` | walker2d | qpos[1:], clip(qvel, ±10) (17) | d·v + 1 − 1e-3‖a‖² | unless 0.8 < height < 2 and \|angle\| < 1 | d ∈ {−1, +1} | 100 |
 //! | `walker-vel` | walker2d | 17 | −\|v − v*\| + 15 − 1e-3‖a‖² | as walker-dir | v* ~ U[0, 10) | 100 |
 //! | `swimmer-vel` | swimmer | qpos[2:], qvel (8) | −\|v − v*\| − 1e-4‖a‖² | never | v* ~ U[0.1, 0.2) | 100 |
+//! | `walker-params` | walker2d | 17 | v + 1 − 1e-3‖a‖² | as walker-dir | random physical parameters (below) | 200 |
+//! | `hopper-params` | hopper | qpos[1:], clip(qvel, ±10) (11) | v + 1 − 1e-3‖a‖² | unless finite, \|s[2:]\| < 100, height > 0.7 and \|angle\| < 0.2 | random physical parameters | 200 |
+//!
+//! Random physical parameters (`rand_param_envs/base.py`, `log_scale_limit` 3, as ProMP uses
+//! them): every body mass and every entry of the bodies' diagonal inertia × 1.5^U(−3, 3),
+//! every dof's damping × 1.3^U(−3, 3), every geom's three friction coefficients ×
+//! 1.5^U(−3, 3), drawn independently; a task's parameters are these multipliers in that
+//! order. Each task gets its own copy of the model with the multipliers applied and
+//! `mj_setConst` run (the reference, on MuJoCo 1.31, set the arrays only); the rows of a
+//! task share that copy. Walker frame skip 5 here (8 in walker-dir/-vel), hopper 4.
 //!
 //! Details, as in the reference unless said otherwise:
 //! - Frame skip 5 (dt = 0.05) for the cheetah and the ant, 8 for the walker (dt = 0.016), 4
@@ -103,6 +113,8 @@ pub enum Robot {
     Walker,
     /// Gymnasium's `swimmer.xml`: three links in a viscous fluid, 2 actuators.
     Swimmer,
+    /// Gymnasium's `hopper.xml`: planar one-legged hopper, 3 actuators.
+    Hopper,
 }
 
 /// How a reset draws the state around qpos0 and zero velocity.
@@ -122,6 +134,8 @@ enum End {
     AntHeight,
     /// Unless 0.8 < height < 2 and |angle| < 1 (ProMP's walker).
     WalkerFall,
+    /// Unless finite, |s[2:]| < 100, height > 0.7 and |angle| < 0.2 (the hopper).
+    HopperFall,
 }
 
 /// The constants of a family's step, reward, reset and observation (module table).
@@ -173,7 +187,11 @@ impl Recipe {
             },
             (Robot::Walker, _) => Recipe {
                 file: "walker2d.xml",
-                frame_skip: 8,
+                frame_skip: if matches!(goal, Goal::Params { .. }) {
+                    5
+                } else {
+                    8
+                },
                 qvel_clip: Some(10.0),
                 reset: Reset::Uniform(0.005),
                 ctrl_weight: 1e-3,
@@ -183,6 +201,16 @@ impl Recipe {
                     1.0
                 },
                 end: End::WalkerFall,
+                ..cheetah
+            },
+            (Robot::Hopper, _) => Recipe {
+                file: "hopper.xml",
+                frame_skip: 4,
+                qvel_clip: Some(10.0),
+                reset: Reset::Uniform(0.005),
+                ctrl_weight: 1e-3,
+                alive: 1.0,
+                end: End::HopperFall,
                 ..cheetah
             },
             (Robot::Swimmer, _) => Recipe {
@@ -215,6 +243,11 @@ pub enum Goal {
     Position {
         /// The disk's radius.
         radius: f32,
+    },
+    /// Run forward with random physical parameters (parameters: the multipliers).
+    Params {
+        /// Multipliers are base^U(−limit, limit) (3 in the reference).
+        log_scale_limit: f32,
     },
 }
 
@@ -279,6 +312,18 @@ impl Locomotion {
                 Goal::Position { radius: 3.0 },
                 200,
                 "MuJoCo ant, walk to a goal in the disk of radius 3 (ProMP)",
+            ),
+            "walker-params" => (
+                Robot::Walker,
+                Goal::Params { log_scale_limit: 3.0 },
+                200,
+                "MuJoCo walker2d with random masses, inertias, damping and friction (ProMP, rand_param_envs)",
+            ),
+            "hopper-params" => (
+                Robot::Hopper,
+                Goal::Params { log_scale_limit: 3.0 },
+                200,
+                "MuJoCo hopper with random masses, inertias, damping and friction (ProMP, rand_param_envs)",
             ),
             "walker-dir" => (Robot::Walker, Goal::Direction, 100, "MuJoCo walker2d, walk forward or backward (ProMP)"),
             "walker-vel" => (Robot::Walker, Goal::Velocity { low: 0.0, high: 10.0 }, 100, "MuJoCo walker2d, walk at a target velocity in U[0, 10) (ProMP)"),
@@ -380,10 +425,47 @@ impl MjRow {
 
 impl Core {
     fn new_row(&self, task: &Task) -> Row {
+        self.new_row_on(task, self.task_model(task))
+    }
+
+    /// The model a task's rows simulate: the family's own, or for random-parameter tasks a
+    /// copy with the task's multipliers applied and `mj_setConst` run.
+    fn task_model(&self, task: &Task) -> Arc<MjModel> {
+        if !matches!(self.goal, Goal::Params { .. }) {
+            return self.model.clone();
+        }
+        let mut m: MjModel = (*self.model).clone();
+        let mut k = task.params.iter().map(|x| f64::from(*x));
+        let mut next = || {
+            k.next()
+                .expect("a parameter task has one multiplier per value")
+        };
+        m.body_mass_mut().iter_mut().for_each(|x| *x *= next());
+        m.body_inertia_mut()
+            .iter_mut()
+            .flatten()
+            .for_each(|x| *x *= next());
+        m.dof_damping_mut().iter_mut().for_each(|x| *x *= next());
+        m.geom_friction_mut()
+            .iter_mut()
+            .flatten()
+            .for_each(|x| *x *= next());
+        MjData::new(&mut m).set_const();
+        Arc::new(m)
+    }
+
+    /// The number of multipliers of a random-parameter task.
+    fn param_count(&self) -> usize {
+        let f = self.model.ffi();
+        let (nbody, nv, ngeom) = (f.nbody as usize, f.nv as usize, f.ngeom as usize);
+        4 * nbody + nv + 3 * ngeom
+    }
+
+    fn new_row_on(&self, task: &Task, model: Arc<MjModel>) -> Row {
         Row {
-            data: MjData::new(self.model.clone()),
+            data: MjData::new(model),
             task: [
-                f64::from(task.param(0)),
+                task.params.first().copied().map_or(0.0, f64::from),
                 task.params.get(1).copied().map_or(0.0, f64::from),
             ],
             start: [0.0; 2],
@@ -485,6 +567,7 @@ impl Core {
             Goal::Direction2d => task[0] * v[0] + task[1] * v[1],
             Goal::Velocity { .. } => -(v[0] - task[0]).abs(),
             Goal::Position { .. } => -((after[0] - task[0]).abs() + (after[1] - task[1]).abs()),
+            Goal::Params { .. } => v[0],
         }
     }
 
@@ -499,6 +582,11 @@ impl Core {
                 !(finite && (0.0..=1.0).contains(&q[2]))
             }
             End::WalkerFall => !(q[1] > 0.8 && q[1] < 2.0 && q[2] > -1.0 && q[2] < 1.0),
+            End::HopperFall => {
+                let s = q.iter().chain(d.qvel());
+                let ok = s.clone().all(|x| x.is_finite()) && s.skip(2).all(|x| x.abs() < 100.0);
+                !(ok && q[1] > 0.7 && q[2].abs() < 0.2)
+            }
         }
     }
 
@@ -622,6 +710,19 @@ impl Env for Locomotion {
                 Task::new([x / n, y / n])
             }
             Goal::Velocity { low, high } => Task::new([rng.random_range(low..high)]),
+            Goal::Params { log_scale_limit: l } => {
+                let f = self.core.model.ffi();
+                let (nbody, nv, ngeom) = (f.nbody as usize, f.nv as usize, f.ngeom as usize);
+                let mut draw = |base: f32, n: usize| -> Vec<f32> {
+                    (0..n).map(|_| base.powf(rng.random_range(-l..l))).collect()
+                };
+                let mut m = draw(1.5, nbody);
+                m.extend(draw(1.5, 3 * nbody));
+                m.extend(draw(1.3, nv));
+                m.extend(draw(1.5, 3 * ngeom));
+                debug_assert_eq!(m.len(), self.core.param_count());
+                Task::new(m)
+            }
             Goal::Position { radius } => {
                 let angle = rng.random_range(0.0..std::f32::consts::TAU);
                 let r = radius * rng.random::<f32>().sqrt();
@@ -631,7 +732,16 @@ impl Env for Locomotion {
     }
 
     fn simulator_rows(&self, tasks: &[Task]) -> Option<Box<dyn Rows>> {
-        let rows = tasks.iter().map(|t| self.core.new_row(t)).collect();
+        let mut rows: Vec<Row> = Vec::with_capacity(tasks.len());
+        let mut last: Option<(&Task, Arc<MjModel>)> = None;
+        for t in tasks {
+            let model = match &last {
+                Some((prev, m)) if *prev == t => m.clone(),
+                _ => self.core.task_model(t),
+            };
+            rows.push(self.core.new_row_on(t, model.clone()));
+            last = Some((t, model));
+        }
         Some(Box::new(MjRows {
             core: self.core.clone(),
             rows,

@@ -164,7 +164,7 @@ fn task_distributions_follow_the_reference_and_repeat_by_seed() {
                 "half-cheetah-vel" => assert!((0.0..3.0).contains(&t.param(0))),
                 "ant-dir-2d" => assert!((t.param(0).hypot(t.param(1)) - 1.0).abs() < 1e-5),
                 "ant-goal" => assert!(t.param(0).hypot(t.param(1)) <= 3.0),
-                "walker-dir" => assert!(t.param(0).abs() == 1.0),
+                "walker-dir" | "humanoid-dir" => assert!(t.param(0).abs() == 1.0),
                 "walker-vel" => assert!((0.0..10.0).contains(&t.param(0))),
                 "swimmer-vel" => assert!((0.1..0.2).contains(&t.param(0))),
                 "walker-params" | "hopper-params" => {

@@ -47,6 +47,7 @@ impl Replay {
             "Ant-v5" => ("ant-dir", [1.0], 2, f64::INFINITY, true),
             "Walker2d-v5" => ("walker-dir", [1.0], 1, 10.0, false),
             "Swimmer-v5" => ("swimmer-vel", [0.15], 2, f64::INFINITY, false),
+            "Humanoid-v5" => ("humanoid-dir", [1.0], 2, f64::INFINITY, false),
             other => panic!("no family replays {other}"),
         };
         Self {
@@ -65,6 +66,8 @@ impl Replay {
             "ant-dir" => vx - 0.5 * a2 - 0.5e-3 * contact2 + 1.0,
             "walker-dir" => vx + 1.0 - 1e-3 * a2,
             "swimmer-vel" => -(vx - 0.15).abs() - 1e-4 * a2,
+            // 0.25 Δx / timestep = 1.25 Δx / dt (frame skip 5); impact cost on raw forces.
+            "humanoid-dir" => 1.25 * vx - 0.1 * a2 - (0.5e-6 * contact2).min(10.0) + 5.0,
             other => panic!("{other}"),
         }
     }
@@ -73,6 +76,7 @@ impl Replay {
         match self.family {
             "ant-dir" => !(0.0..=1.0).contains(&qpos[2]),
             "walker-dir" => !(qpos[1] > 0.8 && qpos[1] < 2.0 && qpos[2].abs() < 1.0),
+            "humanoid-dir" => !(1.0..=2.0).contains(&qpos[2]),
             _ => false,
         }
     }
@@ -83,7 +87,7 @@ fn every_family_reproduces_gymnasium_observations_and_rewards() {
     let f = fixture();
     assert_eq!(f["mujoco"], "3.17.0");
     let trajectories = f["trajectories"].as_array().unwrap();
-    assert_eq!(trajectories.len(), 6);
+    assert_eq!(trajectories.len(), 7);
     for t in trajectories {
         let name = t["env"].as_str().unwrap();
         let rp = Replay::of(name);
@@ -102,11 +106,23 @@ fn every_family_reproduces_gymnasium_observations_and_rewards() {
             let (qpos, qvel) = (floats(&s["qpos"]), floats(&s["qvel"]));
             let mut want: Vec<f64> = qpos[rp.qpos_skip..].to_vec();
             want.extend(qvel.iter().map(|v| v.clamp(-rp.qvel_clip, rp.qvel_clip)));
-            let c = floats(&s["cfrc_ext"]);
+            let mut c = floats(&s["cfrc_ext"]);
             if rp.contacts {
                 want.extend(&c);
             }
-            let a2: f64 = a.iter().map(|x| f64::from(*x).powi(2)).sum();
+            if s.get("raw").is_some() {
+                // The humanoid: cinert, cvel, qfrc_actuator, then the raw cfrc_ext.
+                let raw = floats(&s["raw"]);
+                c = raw[raw.len() - c.len()..].to_vec();
+                want.extend(&raw);
+            }
+            // Controls as simulated: clipped to the actuators' range (the humanoid's is ±0.4).
+            let range = env.model().actuator_ctrlrange();
+            let a2: f64 = a
+                .iter()
+                .zip(range)
+                .map(|(x, r)| f64::from(*x).clamp(r[0], r[1]).powi(2))
+                .sum();
             let c2: f64 = c.iter().map(|x| x * x).sum();
             let want_r = rp.reward(s["x_velocity"].as_f64().unwrap(), a2, c2);
             let obs = row.observe();

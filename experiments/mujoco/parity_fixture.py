@@ -1,5 +1,6 @@
 """Writes tests/fixtures/mujoco_parity.json: short trajectories of Gymnasium's HalfCheetah-v5,
-Ant-v5, Walker2d-v5 (on the walker2d.xml ProMP used, frame skip 8) and Swimmer-v5 (the
+Ant-v5, Walker2d-v5 (on the walker2d.xml ProMP used, frame skip 8), Swimmer-v5 and
+Humanoid-v5 (the
 reference simulators of metarl's families) from a fixed
 state under fixed actions. tests/mujoco_parity.rs replays them through metarl's rows and
 compares observations and rewards.
@@ -49,6 +50,9 @@ def trajectory(env_id, seed, **kwargs):
             "qpos": u.data.qpos.tolist(),
             "qvel": u.data.qvel.tolist(),
             "cfrc_ext": np.clip(u.data.cfrc_ext, -1.0, 1.0).flatten().tolist(),
+            **({"raw": np.concatenate([u.data.cinert.flatten(), u.data.cvel.flatten(),
+                                       u.data.qfrc_actuator, u.data.cfrc_ext.flatten()]).tolist()}
+               if env_id.startswith("Humanoid") else {}),
             "terminated": bool(terminated),
         })
         if terminated:
@@ -65,7 +69,8 @@ def main():
                          # ProMP's walker: the old walker2d.xml with frame skip 8.
                          trajectory("Walker2d-v5", 1, xml_file=os.path.join(ASSETS, "walker2d.xml"),
                                     frame_skip=8),
-                         trajectory("Swimmer-v5", 1)],
+                         trajectory("Swimmer-v5", 1),
+                         trajectory("Humanoid-v5", 1)],
     }
     here = os.path.dirname(os.path.abspath(__file__))
     path = os.path.join(here, "..", "..", "tests", "fixtures", "mujoco_parity.json")

@@ -332,6 +332,7 @@ pub const MUJOCO_ENV_NAMES: &[&str] = &[
     "walker-params",
     "hopper-params",
     "swimmer-vel",
+    "humanoid-dir",
 ];
 
 /// Names of the built-in point, cart-pole and 1-D families ([`Registry::builtin`] also has

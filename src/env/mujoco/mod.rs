@@ -16,6 +16,7 @@
 //! | `walker-dir` | walker2d | qpos[1:], clip(qvel, ±10) (17) | d·v + 1 − 1e-3‖a‖² | unless 0.8 < height < 2 and \|angle\| < 1 | d ∈ {−1, +1} | 100 |
 //! | `walker-vel` | walker2d | 17 | −\|v − v*\| + 15 − 1e-3‖a‖² | as walker-dir | v* ~ U[0, 10) | 100 |
 //! | `swimmer-vel` | swimmer | qpos[2:], qvel (8) | −\|v − v*\| − 1e-4‖a‖² | never | v* ~ U[0.1, 0.2) | 100 |
+//! | `humanoid-dir` | humanoid | qpos[2:], qvel, cinert, cvel, qfrc_actuator, cfrc_ext (376) | 0.25·d·Δx_com/timestep − 0.1‖a‖² − min(5e-7‖cfrc_ext‖², 10) + 5 | torso z ∉ [1, 2] | d ∈ {−1, +1} | 200 |
 //! | `walker-params` | walker2d | 17 | v + 1 − 1e-3‖a‖² | as walker-dir | random physical parameters (below) | 200 |
 //! | `hopper-params` | hopper | qpos[1:], clip(qvel, ±10) (11) | v + 1 − 1e-3‖a‖² | unless finite, \|s[2:]\| < 100, height > 0.7 and \|angle\| < 0.2 | random physical parameters | 200 |
 //!
@@ -115,6 +116,8 @@ pub enum Robot {
     Swimmer,
     /// Gymnasium's `hopper.xml`: planar one-legged hopper, 3 actuators.
     Hopper,
+    /// Gymnasium's `humanoid.xml`: 17 actuators; the reward reads the centre of mass.
+    Humanoid,
 }
 
 /// How a reset draws the state around qpos0 and zero velocity.
@@ -136,6 +139,8 @@ enum End {
     WalkerFall,
     /// Unless finite, |s[2:]| < 100, height > 0.7 and |angle| < 0.2 (the hopper).
     HopperFall,
+    /// Torso z outside [1, 2] (ProMP's humanoid).
+    HumanoidHeight,
 }
 
 /// The constants of a family's step, reward, reset and observation (module table).
@@ -211,6 +216,16 @@ impl Recipe {
                 ctrl_weight: 1e-3,
                 alive: 1.0,
                 end: End::HopperFall,
+                ..cheetah
+            },
+            (Robot::Humanoid, _) => Recipe {
+                file: "humanoid.xml",
+                obs_skip: 2,
+                contacts: true,
+                reset: Reset::Uniform(0.01),
+                ctrl_weight: 0.1,
+                alive: 5.0,
+                end: End::HumanoidHeight,
                 ..cheetah
             },
             (Robot::Swimmer, _) => Recipe {
@@ -312,6 +327,12 @@ impl Locomotion {
                 Goal::Position { radius: 3.0 },
                 200,
                 "MuJoCo ant, walk to a goal in the disk of radius 3 (ProMP)",
+            ),
+            "humanoid-dir" => (
+                Robot::Humanoid,
+                Goal::Direction,
+                200,
+                "MuJoCo humanoid, run forward or backward (ProMP)",
             ),
             "walker-params" => (
                 Robot::Walker,
@@ -492,13 +513,19 @@ impl Core {
     fn obs_dim(&self) -> usize {
         let (nq, nv) = (self.model.ffi().nq as usize, self.model.ffi().nv as usize);
         let nbody = self.model.ffi().nbody as usize;
-        nq - self.recipe.obs_skip + nv + if self.recipe.contacts { 6 * nbody } else { 0 }
+        let humanoid = if self.robot == Robot::Humanoid {
+            10 * nbody + 6 * nbody + nv
+        } else {
+            0
+        };
+        nq - self.recipe.obs_skip + nv + humanoid + if self.recipe.contacts { 6 * nbody } else { 0 }
     }
 
     /// The planar position the reward reads: the root's x slide (and 0) for the planar
     /// robots, the ant's torso body (x, y).
     fn position(&self, d: &MjData<Arc<MjModel>>) -> [f64; 2] {
         match self.robot {
+            Robot::Humanoid => mass_center(d),
             Robot::Ant => {
                 let p = d.xpos()[self.torso];
                 [p[0], p[1]]
@@ -550,8 +577,16 @@ impl Core {
         let after = self.position(&row.data);
         let ctrl = self.recipe.ctrl_weight * a.iter().map(|x| x * x).sum::<f64>();
         let mut r = self.task_reward(&row.task, before, after) - ctrl;
-        if self.recipe.contacts {
-            r -= 0.5e-3 * contact_sq(&row.data);
+        match self.robot {
+            // ProMP's humanoid: 0.25 × the velocity over the physics timestep, i.e. 1.25 ×
+            // the velocity over dt; the impact cost on the raw forces, capped at 10.
+            Robot::Humanoid => {
+                r = 0.25 * row.task[0] * (after[0] - before[0]) / self.model.opt().timestep
+                    - ctrl
+                    - (0.5e-6 * raw_contact_sq(&row.data)).min(10.0);
+            }
+            _ if self.recipe.contacts => r -= 0.5e-3 * contact_sq(&row.data),
+            _ => {}
         }
         r += self.recipe.alive;
         (r as f32, self.terminated(&row.data))
@@ -582,6 +617,7 @@ impl Core {
                 !(finite && (0.0..=1.0).contains(&q[2]))
             }
             End::WalkerFall => !(q[1] > 0.8 && q[1] < 2.0 && q[2] > -1.0 && q[2] < 1.0),
+            End::HumanoidHeight => !(1.0..=2.0).contains(&q[2]),
             End::HopperFall => {
                 let s = q.iter().chain(d.qvel());
                 let ok = s.clone().all(|x| x.is_finite()) && s.skip(2).all(|x| x.abs() < 100.0);
@@ -598,7 +634,12 @@ impl Core {
             .copied()
             .chain(qvel)
             .collect();
-        if self.recipe.contacts {
+        if self.robot == Robot::Humanoid {
+            values.extend(d.cinert().iter().flatten());
+            values.extend(d.cvel().iter().flatten());
+            values.extend(d.qfrc_actuator());
+            values.extend(d.cfrc_ext().iter().flatten());
+        } else if self.recipe.contacts {
             values.extend(d.cfrc_ext().iter().flatten().map(|c| c.clamp(-1.0, 1.0)));
         }
         for (o, v) in obs.iter_mut().zip(values) {
@@ -615,6 +656,23 @@ impl Core {
             _ => None,
         }
     }
+}
+
+/// ‖cfrc_ext‖² over every body, unclipped (the humanoid's impact cost).
+fn raw_contact_sq(d: &MjData<Arc<MjModel>>) -> f64 {
+    d.cfrc_ext().iter().flatten().map(|c| c * c).sum()
+}
+
+/// The centre of mass (x, y): body masses times `xipos`, as the reference's `mass_center`.
+fn mass_center(d: &MjData<Arc<MjModel>>) -> [f64; 2] {
+    let mass = d.model().body_mass();
+    let total: f64 = mass.iter().sum();
+    let (mut x, mut y) = (0.0, 0.0);
+    for (m, p) in mass.iter().zip(d.xipos()) {
+        x += m * p[0];
+        y += m * p[1];
+    }
+    [x / total, y / total]
 }
 
 /// ‖clip(cfrc_ext, −1, 1)‖² over every body.

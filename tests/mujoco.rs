@@ -161,7 +161,7 @@ fn task_distributions_follow_the_reference_and_repeat_by_seed() {
         for t in &a {
             match *name {
                 "half-cheetah-dir" | "ant-dir" => assert!(t.param(0).abs() == 1.0),
-                "half-cheetah-vel" => assert!((0.0..3.0).contains(&t.param(0))),
+                "half-cheetah-vel" | "ant-vel" => assert!((0.0..3.0).contains(&t.param(0))),
                 "ant-dir-2d" => assert!((t.param(0).hypot(t.param(1)) - 1.0).abs() < 1e-5),
                 "ant-goal" => assert!(t.param(0).hypot(t.param(1)) <= 3.0),
                 "walker-dir" | "humanoid-dir" => assert!(t.param(0).abs() == 1.0),
@@ -414,4 +414,34 @@ fn random_parameter_families_reward_forward_motion_and_the_hopper_ends_when_it_f
     qpos[1] = 0.5; // below 0.7
     row.set_state(&qpos, &qvel);
     assert!(row.step(&[0.0; 3]).1, "a fallen hopper ends its episode");
+}
+
+#[test]
+fn ant_velocity_reward_follows_mamls_definition_and_ends_outside_z_0_2_to_1() {
+    let env = family("ant-vel");
+    assert_eq!((env.spec().obs_dim, env.spec().horizon), (111, 200));
+    let mut row = env.row(&Task::new([1.5]));
+    let (mut qpos, qvel) = hand_state(&env);
+    qpos[2] = 0.55;
+    row.set_state(&qpos, &qvel);
+    let torso = env
+        .model()
+        .name_to_id(mujoco_rs::prelude::MjtObjBase::mjOBJ_BODY, "torso")
+        .unwrap();
+    let x0 = row.data().xpos()[torso][0];
+    let (r, term) = row.step(&[0.2f32; 8]);
+    let d = row.data();
+    let v = (d.xpos()[torso][0] - x0) / env.dt();
+    let contact: f64 = d
+        .cfrc_ext()
+        .iter()
+        .flatten()
+        .map(|c| c.clamp(-1.0, 1.0).powi(2))
+        .sum();
+    let want = -(v - 1.5).abs() + 1.0 - 0.005 * 8.0 * 0.04 - 0.5e-3 * contact + 0.05;
+    assert_close(f64::from(r), want, 1e-6, "ant-vel reward");
+    assert_eq!(term, !(0.2..=1.0).contains(&d.qpos()[2]));
+    qpos[2] = 1.5; // above 1: ends
+    row.set_state(&qpos, &vec![0.0; qvel.len()]);
+    assert!(row.step(&[0.0; 8]).1);
 }

@@ -327,6 +327,7 @@ pub const MUJOCO_ENV_NAMES: &[&str] = &[
     "ant-dir",
     "ant-dir-2d",
     "ant-goal",
+    "ant-vel",
     "walker-dir",
     "walker-vel",
     "walker-params",

@@ -13,6 +13,7 @@
 //! | `ant-dir` | ant | qpos[2:], qvel, clip(cfrc_ext, ±1) (111) | d·v_x − 0.5‖a‖² − 5e-4‖c‖² + 1 | torso z ∉ [0, 1] or non-finite | d ∈ {−1, +1} | 100 |
 //! | `ant-dir-2d` | ant | 111 | d·Δxy/dt − 0.5‖a‖² − 5e-4‖c‖² + 1 | as ant-dir | d uniform on the unit circle | 100 |
 //! | `ant-goal` | ant | qpos, qvel, clip(cfrc_ext, ±1) (113) | −‖xy − g‖₁ − 0.1‖a‖² − 5e-4‖c‖² | never | g uniform in the disk of radius 3 | 200 |
+//! | `ant-vel` | ant | 111 | −\|v_x − v*\| + 1 − 0.005‖a‖² − 5e-4‖c‖² + 0.05 | torso z ∉ [0.2, 1] or non-finite | v* ~ U[0, 3) | 200 |
 //! | `walker-dir` | walker2d | qpos[1:], clip(qvel, ±10) (17) | d·v + 1 − 1e-3‖a‖² | unless 0.8 < height < 2 and \|angle\| < 1 | d ∈ {−1, +1} | 100 |
 //! | `walker-vel` | walker2d | 17 | −\|v − v*\| + 15 − 1e-3‖a‖² | as walker-dir | v* ~ U[0, 10) | 100 |
 //! | `swimmer-vel` | swimmer | qpos[2:], qvel (8) | −\|v − v*\| − 1e-4‖a‖² | never | v* ~ U[0.1, 0.2) | 100 |
@@ -40,6 +41,11 @@
 //! - Swimmer: the reference's reward is `+|v − v*|` (it pays for missing the target
 //!   velocity, a sign bug, mission-anchors §2.12); ours is `−|v − v*|`, the task it names.
 //! - Horizons are ProMP's run-script default of 100 (ant-goal: 200, its full-code sweeps).
+//! - `ant-vel` has no ProMP definition; it follows MAML's (`maml_rl`
+//!   `ant_env_rand.py`, also pytorch-maml-rl's AntVel): forward term −|v − v*| + 1, control
+//!   cost 0.005, survive bonus 0.05, ends outside z ∈ [0.2, 1], horizon 200; v is the torso's
+//!   velocity from its position difference (the source reads the torso's COM velocity)
+//!   and the observation is ant-dir's.
 //! - Actions are clipped to the actuators' control range before they reach the simulator
 //!   and the control cost is charged on the clipped action (ProMP's `normalize` wrapper clips
 //!   the same way; for these models the range is [−1, 1]).
@@ -135,6 +141,8 @@ enum End {
     Never,
     /// Non-finite state or torso z outside [0, 1] (ProMP's ant).
     AntHeight,
+    /// Non-finite state or torso z outside [0.2, 1] (MAML's ant-vel).
+    AntHeightVel,
     /// Unless 0.8 < height < 2 and |angle| < 1 (ProMP's walker).
     WalkerFall,
     /// Unless finite, |s[2:]| < 100, height > 0.7 and |angle| < 0.2 (the hopper).
@@ -179,6 +187,15 @@ impl Recipe {
                 obs_skip: 0,
                 contacts: true,
                 ctrl_weight: 0.1,
+                ..cheetah
+            },
+            (Robot::Ant, Goal::Velocity { .. }) => Recipe {
+                file: "ant.xml",
+                obs_skip: 2,
+                contacts: true,
+                ctrl_weight: 0.005,
+                alive: 1.05,
+                end: End::AntHeightVel,
                 ..cheetah
             },
             (Robot::Ant, _) => Recipe {
@@ -345,6 +362,12 @@ impl Locomotion {
                 Goal::Params { log_scale_limit: 3.0 },
                 200,
                 "MuJoCo hopper with random masses, inertias, damping and friction (ProMP, rand_param_envs)",
+            ),
+            "ant-vel" => (
+                Robot::Ant,
+                Goal::Velocity { low: 0.0, high: 3.0 },
+                200,
+                "MuJoCo ant, run along x at a target velocity in U[0, 3) (MAML)",
             ),
             "walker-dir" => (Robot::Walker, Goal::Direction, 100, "MuJoCo walker2d, walk forward or backward (ProMP)"),
             "walker-vel" => (Robot::Walker, Goal::Velocity { low: 0.0, high: 10.0 }, 100, "MuJoCo walker2d, walk at a target velocity in U[0, 10) (ProMP)"),
@@ -612,9 +635,14 @@ impl Core {
         let q = d.qpos();
         match self.recipe.end {
             End::Never => false,
-            End::AntHeight => {
+            End::AntHeight | End::AntHeightVel => {
+                let low = if self.recipe.end == End::AntHeight {
+                    0.0
+                } else {
+                    0.2
+                };
                 let finite = q.iter().chain(d.qvel()).all(|x| x.is_finite());
-                !(finite && (0.0..=1.0).contains(&q[2]))
+                !(finite && (low..=1.0).contains(&q[2]))
             }
             End::WalkerFall => !(q[1] > 0.8 && q[1] < 2.0 && q[2] > -1.0 && q[2] < 1.0),
             End::HumanoidHeight => !(1.0..=2.0).contains(&q[2]),

@@ -25,6 +25,22 @@ fn assert_close(got: f64, want: f64, tol: f64, what: &str) {
     );
 }
 
+/// The ant's torso body.
+fn torso(env: &Locomotion) -> usize {
+    env.model()
+        .name_to_id(mujoco_rs::prelude::MjtObjBase::mjOBJ_BODY, "torso")
+        .unwrap()
+}
+
+/// ‖clip(cfrc_ext, −1, 1)‖² of a state: the ant's contact cost before its weight.
+fn clipped_contact_sq(d: &mujoco_rs::prelude::MjData<Arc<mujoco_rs::prelude::MjModel>>) -> f64 {
+    d.cfrc_ext()
+        .iter()
+        .flatten()
+        .map(|c| c.clamp(-1.0, 1.0).powi(2))
+        .sum()
+}
+
 /// A state away from rest: qpos0 shifted and a fixed velocity.
 fn hand_state(env: &Locomotion) -> (Vec<f64>, Vec<f64>) {
     let m = env.model();
@@ -92,21 +108,13 @@ fn ant_direction_reward_has_contact_and_alive_terms_and_terminates_outside_z_0_1
     let (mut qpos, qvel) = hand_state(&env);
     qpos[2] = 0.55;
     row.set_state(&qpos, &qvel);
-    let torso = env
-        .model()
-        .name_to_id(mujoco_rs::prelude::MjtObjBase::mjOBJ_BODY, "torso")
-        .unwrap();
+    let torso = torso(&env);
     let x0 = row.data().xpos()[torso][0];
     let action = [0.3f32; 8];
     let (r, term) = row.step(&action);
     let d = row.data();
     let x1 = d.xpos()[torso][0];
-    let contact: f64 = d
-        .cfrc_ext()
-        .iter()
-        .flatten()
-        .map(|c| c.clamp(-1.0, 1.0).powi(2))
-        .sum();
+    let contact = clipped_contact_sq(d);
     let want = (x1 - x0) / env.dt() - 0.5 * 8.0 * 0.09 - 0.5e-3 * contact + 1.0;
     assert_close(f64::from(r), want, 1e-6, "ant-dir reward");
     assert_eq!(term, !(0.0..=1.0).contains(&d.qpos()[2]));
@@ -135,18 +143,10 @@ fn ant_goal_reward_is_minus_the_l1_distance_and_never_terminates() {
     row.set_state(&qpos, &qvel);
     let (r, term) = row.step(&[0.2f32; 8]);
     assert!(!term);
-    let torso = env
-        .model()
-        .name_to_id(mujoco_rs::prelude::MjtObjBase::mjOBJ_BODY, "torso")
-        .unwrap();
+    let torso = torso(&env);
     let d = row.data();
     let p = d.xpos()[torso];
-    let contact: f64 = d
-        .cfrc_ext()
-        .iter()
-        .flatten()
-        .map(|c| c.clamp(-1.0, 1.0).powi(2))
-        .sum();
+    let contact = clipped_contact_sq(d);
     let want = -((p[0] - 1.0).abs() + (p[1] + 2.0).abs()) - 0.1 * 8.0 * 0.04 - 0.5e-3 * contact;
     assert_close(f64::from(r), want, 1e-6, "ant-goal reward");
 }
@@ -424,20 +424,12 @@ fn ant_velocity_reward_follows_mamls_definition_and_ends_outside_z_0_2_to_1() {
     let (mut qpos, qvel) = hand_state(&env);
     qpos[2] = 0.55;
     row.set_state(&qpos, &qvel);
-    let torso = env
-        .model()
-        .name_to_id(mujoco_rs::prelude::MjtObjBase::mjOBJ_BODY, "torso")
-        .unwrap();
+    let torso = torso(&env);
     let x0 = row.data().xpos()[torso][0];
     let (r, term) = row.step(&[0.2f32; 8]);
     let d = row.data();
     let v = (d.xpos()[torso][0] - x0) / env.dt();
-    let contact: f64 = d
-        .cfrc_ext()
-        .iter()
-        .flatten()
-        .map(|c| c.clamp(-1.0, 1.0).powi(2))
-        .sum();
+    let contact = clipped_contact_sq(d);
     let want = -(v - 1.5).abs() + 1.0 - 0.005 * 8.0 * 0.04 - 0.5e-3 * contact + 0.05;
     assert_close(f64::from(r), want, 1e-6, "ant-vel reward");
     assert_eq!(term, !(0.2..=1.0).contains(&d.qpos()[2]));

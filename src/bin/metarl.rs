@@ -81,11 +81,29 @@ fn list_envs() -> Result<()> {
     );
     let registry = Registry::builtin();
     for name in registry.names() {
-        let e = registry.make(name)?;
-        let s = e.spec();
+        // A family that cannot be built here (a MuJoCo model not installed) is listed with
+        // the reason instead of ending the listing.
+        match registry.make(name) {
+            Ok(e) => {
+                let s = e.spec();
+                println!(
+                    "{:<20} {:>4} {:>4} {:>8}  {}",
+                    name, s.obs_dim, s.act_dim, s.horizon, s.summary
+                );
+            }
+            Err(err) => println!(
+                "{name:<20} {:>4} {:>4} {:>8}  unavailable: {err}",
+                "-", "-", "-"
+            ),
+        }
+    }
+    for name in metarl::env::MUJOCO_ENV_NAMES
+        .iter()
+        .filter(|n| !registry.contains(n))
+    {
         println!(
-            "{:<20} {:>4} {:>4} {:>8}  {}",
-            s.name, s.obs_dim, s.act_dim, s.horizon, s.summary
+            "{name:<20} {:>4} {:>4} {:>8}  MuJoCo: `bash scripts/install-mujoco.sh`, then build with `--features mujoco`",
+            "-", "-", "-"
         );
     }
     println!(

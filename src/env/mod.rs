@@ -595,9 +595,7 @@ impl VecEnv {
     pub fn observe(&self) -> Vec<f32> {
         let od = self.env.spec().obs_dim;
         let mut obs = vec![0.0; self.num_rows() * od];
-        for (i, o) in obs.chunks_mut(od.max(1)).enumerate().take(self.num_rows()) {
-            self.rows.observe(i, o);
-        }
+        self.rows.observe_all(&mut obs);
         obs
     }
 

@@ -51,6 +51,18 @@ pub trait Rows: Send {
             }
         }
     }
+    /// Writes every row's observation into `obs` (`[N, obs_dim]`). The default observes
+    /// the rows one after another; a simulator may observe them in parallel.
+    fn observe_all(&self, obs: &mut [f32]) {
+        let od = if self.is_empty() {
+            0
+        } else {
+            obs.len() / self.len()
+        };
+        for (i, o) in obs.chunks_mut(od.max(1)).enumerate().take(self.len()) {
+            self.observe(i, o);
+        }
+    }
     /// Whether row `i`'s finished episode counts as a success, for families that define one.
     fn success(&self, i: usize, terminated: bool) -> Option<bool>;
     /// Row `i`'s 2-D position, for families that `metarl plot` can draw.

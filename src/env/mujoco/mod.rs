@@ -765,6 +765,15 @@ impl Rows for MjRows {
             });
     }
 
+    /// Every row in parallel (rayon).
+    fn observe_all(&self, obs: &mut [f32]) {
+        let od = self.core.obs_dim();
+        let core = &self.core;
+        obs.par_chunks_mut(od)
+            .zip(self.rows.par_iter())
+            .for_each(|(o, row)| core.observe(&row.data, o));
+    }
+
     fn success(&self, i: usize, _terminated: bool) -> Option<bool> {
         self.core.success(&self.rows[i])
     }

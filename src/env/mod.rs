@@ -502,7 +502,7 @@ pub struct Step {
 /// A batch of rows, each a (task, rollout) pair, stepped in lock-step.
 pub struct VecEnv {
     env: Arc<dyn Env>,
-    tasks: Vec<Task>,
+    tasks: Arc<[Task]>,
     rngs: Vec<Rng>,
     rows: Box<dyn Rows>,
     t: Vec<usize>,
@@ -524,6 +524,7 @@ impl VecEnv {
     pub fn new(env: Arc<dyn Env>, tasks: Vec<Task>, seeds: &[u64]) -> Self {
         assert_eq!(tasks.len(), seeds.len(), "one seed per row");
         let n = tasks.len();
+        let tasks: Arc<[Task]> = tasks.into();
         Self {
             rngs: seeds
                 .iter()

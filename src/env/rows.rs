@@ -78,13 +78,14 @@ pub trait Rows: Send {
 #[derive(Debug)]
 pub struct FlatRows {
     env: Arc<dyn Env>,
-    tasks: Vec<Task>,
+    tasks: Arc<[Task]>,
     state: Vec<f32>,
 }
 
 impl FlatRows {
-    /// One row per task of `tasks`, states zero until reset.
-    pub fn new(env: Arc<dyn Env>, tasks: Vec<Task>) -> Self {
+    /// One row per task of `tasks` (shared with the caller, not copied), states zero until
+    /// reset.
+    pub fn new(env: Arc<dyn Env>, tasks: Arc<[Task]>) -> Self {
         let state = vec![0.0; tasks.len() * env.state_dim()];
         Self { env, tasks, state }
     }
@@ -130,7 +131,7 @@ impl Rows for FlatRows {
 }
 
 /// The rows `env` keeps for `tasks`: its simulator rows if it has them, else [`FlatRows`].
-pub fn rows_for(env: &Arc<dyn Env>, tasks: Vec<Task>) -> Box<dyn Rows> {
+pub fn rows_for(env: &Arc<dyn Env>, tasks: Arc<[Task]>) -> Box<dyn Rows> {
     match env.simulator_rows(&tasks) {
         Some(rows) => rows,
         None => Box::new(FlatRows::new(env.clone(), tasks)),

@@ -108,12 +108,11 @@ pub fn policy_checkpoint(
     tasks_rng: &Rng,
     rngs: &SamplerRngs,
 ) -> Result<Checkpoint> {
-    Ok(Checkpoint::default()
+    let ck = Checkpoint::default()
         .with_file("policy.bpk", module_bytes(policy)?)
         .with_file("adam.bpk", optimizer_bytes(optim)?)
-        .with_rng("tasks", tasks_rng)
-        .with_rng("env", &rngs.env)
-        .with_rng("action", &rngs.act))
+        .with_rng("tasks", tasks_rng);
+    Ok(rngs.save(ck))
 }
 
 /// Restores what [`policy_checkpoint`] wrote, in place.
@@ -127,10 +126,7 @@ pub fn restore_policy(
     *policy = load_module(policy.clone(), ck.file("policy.bpk")?)?;
     *optim = load_optimizer(AdamConfig::new().init(), ck.file("adam.bpk")?)?;
     *tasks_rng = ck.rng("tasks")?;
-    *rngs = SamplerRngs {
-        env: ck.rng("env")?,
-        act: ck.rng("action")?,
-    };
+    *rngs = SamplerRngs::restore(ck)?;
     Ok(())
 }
 

@@ -174,6 +174,21 @@ pub struct SamplerRngs {
     pub act: Rng,
 }
 
+impl SamplerRngs {
+    /// `ck` with both streams added, as `env` and `action`.
+    pub fn save(&self, ck: crate::learner::Checkpoint) -> crate::learner::Checkpoint {
+        ck.with_rng("env", &self.env).with_rng("action", &self.act)
+    }
+
+    /// The streams [`Self::save`] wrote.
+    pub fn restore(ck: &crate::learner::Checkpoint) -> Result<Self> {
+        Ok(Self {
+            env: ck.rng("env")?,
+            act: ck.rng("action")?,
+        })
+    }
+}
+
 /// Samples a meta-batch: for each inner step, rollouts with the current (per-task)
 /// parameters, then an adaptation step; finally post-update rollouts. Returns the samples
 /// and θ' (tracked through every step when `second_order`). Marks the phases `sample`

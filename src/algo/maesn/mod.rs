@@ -170,13 +170,12 @@ impl MetaLearner for Maesn {
     }
 
     fn checkpoint(&self) -> Result<Checkpoint> {
-        Ok(Checkpoint::default()
+        let ck = Checkpoint::default()
             .with_file("model.bpk", module_bytes(&self.model)?)
             .with_file("adam.bpk", optimizer_bytes(&self.optim)?)
             .with_rng("tasks", &self.tasks_rng)
-            .with_rng("env", &self.rngs.env)
-            .with_rng("action", &self.rngs.act)
-            .with_rng("latent", &self.latent_rng))
+            .with_rng("latent", &self.latent_rng);
+        Ok(self.rngs.save(ck))
     }
 
     fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
@@ -184,10 +183,7 @@ impl MetaLearner for Maesn {
         self.optim = load_optimizer(AdamConfig::new().init(), ck.file("adam.bpk")?)?;
         self.tasks_rng = ck.rng("tasks")?;
         self.latent_rng = ck.rng("latent")?;
-        self.rngs = SamplerRngs {
-            env: ck.rng("env")?,
-            act: ck.rng("action")?,
-        };
+        self.rngs = SamplerRngs::restore(ck)?;
         Ok(())
     }
 

@@ -260,14 +260,13 @@ impl MetaLearner for Mame {
     }
 
     fn checkpoint(&self) -> Result<Checkpoint> {
-        Ok(Checkpoint::default()
+        let ck = Checkpoint::default()
             .with_file("nets.bpk", module_bytes(&self.nets)?)
             .with_file("latent.bpk", module_bytes(&self.latent)?)
             .with_file("adam.bpk", optimizer_bytes(&self.optim)?)
             .with_file("adam-latent.bpk", optimizer_bytes(&self.latent_optim)?)
-            .with_rng("tasks", &self.tasks_rng)
-            .with_rng("env", &self.rngs.env)
-            .with_rng("action", &self.rngs.act))
+            .with_rng("tasks", &self.tasks_rng);
+        Ok(self.rngs.save(ck))
     }
 
     fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
@@ -276,10 +275,7 @@ impl MetaLearner for Mame {
         self.optim = load_optimizer(AdamConfig::new().init(), ck.file("adam.bpk")?)?;
         self.latent_optim = load_optimizer(AdamConfig::new().init(), ck.file("adam-latent.bpk")?)?;
         self.tasks_rng = ck.rng("tasks")?;
-        self.rngs = SamplerRngs {
-            env: ck.rng("env")?,
-            act: ck.rng("action")?,
-        };
+        self.rngs = SamplerRngs::restore(ck)?;
         Ok(())
     }
 

@@ -287,8 +287,6 @@ pub enum Goal {
 #[derive(Debug)]
 pub struct Locomotion {
     spec: EnvSpec,
-    robot: Robot,
-    goal: Goal,
     core: Arc<Core>,
 }
 
@@ -390,15 +388,13 @@ impl Locomotion {
         };
         Ok(Self {
             spec,
-            robot,
-            goal,
             core: Arc::new(core),
         })
     }
 
     /// The robot.
     pub fn robot(&self) -> Robot {
-        self.robot
+        self.core.robot
     }
 
     /// The model every row simulates.
@@ -561,11 +557,11 @@ impl Core {
     fn reset(&self, row: &mut Row, rng: &mut Rng) {
         let d = &mut row.data;
         d.reset();
-        let qpos0 = self.model.qpos0().to_vec();
+        let qpos0 = self.model.qpos0();
         let r = match self.recipe.reset {
             Reset::UniformNormal(r, _) | Reset::Uniform(r) => r,
         };
-        for (q, q0) in d.qpos_mut().iter_mut().zip(&qpos0) {
+        for (q, q0) in d.qpos_mut().iter_mut().zip(qpos0) {
             *q = q0 + rng.random_range(-r..r);
         }
         for v in d.qvel_mut().iter_mut() {
@@ -584,13 +580,16 @@ impl Core {
     /// One environment step: clipped controls, `frame_skip` physics steps, contact
     /// forces; returns (reward, terminated).
     fn step(&self, row: &mut Row, action: &[f32]) -> (f32, bool) {
-        let a: Vec<f64> = action
-            .iter()
-            .zip(&self.ctrl_range)
-            .map(|(&a, r)| f64::from(a).clamp(r[0], r[1]))
-            .collect();
         let before = self.position(&row.data);
-        row.data.ctrl_mut().copy_from_slice(&a);
+        for ((c, &a), r) in row
+            .data
+            .ctrl_mut()
+            .iter_mut()
+            .zip(action)
+            .zip(&self.ctrl_range)
+        {
+            *c = f64::from(a).clamp(r[0], r[1]);
+        }
         for _ in 0..self.recipe.frame_skip {
             row.data.step();
         }
@@ -598,24 +597,28 @@ impl Core {
             row.data.rne_post_constraint();
         }
         let after = self.position(&row.data);
-        let ctrl = self.recipe.ctrl_weight * a.iter().map(|x| x * x).sum::<f64>();
-        let mut r = self.task_reward(&row.task, before, after) - ctrl;
-        match self.robot {
-            // ProMP's humanoid: 0.25 × the velocity over the physics timestep, i.e. 1.25 ×
-            // the velocity over dt; the impact cost on the raw forces, capped at 10.
-            Robot::Humanoid => {
-                r = 0.25 * row.task[0] * (after[0] - before[0]) / self.model.opt().timestep
-                    - ctrl
-                    - (0.5e-6 * raw_contact_sq(&row.data)).min(10.0);
-            }
-            _ if self.recipe.contacts => r -= 0.5e-3 * contact_sq(&row.data),
-            _ => {}
-        }
-        r += self.recipe.alive;
+        let ctrl = self.recipe.ctrl_weight * row.data.ctrl().iter().map(|x| x * x).sum::<f64>();
+        let r = self.task_reward(&row.task, before, after) - ctrl - self.contact_cost(&row.data)
+            + self.recipe.alive;
         (r as f32, self.terminated(&row.data))
     }
 
+    /// The ant's 5e-4‖clip(cfrc_ext, ±1)‖²; the humanoid's impact cost on the raw forces,
+    /// 5e-7‖cfrc_ext‖² capped at 10; none for the others.
+    fn contact_cost(&self, d: &MjData<Arc<MjModel>>) -> f64 {
+        match self.robot {
+            Robot::Humanoid => (0.5e-6 * raw_contact_sq(d)).min(10.0),
+            _ if self.recipe.contacts => 0.5e-3 * contact_sq(d),
+            _ => 0.0,
+        }
+    }
+
     fn task_reward(&self, task: &[f64; 2], before: [f64; 2], after: [f64; 2]) -> f64 {
+        if self.robot == Robot::Humanoid {
+            // ProMP's humanoid: 0.25 × the displacement over the physics timestep, i.e.
+            // 1.25 × the velocity over dt.
+            return 0.25 * task[0] * (after[0] - before[0]) / self.model.opt().timestep;
+        }
         let v = [
             (after[0] - before[0]) / self.dt,
             (after[1] - before[1]) / self.dt,
@@ -655,23 +658,24 @@ impl Core {
     }
 
     fn observe(&self, d: &MjData<Arc<MjModel>>, obs: &mut [f32]) {
+        // Written in place: this runs for every row at every step.
         let clip = self.recipe.qvel_clip.unwrap_or(f64::INFINITY);
         let qvel = d.qvel().iter().map(|v| v.clamp(-clip, clip));
-        let mut values: Vec<f64> = d.qpos()[self.recipe.obs_skip..]
-            .iter()
-            .copied()
-            .chain(qvel)
-            .collect();
+        let state = d.qpos()[self.recipe.obs_skip..].iter().copied().chain(qvel);
+        let n = d.qpos().len() - self.recipe.obs_skip + d.qvel().len();
+        let (head, tail) = obs.split_at_mut(n);
+        fill(head, state);
         if self.robot == Robot::Humanoid {
-            values.extend(d.cinert().iter().flatten());
-            values.extend(d.cvel().iter().flatten());
-            values.extend(d.qfrc_actuator());
-            values.extend(d.cfrc_ext().iter().flatten());
+            let extra = (d.cinert().iter().flatten().copied())
+                .chain(d.cvel().iter().flatten().copied())
+                .chain(d.qfrc_actuator().iter().copied())
+                .chain(d.cfrc_ext().iter().flatten().copied());
+            fill(tail, extra);
         } else if self.recipe.contacts {
-            values.extend(d.cfrc_ext().iter().flatten().map(|c| c.clamp(-1.0, 1.0)));
-        }
-        for (o, v) in obs.iter_mut().zip(values) {
-            *o = v as f32;
+            fill(
+                tail,
+                d.cfrc_ext().iter().flatten().map(|c| c.clamp(-1.0, 1.0)),
+            );
         }
     }
 
@@ -683,6 +687,13 @@ impl Core {
             Goal::Direction2d => Some(row.task[0] * moved[0] + row.task[1] * moved[1] > 0.0),
             _ => None,
         }
+    }
+}
+
+/// Writes `values` into `out` as f32, one each.
+fn fill(out: &mut [f32], values: impl Iterator<Item = f64>) {
+    for (o, v) in out.iter_mut().zip(values) {
+        *o = v as f32;
     }
 }
 
@@ -797,7 +808,7 @@ impl Env for Locomotion {
     }
 
     fn sample_task(&self, rng: &mut Rng) -> Task {
-        match self.goal {
+        match self.core.goal {
             Goal::Direction => Task::new([if rng.random::<bool>() { 1.0 } else { -1.0 }]),
             Goal::Direction2d => {
                 let (x, y): (f32, f32) = (StandardNormal.sample(rng), StandardNormal.sample(rng));
@@ -844,7 +855,7 @@ impl Env for Locomotion {
     }
 
     fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
-        match self.goal {
+        match self.core.goal {
             Goal::Position { .. } => vec![[task.param(0), task.param(1)]],
             _ => Vec::new(),
         }

@@ -13,6 +13,7 @@
 pub mod algo;
 pub mod checkpoint;
 pub mod cli;
+pub mod ddpg;
 pub mod device;
 pub mod env;
 pub mod error;

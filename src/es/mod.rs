@@ -25,6 +25,7 @@
 //! | §3.3.1 DPP-ES perturbations (`dpp_rho` = 5) | [`dpp_perturbations`], [`log_det_rbf`] |
 //! | §3.3.2 hill climbing | [`hill_climb`] |
 //! | fitness normalization (`fvalues_normalization`) | [`FitnessShaping`], [`centered_ranks`] |
+//! | Shen et al. eqs. 8–10: learned N(μ, σ²), K draws per fitness | [`distribution`] |
 //!
 //! # Conventions
 //!
@@ -43,6 +44,7 @@
 //!   before they reach this layer.
 
 pub mod adapt;
+pub mod distribution;
 pub mod dpp;
 pub mod estimators;
 pub mod hessian;

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
 
+pub mod critic;
 pub mod deterministic;
 pub mod fastmath;
 pub mod flat;

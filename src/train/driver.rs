@@ -100,6 +100,8 @@ pub enum AnyRun {
     Explore(super::explore::ExploreRun),
     /// `es-maml`.
     EsMaml(super::es_maml::EsMamlRun),
+    /// `es-ddpg`.
+    EsDdpg(super::es_ddpg::EsDdpgRun),
     /// `sine-maml`.
     SineMaml(super::sine_maml::SineMamlRun),
 }
@@ -119,12 +121,13 @@ impl AnyRun {
             Some("meta-explore") => AnyRun::Explore(load_toml(path)?),
             None if table.contains_key("method") => AnyRun::Explore(load_toml(path)?),
             Some("es-maml") => AnyRun::EsMaml(load_toml(path)?),
+            Some("es-ddpg") => AnyRun::EsDdpg(load_toml(path)?),
             Some("sine-maml") => AnyRun::SineMaml(load_toml(path)?),
             other => {
                 return Err(Error::invalid(
                     "algo",
                     other.unwrap_or("(missing)"),
-                    "promp, pg-maml, meta-explore, es-maml, sine-maml",
+                    "promp, pg-maml, meta-explore, es-maml, es-ddpg, sine-maml",
                 ))
             }
         })
@@ -179,6 +182,7 @@ pub fn eval_run(
         AnyRun::Pg(c) => eval_with(&c, registry, dir, n, kind),
         AnyRun::Explore(c) => eval_with(&c, registry, dir, n, kind),
         AnyRun::EsMaml(c) if !c.supervised() => eval_with(&c, registry, dir, n, kind),
+        AnyRun::EsDdpg(c) => eval_with(&c, registry, dir, n, kind),
         AnyRun::EsMaml(_) | AnyRun::SineMaml(_) => Err(Error::RunDir {
             path: dir.path().to_path_buf(),
             message: "is a supervised sine run, not a promp, pg-maml or meta-explore run (or es-maml on an RL family); `metarl eval` adapts policies, and a sine run's held-out MSE curve is in its summary.json".into(),

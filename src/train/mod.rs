@@ -15,6 +15,7 @@ use crate::error::{Error, Result};
 
 pub mod config;
 pub mod driver;
+pub mod es_ddpg;
 pub mod es_maml;
 pub mod explore;
 pub mod pg;

@@ -1,0 +1,544 @@
+//! ES + DDPG: meta-RL with a distribution of exploration parameters learned by evolution
+//! strategies and per-task adaptation by deterministic policy gradients.
+//!
+//! Reference: Shen, Yang, Yuan, Liu, "Meta Reinforcement Learning with Distribution of
+//! Exploration Parameters Learned by Evolution Strategies" — Algorithm 1, eqs. 6–10.
+//!
+//! ```text
+//! initialize P_actor = N(μ_a, σ_a²), P_critic = N(μ_c, σ_c²)
+//! while not done:
+//!   sample tasks T_i, i = 1..M
+//!   for each worker i (in parallel):
+//!     θ_i1 … θ_iK ~ P_actor,  φ_i ~ P_critic
+//!     roll out each θ_ij once on T_i            → replay buffer B_i   (exploration)
+//!     θ̄_i ← mean_j θ_ij                         (distributed N(μ_a, σ_a²/K))
+//!     (θ̄_i', φ_i') ← DDPG(θ̄_i, φ_i, B_i)       (`ddpg.updates` updates)
+//!     F_actor,i  = return of one episode of θ̄_i' on T_i
+//!     F_critic,i = − mean_t (Q_φ_i'(s_t, a_t) − G_t)²  on that episode
+//!   update (μ_a, σ_a) by eq. 10 with F_actor, (μ_c, σ_c) by eq. 8–9 with F_critic
+//! ```
+//!
+//! The paper scores the adapted critic by "the negative of the squared error between the
+//! adapted critic and the test set"; our test set is the adapted actor's own episode,
+//! which none of the buffer's transitions come from, and the critic's target there is the
+//! discounted return-to-go G_t = Σ_{k≥t} γ^{k−t} r_k: the Q value of the adapted actor
+//! on its own trajectory (exact for deterministic dynamics, truncated at the horizon).
+//!
+//! σ is parameterized by log σ (the optimizer steps log σ along σ ⊙ ∇_σ J), so it stays
+//! positive by construction; `learn_sigma = false` keeps it at its initial value. Fitness
+//! values are shaped across the M workers ([`FitnessShaping`]) before eq. 10. Every
+//! random number of worker i comes from its own sub-stream of the iteration's seed, so
+//! results do not depend on the rayon thread count.
+
+use std::sync::Arc;
+
+use burn::optim::ModuleOptimizer;
+use burn::prelude::*;
+use rand::RngCore;
+use rayon::prelude::*;
+
+use crate::checkpoint::{load_module, load_optimizer, module_bytes, optimizer_bytes};
+use crate::ddpg::{Ddpg, Losses, ReplayBuffer};
+use crate::env::{Env, Task, TaskDistribution, VecEnv};
+use crate::es::distribution::{draw, log_sigma_gradient, search_gradient, Draw};
+use crate::es::FitnessShaping;
+use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics, Phases, ReturnScores};
+use crate::nn::critic::{Critic, CriticConfig};
+use crate::nn::flat::{FlatPolicy, Scratch};
+use crate::nn::{
+    tensor2, to_vec, Activation, DeterministicPolicy, DeterministicPolicyConfig, Init,
+};
+use crate::params::{ascend, flatten, norm, unflatten};
+use crate::rng::{next_seed, stream, substream, Rng};
+use crate::Result;
+
+mod config;
+
+pub use config::EsDdpgConfig;
+
+/// Held-out tasks whose pre- and post-adaptation paths [`MetaLearner::evaluate`] records.
+pub const EVAL_PATH_TASKS: usize = 6;
+
+/// The ES + DDPG learner: four parameter groups (the means and log standard deviations
+/// of the actor and critic distributions), each a Burn module of the network's shape with
+/// its own optimizer.
+pub struct EsDdpg {
+    /// Hyperparameters.
+    pub cfg: EsDdpgConfig,
+    /// Task family.
+    pub env: Arc<dyn Env>,
+    /// μ_a: the actor distribution's mean.
+    pub actor_mu: DeterministicPolicy,
+    /// log σ_a, one entry per actor parameter.
+    pub actor_log_sigma: DeterministicPolicy,
+    /// μ_c: the critic distribution's mean.
+    pub critic_mu: Critic,
+    /// log σ_c, one entry per critic parameter.
+    pub critic_log_sigma: Critic,
+    /// Optimizers of μ_a, log σ_a, μ_c, log σ_c.
+    optims: [ModuleOptimizer; 4],
+    flat: FlatPolicy,
+    test: Vec<Task>,
+    seed: u64,
+    device: Device,
+}
+
+/// The four distribution parameters as flat vectors, σ exponentiated.
+struct Dists {
+    actor_mu: Vec<f32>,
+    actor_sigma: Vec<f32>,
+    critic_mu: Vec<f32>,
+    critic_sigma: Vec<f32>,
+}
+
+/// One episode of a deterministic flat policy, every transition kept.
+#[derive(Clone, Debug, Default)]
+struct Episode {
+    obs: Vec<f32>,
+    act: Vec<f32>,
+    rew: Vec<f32>,
+    next_obs: Vec<f32>,
+    terminated: Vec<bool>,
+    success: Option<bool>,
+    path: Vec<[f32; 2]>,
+}
+
+impl Episode {
+    fn ret(&self) -> f64 {
+        self.rew.iter().map(|&r| r as f64).sum()
+    }
+}
+
+/// What one worker reports: its draws (for eq. 10), fitness values and diagnostics.
+struct WorkerOut {
+    actor: Draw,
+    critic: Draw,
+    /// Mean return of the K exploration episodes.
+    explore: f64,
+    /// Return of θ̄ before adaptation.
+    pre: f64,
+    /// F_actor: return of the adapted θ̄'.
+    post: f64,
+    /// −F_critic: the adapted critic's squared error.
+    critic_error: f64,
+    losses: Losses,
+    steps: u64,
+    success: Option<bool>,
+    /// Pre- and post-adaptation paths (point families) of the first task.
+    paths: [Vec<[f32; 2]>; 2],
+}
+
+impl EsDdpg {
+    /// A learner with μ_a and μ_c drawn from `init_rng` (Xavier weights, zero biases).
+    pub fn new(
+        cfg: EsDdpgConfig,
+        env: Arc<dyn Env>,
+        seed: u64,
+        init_rng: &mut Rng,
+        device: &Device,
+    ) -> Self {
+        let s = env.spec().clone();
+        let actor_cfg = DeterministicPolicyConfig {
+            hidden: cfg.hidden.clone(),
+            activation: Activation::Relu,
+            tanh_output: true,
+            init: Init::XavierUniform,
+        };
+        let critic_cfg = CriticConfig {
+            hidden1: cfg.hidden[0],
+            hidden2: cfg.hidden[1],
+            ..CriticConfig::default()
+        };
+        let actor_mu = actor_cfg.init(s.obs_dim, s.act_dim, init_rng, device);
+        let critic_mu = critic_cfg.init(s.obs_dim, s.act_dim, init_rng, device);
+        // Fresh modules (their own parameter ids) holding log σ everywhere.
+        let constant = |n: usize, sigma: f32| vec![sigma.ln(); n];
+        let zero_rng = &mut stream(0, "log-sigma-shape");
+        let actor_log_sigma = actor_cfg.init(s.obs_dim, s.act_dim, zero_rng, device);
+        let actor_log_sigma = unflatten(
+            actor_log_sigma,
+            &constant(actor_mu.num_params(), cfg.actor_sigma),
+        );
+        let critic_log_sigma = critic_cfg.init(s.obs_dim, s.act_dim, zero_rng, device);
+        let critic_log_sigma = unflatten(
+            critic_log_sigma,
+            &constant(critic_mu.num_params(), cfg.critic_sigma),
+        );
+        let o = cfg.meta_optimizer;
+        Self {
+            flat: FlatPolicy::of(&actor_mu),
+            test: TaskDistribution::new(env.clone()).held_out(cfg.test_tasks),
+            optims: [o.init(), o.init(), o.init(), o.init()],
+            actor_mu,
+            actor_log_sigma,
+            critic_mu,
+            critic_log_sigma,
+            cfg,
+            env,
+            seed,
+            device: device.clone(),
+        }
+    }
+
+    fn dists(&self) -> Dists {
+        let exp = |v: Vec<f32>| v.into_iter().map(f32::exp).collect();
+        Dists {
+            actor_mu: flatten(&self.actor_mu),
+            actor_sigma: exp(flatten(&self.actor_log_sigma)),
+            critic_mu: flatten(&self.critic_mu),
+            critic_sigma: exp(flatten(&self.critic_log_sigma)),
+        }
+    }
+
+    /// One meta-iteration of Algorithm 1.
+    fn iterate(&mut self, iteration: usize, phases: &mut Phases) -> Result<Metrics> {
+        let it_seed = substream(self.seed, "es-ddpg-iteration", iteration as u64).next_u64();
+        let d = self.dists();
+        phases.enter("workers");
+        let dist = TaskDistribution::new(self.env.clone());
+        let m = self.cfg.workers;
+        let n_test = self.cfg.test_workers.min(self.test.len());
+        let (train, test): (Vec<WorkerOut>, Vec<WorkerOut>) = rayon::join(
+            || {
+                (0..m as u64)
+                    .into_par_iter()
+                    .map(|i| {
+                        let mut r = substream(it_seed, "es-ddpg-worker", i);
+                        let tasks = dist.sample(self.cfg.task_batch, &mut r);
+                        self.worker(&d, &tasks, &mut r, false)
+                    })
+                    .collect()
+            },
+            || {
+                (0..n_test)
+                    .into_par_iter()
+                    .map(|j| {
+                        let task = &self.test[(iteration * n_test + j) % self.test.len()];
+                        let mut r = substream(it_seed, "es-ddpg-test", j as u64);
+                        self.worker(&d, std::slice::from_ref(task), &mut r, false)
+                    })
+                    .collect()
+            },
+        );
+        phases.enter("update");
+        let fa: Vec<f64> = train.iter().map(|w| w.post).collect();
+        let fc: Vec<f64> = train.iter().map(|w| -w.critic_error).collect();
+        let grad_mu = self.update(&d, &train, &fa, &fc);
+        let mean = |f: &dyn Fn(&WorkerOut) -> f64, ws: &[WorkerOut]| {
+            ws.iter().map(f).sum::<f64>() / ws.len() as f64
+        };
+        let stats = |v: &[f32]| {
+            let (lo, hi) = v
+                .iter()
+                .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &x| {
+                    (a.min(x), b.max(x))
+                });
+            (
+                v.iter().map(|&x| x as f64).sum::<f64>() / v.len() as f64,
+                lo,
+                hi,
+            )
+        };
+        let sa = stats(&self.dists().actor_sigma);
+        let sc = stats(&self.dists().critic_sigma);
+        let steps: u64 = train.iter().map(|w| w.steps).sum();
+        Ok(Metrics::new()
+            .with("pre_return", mean(&|w| w.pre, &test))
+            .with("post_return_1", mean(&|w| w.post, &test))
+            .with("train_explore_return", mean(&|w| w.explore, &train))
+            .with("train_pre_return", mean(&|w| w.pre, &train))
+            .with("train_post_return", mean(&|w| w.post, &train))
+            .with("critic_error", mean(&|w| w.critic_error, &train))
+            .with("critic_loss", mean(&|w| w.losses.critic, &train))
+            .with("actor_loss", mean(&|w| w.losses.actor, &train))
+            .with("actor_sigma_mean", sa.0)
+            .with("actor_sigma_min", sa.1 as f64)
+            .with("actor_sigma_max", sa.2 as f64)
+            .with("critic_sigma_mean", sc.0)
+            .with("grad_norm", grad_mu)
+            .with("env_steps", steps as f64))
+    }
+
+    /// Eq. 10 for the actor, eq. 8–9 for the critic, one optimizer step per group;
+    /// returns the norm of the μ_a gradient.
+    fn update(&mut self, d: &Dists, ws: &[WorkerOut], fa: &[f64], fc: &[f64]) -> f64 {
+        let shaping: FitnessShaping = self.cfg.shaping;
+        let (fa, fc) = (shaping.apply(fa), shaping.apply(fc));
+        let actor: Vec<&Draw> = ws.iter().map(|w| &w.actor).collect();
+        let critic: Vec<&Draw> = ws.iter().map(|w| &w.critic).collect();
+        let (gma, gsa) = search_gradient(&d.actor_sigma, &actor, &fa);
+        let (gmc, gsc) = search_gradient(&d.critic_sigma, &critic, &fc);
+        let c = &self.cfg;
+        let dev = &self.device;
+        let [oam, oas, ocm, ocs] = &mut self.optims;
+        self.actor_mu = ascend(oam, c.actor_mu_lr, self.actor_mu.clone(), &gma, dev);
+        self.critic_mu = ascend(ocm, c.critic_mu_lr, self.critic_mu.clone(), &gmc, dev);
+        if c.learn_sigma {
+            let gla = log_sigma_gradient(&d.actor_sigma, &gsa);
+            let glc = log_sigma_gradient(&d.critic_sigma, &gsc);
+            self.actor_log_sigma = ascend(
+                oas,
+                c.actor_sigma_lr,
+                self.actor_log_sigma.clone(),
+                &gla,
+                dev,
+            );
+            self.critic_log_sigma = ascend(
+                ocs,
+                c.critic_sigma_lr,
+                self.critic_log_sigma.clone(),
+                &glc,
+                dev,
+            );
+        }
+        norm(&gma)
+    }
+
+    /// One worker of Algorithm 1 on `tasks` (the same draws adapted on each; means over
+    /// the tasks), randomness from `r` only. Records paths when `paths` is set.
+    fn worker(&self, d: &Dists, tasks: &[Task], r: &mut Rng, paths: bool) -> WorkerOut {
+        let k = self.cfg.draws;
+        let actor = draw(&d.actor_mu, &d.actor_sigma, k, r);
+        let critic = draw(&d.critic_mu, &d.critic_sigma, 1, r);
+        let (od, ad) = (self.env.spec().obs_dim, self.env.spec().act_dim);
+        let n = tasks.len() as f64;
+        let mut out = WorkerOut {
+            explore: 0.0,
+            pre: 0.0,
+            post: 0.0,
+            critic_error: 0.0,
+            losses: Losses::default(),
+            steps: 0,
+            success: None,
+            paths: [Vec::new(), Vec::new()],
+            actor: actor.clone(),
+            critic: critic.clone(),
+        };
+        for (t, task) in tasks.iter().enumerate() {
+            // Exploration: one episode per draw, all K in lock-step.
+            let thetas: Vec<&[f32]> = actor.thetas.iter().map(Vec::as_slice).collect();
+            let seeds: Vec<u64> = (0..k).map(|_| next_seed(r)).collect();
+            let explore = self.episodes(task, &thetas, &seeds, false);
+            let len: usize = explore.iter().map(|e| e.rew.len()).sum();
+            let mut buffer = ReplayBuffer::new(len.max(1), od, ad);
+            for e in &explore {
+                for s in 0..e.rew.len() {
+                    buffer.push(
+                        &e.obs[s * od..(s + 1) * od],
+                        &e.act[s * ad..(s + 1) * ad],
+                        e.rew[s],
+                        &e.next_obs[s * od..(s + 1) * od],
+                        e.terminated[s],
+                    );
+                }
+            }
+            // θ̄ before adaptation, for the pre-adaptation return only.
+            let pre_seed = next_seed(r);
+            let pre = self.episodes(task, &[&actor.mean], &[pre_seed], paths && t == 0);
+            // DDPG from (θ̄, φ) on the buffer.
+            let mut agent = Ddpg::new(
+                unflatten(self.actor_mu.clone(), &actor.mean),
+                unflatten(self.critic_mu.clone(), &critic.thetas[0]),
+                self.cfg.ddpg.clone(),
+            );
+            let losses = agent.adapt(&buffer, r, &self.device);
+            let adapted = flatten(&agent.actor);
+            let post_seed = next_seed(r);
+            let post = self.episodes(task, &[&adapted], &[post_seed], paths && t == 0);
+            let critic_error = self.critic_error(&agent.critic, &post[0]);
+            out.explore += explore.iter().map(Episode::ret).sum::<f64>() / (k as f64 * n);
+            out.pre += pre[0].ret() / n;
+            out.post += post[0].ret() / n;
+            out.critic_error += critic_error / n;
+            out.losses.critic += losses.critic / n;
+            out.losses.actor += losses.actor / n;
+            out.steps += (len + post[0].rew.len()) as u64;
+            if t == 0 {
+                out.success = post[0].success;
+                out.paths = [pre[0].path.clone(), post[0].path.clone()];
+            }
+        }
+        out
+    }
+
+    /// `mean_t (Q_φ(s_t, a_t) − G_t)²` over episode `e`, G_t its discounted return-to-go.
+    fn critic_error(&self, critic: &Critic, e: &Episode) -> f64 {
+        let len = e.rew.len();
+        if len == 0 {
+            return 0.0;
+        }
+        let gamma = self.cfg.ddpg.gamma as f64;
+        let mut g = vec![0.0f64; len];
+        let mut acc = 0.0;
+        for t in (0..len).rev() {
+            acc = e.rew[t] as f64 + gamma * acc;
+            g[t] = acc;
+        }
+        let (od, ad) = (self.env.spec().obs_dim, self.env.spec().act_dim);
+        let obs = tensor2(e.obs.clone(), len, od, &self.device);
+        let act = tensor2(e.act.clone(), len, ad, &self.device);
+        let q = to_vec(critic.forward(obs, act).detach());
+        q.iter()
+            .zip(&g)
+            .map(|(&q, &g)| (q as f64 - g).powi(2))
+            .sum::<f64>()
+            / len as f64
+    }
+
+    /// One episode per entry of `thetas` on `task`, all rows in lock-step; row `i` starts
+    /// from the stream of `seeds[i]` (as [`VecEnv`] seeds rows) and keeps its transitions.
+    fn episodes(&self, task: &Task, thetas: &[&[f32]], seeds: &[u64], paths: bool) -> Vec<Episode> {
+        let n = thetas.len();
+        let (od, ad) = (self.env.spec().obs_dim, self.env.spec().act_dim);
+        let mut env = VecEnv::new(self.env.clone(), vec![task.clone(); n], seeds);
+        let mut obs = env.reset();
+        let mut eps = vec![Episode::default(); n];
+        let record = |env: &VecEnv, eps: &mut [Episode], done: &[bool]| {
+            if let Some(p) = env.positions() {
+                for (i, e) in eps.iter_mut().enumerate().filter(|(i, _)| !done[*i]) {
+                    e.path.push([p[2 * i], p[2 * i + 1]]);
+                }
+            }
+        };
+        let mut done = vec![false; n];
+        if paths {
+            record(&env, &mut eps, &done);
+        }
+        let mut act = vec![0.0f32; n * ad];
+        let mut scratch = Scratch::default();
+        while !done.iter().all(|&x| x) {
+            for i in (0..n).filter(|&i| !done[i]) {
+                self.flat.forward_into(
+                    thetas[i],
+                    &obs[i * od..(i + 1) * od],
+                    1,
+                    &mut act[i * ad..(i + 1) * ad],
+                    &mut scratch,
+                );
+            }
+            let st = env.step(&act);
+            for i in (0..n).filter(|&i| st.active[i]) {
+                let e = &mut eps[i];
+                e.obs.extend_from_slice(&obs[i * od..(i + 1) * od]);
+                e.act.extend_from_slice(&act[i * ad..(i + 1) * ad]);
+                e.rew.push(st.reward[i]);
+                e.next_obs.extend_from_slice(&st.obs[i * od..(i + 1) * od]);
+                e.terminated.push(st.terminated[i]);
+            }
+            if paths {
+                record(&env, &mut eps, &done);
+            }
+            for i in (0..n).filter(|&i| st.active[i]) {
+                if st.terminated[i] || st.truncated[i] {
+                    done[i] = true;
+                    eps[i].success = st.success[i];
+                }
+            }
+            obs = st.obs;
+        }
+        eps
+    }
+
+    /// μ_a as a flat vector.
+    pub fn actor_mean(&self) -> Vec<f32> {
+        flatten(&self.actor_mu)
+    }
+
+    /// The held-out scores of the first `n` fixed held-out tasks: each adapted by a
+    /// worker with a fixed evaluation stream.
+    fn held_out(&self, n: usize) -> Evaluation {
+        let d = self.dists();
+        let tasks = TaskDistribution::new(self.env.clone()).held_out(n);
+        let out: Vec<WorkerOut> = tasks
+            .par_iter()
+            .enumerate()
+            .map(|(j, task)| {
+                let mut r = substream(crate::env::HELD_OUT_SEED, "es-ddpg-eval", j as u64);
+                self.worker(&d, std::slice::from_ref(task), &mut r, j < EVAL_PATH_TASKS)
+            })
+            .collect();
+        let m = out.len() as f64;
+        let oks: Vec<bool> = out.iter().filter_map(|o| o.success).collect();
+        let sr =
+            (!oks.is_empty()).then(|| oks.iter().filter(|&&b| b).count() as f64 / oks.len() as f64);
+        let mut csv = String::from("phase,task,rollout,t,x,y,goal_x,goal_y\n");
+        for (j, (task, o)) in tasks.iter().zip(&out).take(EVAL_PATH_TASKS).enumerate() {
+            let (gx, gy) = match self.env.goals(task).first() {
+                Some([x, y]) => (x.to_string(), y.to_string()),
+                None => (String::new(), String::new()),
+            };
+            for (phase, path) in [("pre", &o.paths[0]), ("post-1", &o.paths[1])] {
+                for (t, [x, y]) in path.iter().enumerate() {
+                    csv.push_str(&format!("{phase},{j},0,{t},{x},{y},{gx},{gy}\n"));
+                }
+            }
+        }
+        let scores = ReturnScores {
+            pre_return: out.iter().map(|o| o.pre).sum::<f64>() / m,
+            post_return: vec![out.iter().map(|o| o.post).sum::<f64>() / m],
+            success_rate: sr,
+            mean_action: None,
+        };
+        Evaluation::returns(n, scores, csv)
+    }
+}
+
+impl MetaLearner for EsDdpg {
+    fn step(&mut self, iteration: usize, phases: &mut Phases) -> Result<Metrics> {
+        self.iterate(iteration, phases)
+    }
+
+    fn parameters_finite(&self) -> bool {
+        let d = self.dists();
+        [d.actor_mu, d.actor_sigma, d.critic_mu, d.critic_sigma]
+            .iter()
+            .all(|v| v.iter().all(|x| x.is_finite()))
+    }
+
+    fn checkpoint(&self) -> Result<Checkpoint> {
+        let [a, b, c, e] = &self.optims;
+        Ok(Checkpoint::default()
+            .with_file("actor_mu.bpk", module_bytes(&self.actor_mu)?)
+            .with_file("actor_log_sigma.bpk", module_bytes(&self.actor_log_sigma)?)
+            .with_file("critic_mu.bpk", module_bytes(&self.critic_mu)?)
+            .with_file(
+                "critic_log_sigma.bpk",
+                module_bytes(&self.critic_log_sigma)?,
+            )
+            .with_file("optim_actor_mu.bpk", optimizer_bytes(a)?)
+            .with_file("optim_actor_log_sigma.bpk", optimizer_bytes(b)?)
+            .with_file("optim_critic_mu.bpk", optimizer_bytes(c)?)
+            .with_file("optim_critic_log_sigma.bpk", optimizer_bytes(e)?))
+    }
+
+    fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
+        self.actor_mu = load_module(self.actor_mu.clone(), ck.file("actor_mu.bpk")?)?;
+        self.actor_log_sigma = load_module(
+            self.actor_log_sigma.clone(),
+            ck.file("actor_log_sigma.bpk")?,
+        )?;
+        self.critic_mu = load_module(self.critic_mu.clone(), ck.file("critic_mu.bpk")?)?;
+        self.critic_log_sigma = load_module(
+            self.critic_log_sigma.clone(),
+            ck.file("critic_log_sigma.bpk")?,
+        )?;
+        let o = self.cfg.meta_optimizer;
+        let names = [
+            "optim_actor_mu.bpk",
+            "optim_actor_log_sigma.bpk",
+            "optim_critic_mu.bpk",
+            "optim_critic_log_sigma.bpk",
+        ];
+        for (slot, name) in self.optims.iter_mut().zip(names) {
+            *slot = load_optimizer(o.init(), ck.file(name)?)?;
+        }
+        Ok(())
+    }
+
+    /// Mean return on the held-out tasks of θ̄ (the mean of K draws) before and of θ̄'
+    /// after the DDPG adaptation, the success rate after it, and the paths of the first
+    /// [`EVAL_PATH_TASKS`] tasks' two episodes (fixed evaluation streams).
+    fn evaluate(&self, tasks: usize) -> Result<Evaluation> {
+        Ok(self.held_out(tasks))
+    }
+}

@@ -174,6 +174,22 @@ fn fixed_sigma_stays_and_reruns_are_identical() {
     assert!(sigma.iter().all(|&s| (s - 0.02).abs() < 1e-6), "{sigma:?}");
 }
 
+/// `--horizon` truncates every episode: an iteration counts at most workers × (draws + 1)
+/// × horizon steps (exploration and fitness episodes; a nav2d episode that reaches its
+/// goal ends earlier), and nearly that many.
+#[test]
+fn the_horizon_override_sets_the_episode_length() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("h");
+    train(&out, &["--iterations", "2", "--draws", "5", "--horizon", "20"]);
+    let full = 16.0 * 6.0 * 20.0;
+    for steps in column(&out, "env_steps") {
+        assert!(steps <= full && steps > 0.9 * full, "{steps} of at most {full}");
+    }
+    let c = std::fs::read_to_string(out.join("config.toml")).unwrap();
+    assert!(c.contains("horizon = 20"), "{c}");
+}
+
 #[test]
 fn es_ddpg_resume_continues_exactly() {
     let d = tempfile::tempdir().unwrap();
@@ -213,6 +229,7 @@ fn bad_es_ddpg_flags_exit_2_and_name_the_field() {
         (vec!["--draws", "0"], "es_ddpg.draws"),
         (vec!["--ddpg-updates", "0"], "es_ddpg.ddpg.updates"),
         (vec!["--sigma", "wide"], "--sigma"),
+        (vec!["--horizon", "0"], "horizon"),
     ] {
         let d = tempfile::tempdir().unwrap();
         let mut a = flags.clone();

@@ -35,6 +35,9 @@ struct Args {
     /// Learned or fixed σ of the search distributions.
     #[arg(long, value_enum)]
     sigma: Option<Sigma>,
+    /// Episode length, when not the family's (the paper: 200 on MuJoCo).
+    #[arg(long)]
+    horizon: Option<usize>,
     /// Optimizer of μ and σ (the paper: sgd).
     #[arg(long, value_enum)]
     meta_optimizer: Option<Optimizer>,
@@ -56,6 +59,7 @@ fn config(a: &Args) -> Result<EsDdpgRun> {
     c.seed = a.common.seed.unwrap_or(c.seed);
     c.iterations = a.common.iterations.unwrap_or(c.iterations);
     c.eval_tasks = a.common.eval_tasks.unwrap_or(c.eval_tasks);
+    c.horizon = a.horizon.or(c.horizon);
     let e = &mut c.es_ddpg;
     e.workers = a.workers.unwrap_or(e.workers);
     e.draws = a.draws.unwrap_or(e.draws);

@@ -422,6 +422,93 @@ impl Env for ScaledActions {
     }
 }
 
+/// A family with its episodes truncated at another horizon; everything else (tasks,
+/// dynamics, rewards, termination, simulator rows, SIMD lanes) is the wrapped family's.
+/// Papers differ in episode length for the same task (the ES + DDPG paper runs MAML's
+/// MuJoCo tasks for 200 steps, ProMP's scripts for 100); this lets a run choose without a
+/// new family.
+#[derive(Debug)]
+pub struct WithHorizon {
+    inner: Arc<dyn Env>,
+    spec: EnvSpec,
+}
+
+impl WithHorizon {
+    /// `inner`, truncated at `horizon` (≥ 1) steps.
+    pub fn new(inner: Arc<dyn Env>, horizon: usize) -> Self {
+        assert!(horizon >= 1, "a horizon is at least one step");
+        let spec = EnvSpec {
+            horizon,
+            ..inner.spec().clone()
+        };
+        Self { inner, spec }
+    }
+
+    /// `inner` itself when `horizon` is `None` or its own horizon, else wrapped.
+    pub fn wrap(inner: Arc<dyn Env>, horizon: Option<usize>) -> Arc<dyn Env> {
+        match horizon {
+            Some(h) if h != inner.spec().horizon => Arc::new(Self::new(inner, h)),
+            _ => inner,
+        }
+    }
+}
+
+impl Env for WithHorizon {
+    fn spec(&self) -> &EnvSpec {
+        &self.spec
+    }
+    fn state_dim(&self) -> usize {
+        self.inner.state_dim()
+    }
+    fn sample_task(&self, rng: &mut Rng) -> Task {
+        self.inner.sample_task(rng)
+    }
+    fn finite_tasks(&self) -> Option<Vec<Task>> {
+        self.inner.finite_tasks()
+    }
+    fn reset(&self, task: &Task, state: &mut [f32], rng: &mut Rng) {
+        self.inner.reset(task, state, rng)
+    }
+    fn fixed_start(&self) -> bool {
+        self.inner.fixed_start()
+    }
+    fn step(&self, task: &Task, state: &mut [f32], action: &[f32]) -> (f32, bool) {
+        self.inner.step(task, state, action)
+    }
+    fn observe(&self, task: &Task, state: &[f32], obs: &mut [f32]) {
+        self.inner.observe(task, state, obs)
+    }
+    fn simulator_rows(&self, tasks: &[Task]) -> Option<Box<dyn Rows>> {
+        self.inner.simulator_rows(tasks)
+    }
+    fn task_constants(&self, tasks: &[&Task; LANES]) -> Vec<Lanes> {
+        self.inner.task_constants(tasks)
+    }
+    fn observe_lanes(&self, tasks: &LaneTasks, state: &[Lanes], obs: &mut [Lanes]) {
+        self.inner.observe_lanes(tasks, state, obs)
+    }
+    fn step_lanes(
+        &self,
+        tasks: &LaneTasks,
+        state: &mut [Lanes],
+        action: &[Lanes],
+        reward: &mut Lanes,
+        terminated: &mut [bool; LANES],
+    ) {
+        self.inner
+            .step_lanes(tasks, state, action, reward, terminated)
+    }
+    fn success(&self, task: &Task, state: &[f32], terminated: bool) -> Option<bool> {
+        self.inner.success(task, state, terminated)
+    }
+    fn position(&self, state: &[f32]) -> Option<[f32; 2]> {
+        self.inner.position(state)
+    }
+    fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
+        self.inner.goals(task)
+    }
+}
+
 /// [`make`], with the actions multiplied by `action_scale` ([`ScaledActions`]) unless it
 /// is 1 ([`Registry::make_scaled`] on the built-in families).
 pub fn make_scaled(name: &str, action_scale: f64) -> Result<Arc<dyn Env>> {

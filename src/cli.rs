@@ -39,6 +39,10 @@ pub struct CommonArgs {
     /// No progress bar or log lines.
     #[arg(long)]
     pub quiet: bool,
+    /// Run as one rank of an MPI job: `mpirun -n N BIN --mpi …` (feature `mpi`; es-maml
+    /// and es-ddpg share their work between the ranks, with the results of one process).
+    #[arg(long)]
+    pub mpi: bool,
 }
 
 impl CommonArgs {
@@ -57,6 +61,19 @@ pub fn open_or_create<C: crate::train::RunSpec>(
     fresh: impl FnOnce() -> Result<C>,
 ) -> Result<(C, crate::train::RunDir, bool)> {
     use crate::train::{load_toml, RunDir};
+    let refuse_mpi = |cfg: &C| {
+        if common.mpi && !cfg.distributes() {
+            return Err(Error::invalid(
+                "--mpi",
+                "set",
+                format!(
+                    "absent for {bin}: es-maml (RL families) and es-ddpg share their work between MPI ranks"
+                ),
+            ));
+        }
+        Ok(())
+    };
+    let cluster = crate::dist::Cluster::current();
     match &common.resume {
         Some(path) => {
             let dir = RunDir::open(path)?;
@@ -64,10 +81,16 @@ pub fn open_or_create<C: crate::train::RunSpec>(
             if let Some(n) = common.iterations {
                 *cfg.iterations_mut() = n;
             }
+            refuse_mpi(&cfg)?;
             Ok((cfg, dir, true))
         }
         None => {
             let cfg = fresh()?;
+            refuse_mpi(&cfg)?;
+            if !cluster.is_root() {
+                // Rank 0 creates and writes the run directory.
+                return Ok((cfg, RunDir::scratch(cluster.rank())?, false));
+            }
             let dir = RunDir::create(
                 common.out.as_deref(),
                 bin,
@@ -241,6 +264,9 @@ pub fn run_pg(
 /// iteration and environment steps per second; or, for a supervised run, the held-out MSE
 /// after 0, 1 and the last number of steps.
 pub fn print_result(dir: &crate::train::RunDir, label: Option<&str>, s: &serde_json::Value) {
+    if !crate::dist::Cluster::current().is_root() {
+        return;
+    }
     let num = |v: &serde_json::Value| v.as_f64().unwrap_or(f64::NAN);
     let last = |v: &serde_json::Value| v.as_array().and_then(|a| a.last()).map_or(f64::NAN, num);
     print!("{}: ", dir.path().display());

@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod ddpg;
 pub mod device;
+pub mod dist;
 pub mod env;
 pub mod error;
 pub mod es;

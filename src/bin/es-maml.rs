@@ -121,6 +121,7 @@ fn config(a: &Args) -> Result<EsMamlRun> {
 fn main() -> ExitCode {
     let args: Args = parse_args();
     main_with(|| {
+        let _mpi = metarl::dist::init(args.common.mpi)?;
         let kind = args.common.device_kind()?;
         let (cfg, dir, resume) = open_or_create(&args.common, "es-maml", || config(&args))?;
         let registry = Registry::builtin();

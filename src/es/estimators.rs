@@ -3,7 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::noise::{evaluate_perturbed, gaussian_perturbations, perturbed_evaluation};
+use super::noise::{
+    evaluate_perturbed, evaluate_perturbed_on, gaussian_perturbations, perturbed_evaluation,
+};
 use super::objective::Objective;
 use super::shaping::FitnessShaping;
 use crate::rng::LazyRng;
@@ -96,8 +98,54 @@ pub fn es_gradient<F>(
 where
     F: Objective + ?Sized,
 {
+    es_gradient_on(
+        &crate::dist::Cluster::single(),
+        f,
+        theta,
+        sigma,
+        n,
+        estimator,
+        seed,
+        shaping,
+    )
+}
+
+/// [`es_gradient`] with its evaluations shared between the ranks of an MPI job
+/// ([`crate::dist`]): each rank evaluates its batches, every rank receives every value
+/// and forms the same estimate — the one a single process forms. Every rank must call it
+/// with the same arguments.
+#[allow(clippy::too_many_arguments)] // es_gradient's arguments and the cluster
+pub fn es_gradient_on<F>(
+    cluster: &crate::dist::Cluster,
+    f: &F,
+    theta: &[f32],
+    sigma: f32,
+    n: usize,
+    estimator: EsEstimator,
+    seed: u64,
+    shaping: impl Into<FitnessShaping>,
+) -> EsGradient
+where
+    F: Objective + ?Sized,
+{
+    assert!(
+        sigma > 0.0,
+        "ES precision σ should be positive, got {sigma}"
+    );
     let perturbations = gaussian_perturbations(theta.len(), n, seed, 0);
-    es_gradient_with_perturbations(f, theta, &perturbations, sigma, estimator, seed, shaping)
+    assert!(!perturbations.is_empty(), "ES needs at least one direction");
+    let (signs, center) = estimator.layout();
+    let (values, f0) =
+        evaluate_perturbed_on(cluster, f, theta, &perturbations, sigma, signs, seed, center);
+    let grad = es_gradient_from_values(
+        &perturbations,
+        &values,
+        f0,
+        sigma,
+        estimator,
+        shaping.into(),
+    );
+    EsGradient { grad, values, f0 }
 }
 
 /// [`es_gradient`] with caller-supplied directions `g_i` (e.g. [`dpp_perturbations`]

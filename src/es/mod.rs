@@ -55,7 +55,8 @@ pub mod shaping;
 pub use adapt::{es_grad_step, hill_climb, hill_climb_lockstep, EsGradStep, HillClimb};
 pub use dpp::{dpp_greedy_map, dpp_perturbations, log_det_rbf, rbf_kernel};
 pub use estimators::{
-    es_gradient, es_gradient_from_values, es_gradient_lockstep, es_gradient_with_perturbations,
+    es_gradient, es_gradient_from_values, es_gradient_lockstep, es_gradient_on,
+    es_gradient_with_perturbations,
     EsEstimator, EsGradient, GradientProblem,
 };
 pub use hessian::{

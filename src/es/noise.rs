@@ -173,10 +173,45 @@ pub(crate) fn evaluate_perturbed<F>(
 where
     F: Objective + ?Sized,
 {
+    evaluate_perturbed_on(
+        &crate::dist::Cluster::single(),
+        f,
+        theta,
+        perturbations,
+        sigma,
+        signs,
+        seed,
+        center,
+    )
+}
+
+/// [`evaluate_perturbed`] shared between the ranks of an MPI job: the evaluations come in
+/// batches of [`BATCH`] and batch `b` is evaluated by rank `b mod size` exactly as one
+/// process evaluates it; an all-gather gives every rank all values, in order.
+#[allow(clippy::too_many_arguments)] // evaluate_perturbed's arguments and the cluster
+pub(crate) fn evaluate_perturbed_on<F>(
+    cluster: &crate::dist::Cluster,
+    f: &F,
+    theta: &[f32],
+    perturbations: &[Vec<f32>],
+    sigma: f32,
+    signs: &[f32],
+    seed: u64,
+    center: bool,
+) -> (Vec<f64>, Option<f64>)
+where
+    F: Objective + ?Sized,
+{
     let n = perturbations.len() * signs.len();
     let jobs: Vec<usize> = (0..n + usize::from(center)).collect();
-    let mut values: Vec<f64> = jobs
-        .par_chunks(BATCH)
+    let batches: Vec<&[usize]> = jobs.chunks(BATCH).collect();
+    let mine: Vec<&[usize]> = cluster
+        .owned(batches.len())
+        .into_iter()
+        .map(|b| batches[b])
+        .collect();
+    let local: Vec<f64> = mine
+        .par_iter()
         .flat_map_iter(|chunk| {
             let (points, mut rngs): (Vec<Vec<f32>>, Vec<LazyRng>) = chunk
                 .iter()
@@ -186,6 +221,20 @@ where
             f.values(&points, &mut rngs)
         })
         .collect();
+    let mut values = if cluster.size() == 1 {
+        local
+    } else {
+        // Rank r's values are its batches' in order; interleave them back.
+        let blocks = cluster.all_gather(&local);
+        let mut next = vec![0usize; cluster.size()];
+        let mut all = Vec::with_capacity(jobs.len());
+        for (b, batch) in batches.iter().enumerate() {
+            let r = b % cluster.size();
+            all.extend_from_slice(&blocks[r][next[r]..next[r] + batch.len()]);
+            next[r] += batch.len();
+        }
+        all
+    };
     let f0 = center.then(|| values.pop().expect("the centre was evaluated"));
     (values, f0)
 }

@@ -38,6 +38,11 @@ pub trait RunSpec: Serialize + DeserializeOwned {
     fn variant(&self) -> Value {
         json!({})
     }
+    /// Whether the learner shares its work between the ranks of an MPI job
+    /// ([`crate::dist`]); the others refuse `--mpi`.
+    fn distributes(&self) -> bool {
+        false
+    }
 }
 
 /// The fields every run config has, as [`RunSpec::schedule`] returns them.
@@ -148,24 +153,37 @@ pub fn train_run<C: RunSpec>(
     cfg.validate(registry)?;
     let device = kind.device()?.autodiff();
     let mut learner = cfg.build(registry, &device)?;
+    // In an MPI job every rank runs the loop; rank 0 alone writes the run directory.
+    let cluster = crate::dist::Cluster::current();
+    let out = if cluster.is_root() {
+        dir.clone()
+    } else {
+        RunDir::scratch(cluster.rank())?
+    };
     let lc = LoopConfig {
         iterations: cfg.schedule().iterations,
         checkpoint_every: cfg.schedule().checkpoint_every,
-        quiet,
+        quiet: quiet || !cluster.is_root(),
     };
-    let (res, wall) = resume_and_run(
+    let ran = resume_and_run(
         learner.as_mut(),
         dir,
+        &out,
         resume,
         &to_toml(cfg)?,
         &lc,
         cfg.algo(),
-    )?;
-    let ev = learner.evaluate(cfg.schedule().eval_tasks)?;
-    write_evaluation_files(dir, &ev)?;
-    let summary = summary(cfg, kind, &res, wall, &ev);
-    dir.write_summary(&summary)?;
-    Ok(summary)
+    );
+    let done = ran.and_then(|(res, wall)| {
+        let ev = learner.evaluate(cfg.schedule().eval_tasks)?;
+        write_evaluation_files(&out, &ev)?;
+        let summary = summary(cfg, kind, &res, wall, &ev);
+        out.write_summary(&summary)?;
+        Ok(summary)
+    });
+    out.remove_if_scratch();
+    dir.remove_if_scratch();
+    done
 }
 
 /// `metarl eval RUN_DIR`: rebuilds the run's learner from its `config.toml` and last
@@ -232,7 +250,7 @@ fn write_evaluation_files(dir: &RunDir, ev: &Evaluation) -> Result<()> {
 }
 
 /// The `summary.json` of every binary (README, "Run contract"): `algo`, `env`, `seed`,
-/// `iterations`, `device`, `threads` and the variant settings at the top level; `train`
+/// `iterations`, `device`, `threads`, `ranks` (MPI processes) and the variant settings at the top level; `train`
 /// (wall and step seconds, iterations per second, environment steps and steps per second
 /// of step time); `final` (the last iteration's `pre_return` and `post_return`, a list
 /// with one entry per inner step, or `pre_mse` and `post_mse` for supervised tasks);
@@ -262,6 +280,7 @@ pub fn summary<C: RunSpec>(
         "iterations": cfg.schedule().iterations,
         "device": kind.name(),
         "threads": rayon::current_num_threads(),
+        "ranks": crate::dist::Cluster::current().size(),
         "train": {
             "wall_seconds": wall,
             "step_seconds": res.step_seconds,

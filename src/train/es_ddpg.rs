@@ -83,6 +83,10 @@ impl RunSpec for EsDdpgRun {
         )))
     }
 
+    fn distributes(&self) -> bool {
+        true
+    }
+
     fn variant(&self) -> serde_json::Value {
         let c = &self.es_ddpg;
         json!({

@@ -106,6 +106,11 @@ impl RunSpec for EsMamlRun {
         )))
     }
 
+    /// The RL learner shares its population between MPI ranks; sine runs do not.
+    fn distributes(&self) -> bool {
+        !self.supervised()
+    }
+
     fn variant(&self) -> serde_json::Value {
         if self.supervised() {
             return json!({ "order": self.sine.order, "operator": "gradient" });

@@ -145,6 +145,7 @@ pub fn run<T: MetaLearner + ?Sized>(
 fn resume_or_init<T: MetaLearner + ?Sized>(
     learner: &mut T,
     dir: &RunDir,
+    out: &RunDir,
     resume: bool,
     config_toml: &str,
 ) -> Result<usize> {
@@ -153,25 +154,27 @@ fn resume_or_init<T: MetaLearner + ?Sized>(
         learner.restore(&ck)?;
         Ok(ck.iteration)
     } else {
-        dir.write_config(config_toml)?;
+        out.write_config(config_toml)?;
         Ok(0)
     }
 }
 
-/// The drivers' common path: restore `learner` from the directory's checkpoint when
-/// resuming (or write `config.toml` for a new run), then [`run`] to `cfg.iterations`.
-/// Also returns the wall-clock seconds the loop took.
+/// The drivers' common path: restore `learner` from `dir`'s checkpoint when resuming (or
+/// write `config.toml` for a new run), then [`run`] to `cfg.iterations`, writing into
+/// `out` (`dir` itself, or an MPI rank's scratch directory). Also returns the wall-clock
+/// seconds the loop took.
 pub fn resume_and_run<T: MetaLearner + ?Sized>(
     learner: &mut T,
     dir: &RunDir,
+    out: &RunDir,
     resume: bool,
     config_toml: &str,
     cfg: &LoopConfig,
     label: &str,
 ) -> Result<(LoopResult, f64)> {
-    let start = resume_or_init(learner, dir, resume, config_toml)?;
+    let start = resume_or_init(learner, dir, out, resume, config_toml)?;
     let t0 = Instant::now();
-    let res = run(learner, dir, cfg, start, label)?;
+    let res = run(learner, out, cfg, start, label)?;
     Ok((res, t0.elapsed().as_secs_f64()))
 }
 

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunDir {
     path: PathBuf,
+    scratch: bool,
 }
 
 impl RunDir {
@@ -44,13 +45,42 @@ impl RunDir {
             }
         };
         fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
-        Ok(Self { path })
+        Ok(Self {
+            path,
+            scratch: false,
+        })
+    }
+
+    /// A private directory in the system's temporary directory that receives what an MPI
+    /// rank other than 0 would write (rank 0 alone writes the run directory); removed by
+    /// [`Self::remove_if_scratch`].
+    pub fn scratch(rank: usize) -> Result<Self> {
+        let path = std::env::temp_dir().join(format!(
+            "metarl-rank{rank}-{}",
+            std::process::id()
+        ));
+        if path.exists() {
+            fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        }
+        fs::create_dir_all(&path).map_err(|e| Error::io(&path, e))?;
+        Ok(Self {
+            path,
+            scratch: true,
+        })
+    }
+
+    /// Deletes the directory if it is a [`Self::scratch`] one.
+    pub fn remove_if_scratch(&self) {
+        if self.scratch {
+            let _ = fs::remove_dir_all(&self.path);
+        }
     }
 
     /// Opens an existing run directory to resume it; it must hold a config and a checkpoint.
     pub fn open(path: &Path) -> Result<Self> {
         let dir = Self {
             path: path.to_path_buf(),
+            scratch: false,
         };
         let ck = dir.checkpoint_path();
         let has_ck = ck.join("state.json").exists()

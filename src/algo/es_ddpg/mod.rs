@@ -28,7 +28,9 @@
 //! positive by construction; `learn_sigma = false` keeps it at its initial value. Fitness
 //! values are shaped across the M workers ([`FitnessShaping`]) before eq. 10. Every
 //! random number of worker i comes from its own sub-stream of the iteration's seed, so
-//! results do not depend on the rayon thread count.
+//! results do not depend on the rayon thread count, nor on the number of MPI ranks the
+//! workers are shared between ([`crate::dist`]: only each worker's scalars travel; every
+//! rank redraws the other workers' parameters from their streams).
 
 use std::sync::Arc;
 
@@ -39,6 +41,7 @@ use rayon::prelude::*;
 
 use crate::checkpoint::{load_module, load_optimizer, module_bytes, optimizer_bytes};
 use crate::ddpg::{Ddpg, Losses, ReplayBuffer};
+use crate::dist::Cluster;
 use crate::env::{Env, Task, TaskDistribution, VecEnv};
 use crate::es::distribution::{draw, log_sigma_gradient, search_gradient, Draw};
 use crate::es::FitnessShaping;
@@ -81,6 +84,8 @@ pub struct EsDdpg {
     test: Vec<Task>,
     seed: u64,
     device: Device,
+    /// The MPI job this process is part of (one process when not distributed).
+    cluster: Cluster,
 }
 
 /// The four distribution parameters as flat vectors, σ exponentiated.
@@ -177,6 +182,7 @@ impl EsDdpg {
             env,
             seed,
             device: device.clone(),
+            cluster: Cluster::current(),
         }
     }
 
@@ -198,28 +204,25 @@ impl EsDdpg {
         let dist = TaskDistribution::new(self.env.clone());
         let m = self.cfg.workers;
         let n_test = self.cfg.test_workers.min(self.test.len());
+        // Worker i's stream: its tasks, then its draws, then its episodes and minibatches.
+        let train_stream = |i: usize| {
+            let mut r = substream(it_seed, "es-ddpg-worker", i as u64);
+            let tasks = dist.sample(self.cfg.task_batch, &mut r);
+            (tasks, r)
+        };
+        let test_stream = |j: usize| {
+            let task = self.test[(iteration * n_test + j) % self.test.len()].clone();
+            (vec![task], substream(it_seed, "es-ddpg-test", j as u64))
+        };
+        // This rank's workers (all of them in a single process), then everyone's results.
+        let c = self.cluster;
+        let run = |(tasks, mut r): (Vec<Task>, Rng)| self.worker(&d, &tasks, &mut r, false);
         let (train, test): (Vec<WorkerOut>, Vec<WorkerOut>) = rayon::join(
-            || {
-                (0..m as u64)
-                    .into_par_iter()
-                    .map(|i| {
-                        let mut r = substream(it_seed, "es-ddpg-worker", i);
-                        let tasks = dist.sample(self.cfg.task_batch, &mut r);
-                        self.worker(&d, &tasks, &mut r, false)
-                    })
-                    .collect()
-            },
-            || {
-                (0..n_test)
-                    .into_par_iter()
-                    .map(|j| {
-                        let task = &self.test[(iteration * n_test + j) % self.test.len()];
-                        let mut r = substream(it_seed, "es-ddpg-test", j as u64);
-                        self.worker(&d, std::slice::from_ref(task), &mut r, false)
-                    })
-                    .collect()
-            },
+            || c.owned(m).into_par_iter().map(|i| run(train_stream(i))).collect(),
+            || c.owned(n_test).into_par_iter().map(|j| run(test_stream(j))).collect(),
         );
+        let train = self.gather_workers(m, train, |i| self.draws(&d, train_stream(i).1));
+        let test = self.gather_workers(n_test, test, |j| self.draws(&d, test_stream(j).1));
         phases.enter("update");
         let fa: Vec<f64> = train.iter().map(|w| w.post).collect();
         let fc: Vec<f64> = train.iter().map(|w| -w.critic_error).collect();
@@ -292,6 +295,78 @@ impl EsDdpg {
             );
         }
         norm(&gma)
+    }
+
+    /// A worker's actor and critic draws: the first numbers of its stream `r` (after its
+    /// tasks), as [`Self::worker`] draws them.
+    fn draws(&self, d: &Dists, mut r: Rng) -> (Draw, Draw) {
+        let actor = draw(&d.actor_mu, &d.actor_sigma, self.cfg.draws, &mut r);
+        let critic = draw(&d.critic_mu, &d.critic_sigma, 1, &mut r);
+        (actor, critic)
+    }
+
+    /// Every worker's results in order, given this rank's (for the workers it owns): the
+    /// scalars travel between MPI ranks, each rank redraws the other workers' parameters
+    /// from their streams (`draws`), as OpenAI-ES does. Paths stay empty for other ranks'
+    /// workers.
+    fn gather_workers(
+        &self,
+        n: usize,
+        mine: Vec<WorkerOut>,
+        draws: impl Fn(usize) -> (Draw, Draw) + Sync,
+    ) -> Vec<WorkerOut> {
+        let c = self.cluster;
+        if c.size() == 1 {
+            return mine;
+        }
+        const WIDTH: usize = 8;
+        let rows: Vec<f64> = mine
+            .iter()
+            .flat_map(|w| {
+                let ok = match w.success {
+                    None => -1.0,
+                    Some(false) => 0.0,
+                    Some(true) => 1.0,
+                };
+                [
+                    w.explore,
+                    w.pre,
+                    w.post,
+                    w.critic_error,
+                    w.losses.critic,
+                    w.losses.actor,
+                    w.steps as f64,
+                    ok,
+                ]
+            })
+            .collect();
+        let all = c.gather(n, WIDTH, &rows);
+        let mut mine = mine.into_iter();
+        let out: Vec<Option<WorkerOut>> = (0..n).map(|i| c.owns(i).then(|| mine.next())).map(Option::flatten).collect();
+        out.into_par_iter()
+            .enumerate()
+            .map(|(i, own)| {
+                own.unwrap_or_else(|| {
+                    let v = &all[i * WIDTH..(i + 1) * WIDTH];
+                    let (actor, critic) = draws(i);
+                    WorkerOut {
+                        actor,
+                        critic,
+                        explore: v[0],
+                        pre: v[1],
+                        post: v[2],
+                        critic_error: v[3],
+                        losses: Losses {
+                            critic: v[4],
+                            actor: v[5],
+                        },
+                        steps: v[6] as u64,
+                        success: (v[7] >= 0.0).then_some(v[7] > 0.0),
+                        paths: [Vec::new(), Vec::new()],
+                    }
+                })
+            })
+            .collect()
     }
 
     /// One worker of Algorithm 1 on `tasks` (the same draws adapted on each; means over

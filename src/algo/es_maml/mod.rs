@@ -34,11 +34,12 @@ use rand::{Rng as _, RngCore};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::dist::Cluster;
 use crate::env::{Env, Task, TaskDistribution};
 use crate::error::{Error, Result};
 pub use crate::es::Order;
 use crate::es::{
-    dpp_perturbations, es_gradient, es_gradient_lockstep, es_hvp_from_values,
+    dpp_perturbations, es_gradient, es_gradient_lockstep, es_gradient_on, es_hvp_from_values,
     first_order_meta_direction, gaussian_perturbations, hill_climb_lockstep, standardize,
     EsEstimator, FitnessShaping, GradientProblem, Objective,
 };
@@ -74,6 +75,8 @@ pub struct EsMaml {
     test: Vec<Task>,
     seed: u64,
     device: Device,
+    /// The MPI job this process is part of (one process when not distributed).
+    cluster: Cluster,
 }
 
 impl EsMaml {
@@ -113,6 +116,7 @@ impl EsMaml {
             env,
             seed,
             device: device.clone(),
+            cluster: Cluster::current(),
         }
     }
 
@@ -184,8 +188,15 @@ impl EsMaml {
     /// tasks (distinct) and operator randomness from each evaluation's stream (antithetic
     /// pairs share theirs).
     fn zero_order(&self, theta: &[f32], norm: &ObsNorm, seed: u64, c: &Counter) -> (Vec<f32>, f64) {
-        let big_f = AdaptedReturn { es: self, norm, c };
-        let est = es_gradient(
+        // This rank's evaluations count into `mine`; every rank's are added to `c` below.
+        let (_, mine) = self.context();
+        let big_f = AdaptedReturn {
+            es: self,
+            norm,
+            c: &mine,
+        };
+        let est = es_gradient_on(
+            &self.cluster,
             &big_f,
             theta,
             self.cfg.sigma,
@@ -194,8 +205,28 @@ impl EsMaml {
             seed,
             self.cfg.shaping(),
         );
+        self.add_every_rank(&mine, c);
         let mean = est.mean_value();
         (est.grad, mean)
+    }
+
+    /// Adds what `mine` counted on every rank of the job to `c` (ObsStats sums are
+    /// integers, so the total does not depend on how the work was shared).
+    fn add_every_rank(&self, mine: &Counter, c: &Counter) {
+        let local = mine
+            .stats
+            .lock()
+            .expect("stats lock should not be poisoned")
+            .clone();
+        if self.cluster.size() == 1 {
+            c.add(&local);
+            return;
+        }
+        let bytes = serde_json::to_vec(&local).expect("statistics serialize");
+        for b in self.cluster.all_gather(&bytes) {
+            let s: ObsStats = serde_json::from_slice(&b).expect("a rank's statistics parse");
+            c.add(&s);
+        }
     }
 
     /// ĝ for Algorithm 5: mean over tasks of (I + αĤ) d2 (or d2 without the Hessian).
@@ -204,12 +235,17 @@ impl EsMaml {
         theta: &[f32],
         norm: &ObsNorm,
         seed: u64,
-        c: &Counter,
+        counter: &Counter,
     ) -> (Vec<f32>, f64) {
         let cfg = &self.cfg;
-        let dirs: Vec<(Vec<f32>, f64)> = (0..cfg.perturbations as u64)
+        let (_, mine) = self.context();
+        let c = &mine;
+        // Each rank adapts its share of the tasks; the directions are gathered in order.
+        let owned = self.cluster.owned(cfg.perturbations);
+        let local: Vec<(Vec<f32>, f64)> = owned
             .into_par_iter()
             .map(|i| {
+                let i = i as u64;
                 let mut r = substream(seed, "es-first-order-task", i);
                 let task = &self.train[self.task_indices(1, &mut r)[0]];
                 let f = self.task_return(task, norm, c);
@@ -242,6 +278,17 @@ impl EsMaml {
                 };
                 (dir, value)
             })
+            .collect();
+        let d = theta.len();
+        let flat: Vec<f32> = local.iter().flat_map(|(g, _)| g.iter().copied()).collect();
+        let vals: Vec<f64> = local.iter().map(|(_, v)| *v).collect();
+        let all_dirs = self.cluster.gather(cfg.perturbations, d, &flat);
+        let all_vals = self.cluster.gather(cfg.perturbations, 1, &vals);
+        self.add_every_rank(&mine, counter);
+        let dirs: Vec<(Vec<f32>, f64)> = all_dirs
+            .chunks(d)
+            .map(<[f32]>::to_vec)
+            .zip(all_vals)
             .collect();
         let n = dirs.len() as f32;
         let mut g = vec![0.0f32; theta.len()];

@@ -1,0 +1,194 @@
+//! MPI (feature `mpi`): `mpirun -n 1 | 2 | 3 … --mpi` runs of es-maml (zero and first
+//! order) and es-ddpg write the same `progress.csv` and held-out scores as the plain
+//! binary, a 2-rank run resumes on 3 ranks with identical rows, and learners that do not
+//! distribute refuse `--mpi`. Needs `mpirun` (Debian's openmpi-bin; `.ci/run` installs it).
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::progress_without_timings;
+
+/// `mpirun -n ranks BIN args…`, allowed as root and oversubscribed (CI has 2 cores).
+fn mpirun(ranks: usize, bin: &str, args: &[&str]) -> Output {
+    Command::new("mpirun")
+        .args(["--oversubscribe", "-n", &ranks.to_string(), bin, "--mpi"])
+        .args(args)
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        // Containers often forbid the cross-memory attach of the shared-memory transport.
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+        .output()
+        .expect("mpirun should be installed (openmpi-bin)")
+}
+
+fn plain(bin: &str, args: &[&str]) -> Output {
+    Command::new(bin).args(args).output().unwrap()
+}
+
+fn ok(what: &str, o: &Output) {
+    assert!(
+        o.status.success(),
+        "{what}: {}\n{}",
+        String::from_utf8_lossy(&o.stderr),
+        String::from_utf8_lossy(&o.stdout)
+    );
+}
+
+fn eval(dir: &Path) -> serde_json::Value {
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
+            .unwrap();
+    s["eval"].clone()
+}
+
+/// The plain run and 1-, 2- and 3-rank runs of `bin` with `args` agree on every row of
+/// `progress.csv` (wall-clock columns aside) and on the held-out evaluation.
+fn same_for_any_rank_count(bin: &str, args: &[&str]) {
+    let d = tempfile::tempdir().unwrap();
+    let base = d.path().join("plain");
+    let mut a = args.to_vec();
+    a.extend(["--quiet", "--out", base.to_str().unwrap()]);
+    ok("plain", &plain(bin, &a));
+    let want = progress_without_timings(&base);
+    assert!(!want.is_empty());
+    for ranks in [1, 2, 3] {
+        let out = d.path().join(format!("n{ranks}"));
+        let mut a = args.to_vec();
+        a.extend(["--quiet", "--out", out.to_str().unwrap()]);
+        ok(&format!("{ranks} ranks"), &mpirun(ranks, bin, &a));
+        assert_eq!(
+            progress_without_timings(&out),
+            want,
+            "{bin} {args:?}: {ranks} ranks differ from one process"
+        );
+        assert_eq!(eval(&out), eval(&base), "{ranks} ranks: held-out scores");
+        let s: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
+                .unwrap();
+        assert_eq!(s["ranks"], ranks, "the job really had {ranks} ranks");
+    }
+}
+
+#[test]
+fn es_maml_zero_order_gives_the_same_run_on_any_number_of_ranks() {
+    same_for_any_rank_count(
+        env!("CARGO_BIN_EXE_es-maml"),
+        &[
+            "--env",
+            "nav2d",
+            "--perturbations",
+            "10",
+            "--queries",
+            "4",
+            "--task-batch",
+            "2",
+            "--iterations",
+            "3",
+            "--eval-tasks",
+            "3",
+        ],
+    );
+}
+
+#[test]
+fn es_maml_first_order_gives_the_same_run_on_any_number_of_ranks() {
+    same_for_any_rank_count(
+        env!("CARGO_BIN_EXE_es-maml"),
+        &[
+            "--env",
+            "nav2d",
+            "--order",
+            "first",
+            "--hessian",
+            "full",
+            "--perturbations",
+            "5",
+            "--queries",
+            "4",
+            "--iterations",
+            "2",
+            "--eval-tasks",
+            "3",
+        ],
+    );
+}
+
+#[test]
+fn es_ddpg_gives_the_same_run_on_any_number_of_ranks() {
+    same_for_any_rank_count(
+        env!("CARGO_BIN_EXE_es-ddpg"),
+        &[
+            "--env",
+            "nav2d",
+            "--workers",
+            "5",
+            "--draws",
+            "3",
+            "--iterations",
+            "2",
+            "--eval-tasks",
+            "3",
+        ],
+    );
+}
+
+/// A 2-rank run stopped after 3 iterations and resumed on 3 ranks to 6 writes the rows of
+/// an uninterrupted single-process run of 6.
+#[test]
+fn a_two_rank_run_resumes_on_three_ranks_exactly() {
+    let bin = env!("CARGO_BIN_EXE_es-maml");
+    let d = tempfile::tempdir().unwrap();
+    let (full, part) = (d.path().join("full"), d.path().join("part"));
+    let args = [
+        "--env",
+        "cartpole-biased",
+        "--perturbations",
+        "10",
+        "--queries",
+        "4",
+        "--eval-tasks",
+        "3",
+        "--quiet",
+    ];
+    let mut a = args.to_vec();
+    a.extend(["--iterations", "6", "--out", full.to_str().unwrap()]);
+    ok("plain", &plain(bin, &a));
+    let mut a = args.to_vec();
+    a.extend(["--iterations", "3", "--out", part.to_str().unwrap()]);
+    ok("2 ranks", &mpirun(2, bin, &a));
+    ok(
+        "resume on 3 ranks",
+        &mpirun(
+            3,
+            bin,
+            &[
+                "--resume",
+                part.to_str().unwrap(),
+                "--iterations",
+                "6",
+                "--quiet",
+            ],
+        ),
+    );
+    assert_eq!(
+        progress_without_timings(&part),
+        progress_without_timings(&full)
+    );
+    assert_eq!(eval(&part), eval(&full));
+}
+
+#[test]
+fn learners_that_do_not_distribute_refuse_mpi() {
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("r");
+    let o = plain(
+        env!("CARGO_BIN_EXE_promp"),
+        &["--mpi", "--iterations", "1", "--out", out.to_str().unwrap()],
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--mpi"), "{err}");
+    assert!(!out.exists(), "nothing written");
+}

@@ -13,12 +13,32 @@
 //! Rank 0 alone writes the run directory; every rank reads the same checkpoint on
 //! `--resume`, so a job may resume with another number of ranks.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::error::{Error, Result};
 
 static RANK: AtomicUsize = AtomicUsize::new(0);
 static SIZE: AtomicUsize = AtomicUsize::new(1);
+static BYTES_SENT: AtomicU64 = AtomicU64::new(0);
+static COMM_NANOS: AtomicU64 = AtomicU64::new(0);
+
+/// What this process has sent through the collectives so far, and the time it spent in
+/// them (waiting for slower ranks included).
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Traffic {
+    /// Payload bytes this rank contributed to all-gathers (its own data, once).
+    pub bytes_sent: u64,
+    /// Seconds spent inside collective calls.
+    pub seconds: f64,
+}
+
+/// The [`Traffic`] of this process since it started.
+pub fn traffic() -> Traffic {
+    Traffic {
+        bytes_sent: BYTES_SENT.load(Ordering::Relaxed),
+        seconds: COMM_NANOS.load(Ordering::Relaxed) as f64 * 1e-9,
+    }
+}
 
 /// Keeps MPI initialized while it lives (MPI is finalized when it is dropped); holds
 /// nothing for a single-process run.
@@ -149,7 +169,11 @@ impl Cluster {
         }
         #[cfg(feature = "mpi")]
         {
-            T::all_gather(mine, self.size)
+            let t0 = std::time::Instant::now();
+            let out = T::all_gather(mine, self.size);
+            BYTES_SENT.fetch_add(std::mem::size_of_val(mine) as u64, Ordering::Relaxed);
+            COMM_NANOS.fetch_add(t0.elapsed().as_nanos() as u64, Ordering::Relaxed);
+            out
         }
         #[cfg(not(feature = "mpi"))]
         unreachable!("more than one rank needs the mpi feature")
@@ -229,7 +253,10 @@ mod tests {
         }
         assert!(seen.iter().all(|&s| s == 1));
         let one = Cluster::single();
-        assert_eq!(one.gather(3, 2, &[1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0]).len(), 6);
+        assert_eq!(
+            one.gather(3, 2, &[1.0f64, 2.0, 3.0, 4.0, 5.0, 6.0]).len(),
+            6
+        );
         assert!(one.is_root() && one.owned(4) == vec![0, 1, 2, 3]);
     }
 

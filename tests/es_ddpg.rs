@@ -181,10 +181,16 @@ fn fixed_sigma_stays_and_reruns_are_identical() {
 fn the_horizon_override_sets_the_episode_length() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("h");
-    train(&out, &["--iterations", "2", "--draws", "5", "--horizon", "20"]);
+    train(
+        &out,
+        &["--iterations", "2", "--draws", "5", "--horizon", "20"],
+    );
     let full = 16.0 * 6.0 * 20.0;
     for steps in column(&out, "env_steps") {
-        assert!(steps <= full && steps > 0.9 * full, "{steps} of at most {full}");
+        assert!(
+            steps <= full && steps > 0.9 * full,
+            "{steps} of at most {full}"
+        );
     }
     let c = std::fs::read_to_string(out.join("config.toml")).unwrap();
     assert!(c.contains("horizon = 20"), "{c}");

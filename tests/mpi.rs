@@ -38,8 +38,7 @@ fn ok(what: &str, o: &Output) {
 
 fn eval(dir: &Path) -> serde_json::Value {
     let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
     s["eval"].clone()
 }
 

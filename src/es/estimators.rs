@@ -135,8 +135,16 @@ where
     let perturbations = gaussian_perturbations(theta.len(), n, seed, 0);
     assert!(!perturbations.is_empty(), "ES needs at least one direction");
     let (signs, center) = estimator.layout();
-    let (values, f0) =
-        evaluate_perturbed_on(cluster, f, theta, &perturbations, sigma, signs, seed, center);
+    let (values, f0) = evaluate_perturbed_on(
+        cluster,
+        f,
+        theta,
+        &perturbations,
+        sigma,
+        signs,
+        seed,
+        center,
+    );
     let grad = es_gradient_from_values(
         &perturbations,
         &values,

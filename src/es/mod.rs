@@ -56,8 +56,7 @@ pub use adapt::{es_grad_step, hill_climb, hill_climb_lockstep, EsGradStep, HillC
 pub use dpp::{dpp_greedy_map, dpp_perturbations, log_det_rbf, rbf_kernel};
 pub use estimators::{
     es_gradient, es_gradient_from_values, es_gradient_lockstep, es_gradient_on,
-    es_gradient_with_perturbations,
-    EsEstimator, EsGradient, GradientProblem,
+    es_gradient_with_perturbations, EsEstimator, EsGradient, GradientProblem,
 };
 pub use hessian::{
     es_hessian, es_hessian_from_values, es_hessian_vector_product, es_hvp_from_values,

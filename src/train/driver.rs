@@ -281,6 +281,10 @@ pub fn summary<C: RunSpec>(
         "device": kind.name(),
         "threads": rayon::current_num_threads(),
         "ranks": crate::dist::Cluster::current().size(),
+        "communication": {
+            "rank0_bytes_sent": crate::dist::traffic().bytes_sent,
+            "rank0_seconds": crate::dist::traffic().seconds,
+        },
         "train": {
             "wall_seconds": wall,
             "step_seconds": res.step_seconds,

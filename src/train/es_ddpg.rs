@@ -66,7 +66,11 @@ impl RunSpec for EsDdpgRun {
         }
         registry.make(&self.env)?;
         if self.horizon == Some(0) {
-            return Err(Error::invalid("horizon", 0, "≥ 1 (or absent: the family's)"));
+            return Err(Error::invalid(
+                "horizon",
+                0,
+                "≥ 1 (or absent: the family's)",
+            ));
         }
         self.schedule().validate(1)?;
         self.es_ddpg.validate()

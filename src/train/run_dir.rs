@@ -55,10 +55,7 @@ impl RunDir {
     /// rank other than 0 would write (rank 0 alone writes the run directory); removed by
     /// [`Self::remove_if_scratch`].
     pub fn scratch(rank: usize) -> Result<Self> {
-        let path = std::env::temp_dir().join(format!(
-            "metarl-rank{rank}-{}",
-            std::process::id()
-        ));
+        let path = std::env::temp_dir().join(format!("metarl-rank{rank}-{}", std::process::id()));
         if path.exists() {
             fs::remove_dir_all(&path).map_err(|e| Error::io(&path, e))?;
         }

@@ -24,6 +24,9 @@
 //! discounted return-to-go G_t = Σ_{k≥t} γ^{k−t} r_k: the Q value of the adapted actor
 //! on its own trajectory (exact for deterministic dynamics, truncated at the horizon).
 //!
+//! Actors act deterministically (tanh outputs; exploration is the parameter noise of the
+//! K draws) on raw observations: the paper mentions no normalization.
+//!
 //! σ is parameterized by log σ (the optimizer steps log σ along σ ⊙ ∇_σ J), so it stays
 //! positive by construction; `learn_sigma = false` keeps it at its initial value. Fitness
 //! values are shaped across the M workers ([`FitnessShaping`]) before eq. 10. Every
@@ -218,8 +221,18 @@ impl EsDdpg {
         let c = self.cluster;
         let run = |(tasks, mut r): (Vec<Task>, Rng)| self.worker(&d, &tasks, &mut r, false);
         let (train, test): (Vec<WorkerOut>, Vec<WorkerOut>) = rayon::join(
-            || c.owned(m).into_par_iter().map(|i| run(train_stream(i))).collect(),
-            || c.owned(n_test).into_par_iter().map(|j| run(test_stream(j))).collect(),
+            || {
+                c.owned(m)
+                    .into_par_iter()
+                    .map(|i| run(train_stream(i)))
+                    .collect()
+            },
+            || {
+                c.owned(n_test)
+                    .into_par_iter()
+                    .map(|j| run(test_stream(j)))
+                    .collect()
+            },
         );
         let train = self.gather_workers(m, train, |i| self.draws(&d, train_stream(i).1));
         let test = self.gather_workers(n_test, test, |j| self.draws(&d, test_stream(j).1));
@@ -342,7 +355,10 @@ impl EsDdpg {
             .collect();
         let all = c.gather(n, WIDTH, &rows);
         let mut mine = mine.into_iter();
-        let out: Vec<Option<WorkerOut>> = (0..n).map(|i| c.owns(i).then(|| mine.next())).map(Option::flatten).collect();
+        let out: Vec<Option<WorkerOut>> = (0..n)
+            .map(|i| c.owns(i).then(|| mine.next()))
+            .map(Option::flatten)
+            .collect();
         out.into_par_iter()
             .enumerate()
             .map(|(i, own)| {

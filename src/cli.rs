@@ -133,10 +133,15 @@ fn clap_error_line(e: &clap::Error) -> String {
 
 /// Exit code for an error: 2 for bad input, 1 otherwise.
 pub fn exit_code(err: &Error) -> ExitCode {
+    ExitCode::from(exit_status(err) as u8)
+}
+
+/// [`exit_code`] as a number: 2 for bad input, 1 for other failures.
+pub fn exit_status(err: &Error) -> i32 {
     if err.is_user_error() {
-        ExitCode::from(2)
+        2
     } else {
-        ExitCode::from(1)
+        1
     }
 }
 

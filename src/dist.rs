@@ -87,6 +87,33 @@ pub fn init(distributed: bool) -> Result<Session> {
     ))
 }
 
+/// Runs a binary's `body` inside an MPI job when `distributed` is set ([`init`]). When
+/// `body` fails on a rank of a job of several ranks, the error is printed with the rank
+/// and the whole job is aborted with `exit_code(&error)` (MPI_Abort): the other ranks may
+/// be waiting in a collective, where finalizing would hang. Checkpoints on disk are
+/// complete (they are written atomically by rank 0).
+pub fn run_job(
+    distributed: bool,
+    exit_code: impl Fn(&Error) -> i32,
+    body: impl FnOnce() -> Result<()>,
+) -> Result<()> {
+    let session = init(distributed)?;
+    let result = body();
+    #[cfg(feature = "mpi")]
+    if let Err(e) = &result {
+        let c = Cluster::current();
+        if c.size() > 1 {
+            use mpi::traits::Communicator;
+            eprintln!("error (rank {} of {}): {e}", c.rank(), c.size());
+            mpi::topology::SimpleCommunicator::world().abort(exit_code(e));
+        }
+    }
+    #[cfg(not(feature = "mpi"))]
+    let _ = &exit_code;
+    drop(session);
+    result
+}
+
 /// This process's place in the job: rank and number of ranks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Cluster {

@@ -178,6 +178,40 @@ fn a_two_rank_run_resumes_on_three_ranks_exactly() {
     assert_eq!(eval(&part), eval(&full));
 }
 
+/// An error on one rank (rank 0 refuses a non-empty `--out`) ends the whole job with the
+/// error's exit code and a line naming the rank, instead of leaving the other ranks
+/// waiting in a collective.
+#[test]
+fn an_error_on_one_rank_ends_the_job() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("taken"), "x").unwrap();
+    let o = Command::new("timeout")
+        .args(["120", "mpirun", "--oversubscribe", "-n", "2"])
+        .arg(env!("CARGO_BIN_EXE_es-maml"))
+        .args([
+            "--mpi",
+            "--env",
+            "nav2d",
+            "--iterations",
+            "50",
+            "--quiet",
+            "--out",
+        ])
+        .arg(d.path())
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .env("OMPI_MCA_btl_vader_single_copy_mechanism", "none")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_ne!(o.status.code(), Some(124), "the job hung: {err}");
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains("rank 0 of 2") && err.contains("not empty"),
+        "{err}"
+    );
+}
+
 #[test]
 fn learners_that_do_not_distribute_refuse_mpi() {
     let d = tempfile::tempdir().unwrap();

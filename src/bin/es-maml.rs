@@ -121,12 +121,13 @@ fn config(a: &Args) -> Result<EsMamlRun> {
 fn main() -> ExitCode {
     let args: Args = parse_args();
     main_with(|| {
-        let _mpi = metarl::dist::init(args.common.mpi)?;
-        let kind = args.common.device_kind()?;
-        let (cfg, dir, resume) = open_or_create(&args.common, "es-maml", || config(&args))?;
-        let registry = Registry::builtin();
-        let s = train_run(&cfg, &registry, &dir, kind, resume, args.common.quiet)?;
-        print_result(&dir, None, &s);
-        Ok(())
+        metarl::dist::run_job(args.common.mpi, metarl::cli::exit_status, || {
+            let kind = args.common.device_kind()?;
+            let (cfg, dir, resume) = open_or_create(&args.common, "es-maml", || config(&args))?;
+            let registry = Registry::builtin();
+            let s = train_run(&cfg, &registry, &dir, kind, resume, args.common.quiet)?;
+            print_result(&dir, None, &s);
+            Ok(())
+        })
     })
 }

@@ -18,7 +18,7 @@ use rand_distr::{Distribution, StandardNormal};
 use crate::rng::Rng;
 
 /// The K draws of one worker and the sums its share of the gradient needs.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Draw {
     /// θ_j = μ + σ ⊙ ε_j, j = 1..K.
     pub thetas: Vec<Vec<f32>>,

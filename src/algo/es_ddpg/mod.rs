@@ -24,6 +24,10 @@
 //! discounted return-to-go G_t = Σ_{k≥t} γ^{k−t} r_k: the Q value of the adapted actor
 //! on its own trajectory (exact for deterministic dynamics, truncated at the horizon).
 //!
+//! `env_steps` counts the training workers' exploration and fitness episodes; the θ̄
+//! episode that measures the pre-adaptation return and the held-out test window are
+//! diagnostics and not counted.
+//!
 //! Actors act deterministically (tanh outputs; exploration is the parameter noise of the
 //! K draws) on raw observations: the paper mentions no normalization.
 //!
@@ -235,7 +239,8 @@ impl EsDdpg {
             },
         );
         let train = self.gather_workers(m, train, |i| self.draws(&d, train_stream(i).1));
-        let test = self.gather_workers(n_test, test, |j| self.draws(&d, test_stream(j).1));
+        // The test window's draws are not needed (no update uses them).
+        let test = self.gather_workers(n_test, test, |_| Default::default());
         phases.enter("update");
         let fa: Vec<f64> = train.iter().map(|w| w.post).collect();
         let fc: Vec<f64> = train.iter().map(|w| -w.critic_error).collect();

@@ -8,7 +8,9 @@ use std::sync::Arc;
 
 use metarl::device::DeviceKind;
 use metarl::env::nav2d::Nav2d;
-use metarl::env::{Env, EnvSpec, Registry, Rows, Task, TaskDistribution, VecEnv};
+use metarl::env::{
+    Env, EnvSpec, Registry, Rows, ScaledActions, Task, TaskDistribution, VecEnv, WithHorizon,
+};
 use metarl::nn::flat::FlatPolicy;
 use metarl::rng::{stream, Rng};
 use metarl::rollout::{episode_return_flat, episode_returns_lanes, sample, ObsNorm, ObsStats};
@@ -115,6 +117,36 @@ fn the_sampler_gives_nav2d_trajectories_bit_for_bit() {
     assert_eq!(a.success, b.success);
     assert_eq!(a.positions, b.positions);
     assert!(!a.reward.is_empty());
+}
+
+/// The wrappers pass a simulator family's rows through: scaled actions
+/// ([`ScaledActions`], ProMP's normalization) and another horizon ([`WithHorizon`]) give
+/// the trajectories they give on nav2d's f32 rows.
+#[test]
+fn action_scaling_and_horizon_wrappers_keep_simulator_rows_equal_to_nav2d() {
+    let (flat, sim) = families();
+    let device = DeviceKind::Flex.device().unwrap();
+    let tasks = TaskDistribution::new(flat.clone()).held_out(3);
+    let policy =
+        metarl::nn::GaussianPolicyConfig::default().init(2, 2, &mut stream(4, "p"), &device);
+    let wrap = |env: &Arc<dyn Env>| -> Arc<dyn Env> {
+        let scaled: Arc<dyn Env> = Arc::new(ScaledActions::new(env.clone(), 0.25));
+        WithHorizon::wrap(scaled, Some(37))
+    };
+    let run = |env: Arc<dyn Env>| {
+        let mut venv = VecEnv::for_tasks(env, &tasks, 2, &mut stream(4, "env"));
+        sample(&policy, &mut venv, 2, &mut stream(4, "act"), &device)
+    };
+    let (a, b) = (run(wrap(&flat)), run(wrap(&sim)));
+    assert_eq!(a.steps, 37);
+    assert_eq!(a.obs, b.obs);
+    assert_eq!(a.reward, b.reward);
+    assert_eq!(a.positions, b.positions);
+    // The scale reached the dynamics: unscaled nav2d moves differently.
+    assert_ne!(
+        run(flat.clone()).positions[..a.positions.len()],
+        a.positions[..]
+    );
 }
 
 #[test]

@@ -411,6 +411,15 @@ impl Env for ScaledActions {
     fn observe(&self, task: &Task, state: &[f32], obs: &mut [f32]) {
         self.inner.observe(task, state, obs)
     }
+    /// A simulator family's rows, with every action scaled before they step.
+    fn simulator_rows(&self, tasks: &[Task]) -> Option<Box<dyn Rows>> {
+        let inner = self.inner.simulator_rows(tasks)?;
+        Some(Box::new(ScaledRows {
+            inner,
+            scale: self.scale,
+            buf: Vec::new(),
+        }))
+    }
     fn success(&self, task: &Task, state: &[f32], terminated: bool) -> Option<bool> {
         self.inner.success(task, state, terminated)
     }
@@ -419,6 +428,60 @@ impl Env for ScaledActions {
     }
     fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
         self.inner.goals(task)
+    }
+}
+
+/// [`ScaledActions`] for a simulator family: its rows, stepped with scaled actions.
+struct ScaledRows {
+    inner: Box<dyn Rows>,
+    scale: f32,
+    buf: Vec<f32>,
+}
+
+impl ScaledRows {
+    fn scaled(&mut self, action: &[f32]) -> Vec<f32> {
+        let mut b = std::mem::take(&mut self.buf);
+        b.clear();
+        b.extend(action.iter().map(|a| a * self.scale));
+        b
+    }
+}
+
+impl Rows for ScaledRows {
+    fn len(&self) -> usize {
+        self.inner.len()
+    }
+    fn reset(&mut self, i: usize, rng: &mut Rng) {
+        self.inner.reset(i, rng)
+    }
+    fn step(&mut self, i: usize, action: &[f32]) -> (f32, bool) {
+        let a = self.scaled(action);
+        let out = self.inner.step(i, &a);
+        self.buf = a;
+        out
+    }
+    fn observe(&self, i: usize, obs: &mut [f32]) {
+        self.inner.observe(i, obs)
+    }
+    fn step_active(
+        &mut self,
+        actions: &[f32],
+        active: &[bool],
+        reward: &mut [f32],
+        terminated: &mut [bool],
+    ) {
+        let a = self.scaled(actions);
+        self.inner.step_active(&a, active, reward, terminated);
+        self.buf = a;
+    }
+    fn observe_all(&self, obs: &mut [f32]) {
+        self.inner.observe_all(obs)
+    }
+    fn success(&self, i: usize, terminated: bool) -> Option<bool> {
+        self.inner.success(i, terminated)
+    }
+    fn position(&self, i: usize) -> Option<[f32; 2]> {
+        self.inner.position(i)
     }
 }
 

@@ -10,6 +10,7 @@
 use serde_json::{json, Value};
 
 pub use crate::checkpoint::Checkpoint;
+use crate::env::{Env, Task};
 use crate::error::{Error, Result};
 
 /// Named scalar results of one iteration, in column order.
@@ -193,7 +194,54 @@ impl MeanActionScore {
     }
 }
 
+/// Held-out tasks whose pre- and post-adaptation paths the single-episode evaluations
+/// ([`Evaluation::of_episodes`]) record.
+pub const EVAL_PATH_TASKS: usize = 6;
+
+/// One held-out task scored by one episode before and one after adaptation (learners
+/// with deterministic policies: ES-MAML, ES + DDPG).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct EpisodeScore {
+    /// Return before adaptation.
+    pub pre: f64,
+    /// Return after adaptation.
+    pub post: f64,
+    /// The family's success verdict after adaptation.
+    pub success: Option<bool>,
+    /// 2-D paths of the two episodes, `[pre, post]` (empty where not recorded).
+    pub paths: [Vec<[f32; 2]>; 2],
+}
+
 impl Evaluation {
+    /// The evaluation of `tasks` from one [`EpisodeScore`] each: mean returns, the success
+    /// rate after adaptation, and the paths of the first [`EVAL_PATH_TASKS`] tasks as
+    /// `trajectories.csv` (phases `pre` and `post-1`, with the task's first goal).
+    pub fn of_episodes(env: &dyn Env, tasks: &[Task], scores: &[EpisodeScore]) -> Self {
+        let m = scores.len() as f64;
+        let oks: Vec<bool> = scores.iter().filter_map(|o| o.success).collect();
+        let success_rate =
+            (!oks.is_empty()).then(|| oks.iter().filter(|&&b| b).count() as f64 / oks.len() as f64);
+        let mut csv = String::from("phase,task,rollout,t,x,y,goal_x,goal_y\n");
+        for (j, (task, o)) in tasks.iter().zip(scores).take(EVAL_PATH_TASKS).enumerate() {
+            let (gx, gy) = match env.goals(task).first() {
+                Some([x, y]) => (x.to_string(), y.to_string()),
+                None => (String::new(), String::new()),
+            };
+            for (phase, path) in [("pre", &o.paths[0]), ("post-1", &o.paths[1])] {
+                for (t, [x, y]) in path.iter().enumerate() {
+                    csv.push_str(&format!("{phase},{j},0,{t},{x},{y},{gx},{gy}\n"));
+                }
+            }
+        }
+        let scores = ReturnScores {
+            pre_return: scores.iter().map(|o| o.pre).sum::<f64>() / m,
+            post_return: vec![scores.iter().map(|o| o.post).sum::<f64>() / m],
+            success_rate,
+            mean_action: None,
+        };
+        Self::returns(tasks.len(), scores, csv)
+    }
+
     /// An evaluation of returns.
     pub fn returns(tasks: usize, scores: ReturnScores, trajectories_csv: String) -> Self {
         Self {

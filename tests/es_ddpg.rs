@@ -7,7 +7,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{column, mean, progress_without_timings};
+use common::{column, json, mean, progress_without_timings};
 use metarl::algo::es_ddpg::{EsDdpg, EsDdpgConfig};
 use metarl::ddpg::DdpgConfig;
 use metarl::learner::{MetaLearner, Phases};
@@ -141,8 +141,7 @@ fn a_short_nav2d_run_improves_the_post_adaptation_return() {
     );
     let sigma = column(&out, "actor_sigma_mean");
     assert_ne!(sigma[0], sigma[sigma.len() - 1], "σ is learned");
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let s = json(&out, "summary.json");
     assert_eq!(s["algo"], "es-ddpg");
     assert_eq!(s["eval"]["tasks"], 10);
     assert_eq!(s["final"]["post_return"].as_array().unwrap().len(), 1);
@@ -152,8 +151,7 @@ fn a_short_nav2d_run_improves_the_post_adaptation_return() {
         .output()
         .unwrap();
     ok(&o);
-    let e: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
+    let e = json(&out, "eval.json");
     assert_eq!(e["post_return"], s["eval"]["post_return"]);
     assert_eq!(e["pre_return"], s["eval"]["pre_return"]);
 }
@@ -218,14 +216,10 @@ fn es_ddpg_resume_continues_exactly() {
         progress_without_timings(&full),
         progress_without_timings(&part)
     );
-    let eval = |p: &Path| {
-        serde_json::from_str::<serde_json::Value>(
-            &std::fs::read_to_string(p.join("summary.json")).unwrap(),
-        )
-        .unwrap()["eval"]
-            .clone()
-    };
-    assert_eq!(eval(&full), eval(&part));
+    assert_eq!(
+        json(&full, "summary.json")["eval"],
+        json(&part, "summary.json")["eval"]
+    );
 }
 
 #[test]

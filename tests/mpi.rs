@@ -8,7 +8,7 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::progress_without_timings;
+use common::{json, progress_without_timings};
 
 /// `mpirun -n ranks BIN args…`, allowed as root and oversubscribed (CI has 2 cores).
 fn mpirun(ranks: usize, bin: &str, args: &[&str]) -> Output {
@@ -37,9 +37,7 @@ fn ok(what: &str, o: &Output) {
 }
 
 fn eval(dir: &Path) -> serde_json::Value {
-    let s: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.join("summary.json")).unwrap()).unwrap();
-    s["eval"].clone()
+    json(dir, "summary.json")["eval"].clone()
 }
 
 /// The plain run and 1-, 2- and 3-rank runs of `bin` with `args` agree on every row of
@@ -63,10 +61,11 @@ fn same_for_any_rank_count(bin: &str, args: &[&str]) {
             "{bin} {args:?}: {ranks} ranks differ from one process"
         );
         assert_eq!(eval(&out), eval(&base), "{ranks} ranks: held-out scores");
-        let s: serde_json::Value =
-            serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap())
-                .unwrap();
-        assert_eq!(s["ranks"], ranks, "the job really had {ranks} ranks");
+        assert_eq!(
+            json(&out, "summary.json")["ranks"],
+            ranks,
+            "the job really had {ranks} ranks"
+        );
     }
 }
 

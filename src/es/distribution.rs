@@ -30,6 +30,17 @@ pub struct Draw {
     pub eps_sq_sum: Vec<f32>,
 }
 
+impl Draw {
+    /// The draw without its parameter vectors: the sums (and mean) the gradient needs,
+    /// once the draws have been used.
+    pub fn sums_only(self) -> Draw {
+        Draw {
+            thetas: Vec::new(),
+            ..self
+        }
+    }
+}
+
 /// K draws from N(μ, diag σ²), noise from `rng` only (coordinate-major within a draw).
 pub fn draw(mu: &[f32], sigma: &[f32], k: usize, rng: &mut Rng) -> Draw {
     assert_eq!(mu.len(), sigma.len(), "μ and σ differ in size");

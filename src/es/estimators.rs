@@ -3,9 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::noise::{
-    evaluate_perturbed, evaluate_perturbed_on, gaussian_perturbations, perturbed_evaluation,
-};
+use super::noise::{evaluate_perturbed_on, gaussian_perturbations, perturbed_evaluation};
 use super::objective::Objective;
 use super::shaping::FitnessShaping;
 use crate::rng::LazyRng;
@@ -111,7 +109,7 @@ where
 }
 
 /// [`es_gradient`] with its evaluations shared between the ranks of an MPI job
-/// ([`crate::dist`]): each rank evaluates its batches, every rank receives every value
+/// ([`crate::dist`]): each rank evaluates its share, every rank receives every value
 /// and forms the same estimate — the one a single process forms. Every rank must call it
 /// with the same arguments.
 #[allow(clippy::too_many_arguments)] // es_gradient's arguments and the cluster
@@ -128,32 +126,17 @@ pub fn es_gradient_on<F>(
 where
     F: Objective + ?Sized,
 {
-    assert!(
-        sigma > 0.0,
-        "ES precision σ should be positive, got {sigma}"
-    );
     let perturbations = gaussian_perturbations(theta.len(), n, seed, 0);
-    assert!(!perturbations.is_empty(), "ES needs at least one direction");
-    let (signs, center) = estimator.layout();
-    let (values, f0) = evaluate_perturbed_on(
+    gradient_with_perturbations_on(
         cluster,
         f,
         theta,
         &perturbations,
         sigma,
-        signs,
-        seed,
-        center,
-    );
-    let grad = es_gradient_from_values(
-        &perturbations,
-        &values,
-        f0,
-        sigma,
         estimator,
+        seed,
         shaping.into(),
-    );
-    EsGradient { grad, values, f0 }
+    )
 }
 
 /// [`es_gradient`] with caller-supplied directions `g_i` (e.g. [`dpp_perturbations`]
@@ -176,15 +159,43 @@ pub fn es_gradient_with_perturbations<F>(
 where
     F: Objective + ?Sized,
 {
+    gradient_with_perturbations_on(
+        &crate::dist::Cluster::single(),
+        f,
+        theta,
+        perturbations,
+        sigma,
+        estimator,
+        seed,
+        shaping.into(),
+    )
+}
+
+/// [`es_gradient_with_perturbations`] with the evaluations shared between `cluster`'s
+/// ranks ([`evaluate_perturbed_on`]).
+#[allow(clippy::too_many_arguments)] // es_gradient_with_perturbations' arguments and the cluster
+fn gradient_with_perturbations_on<F>(
+    cluster: &crate::dist::Cluster,
+    f: &F,
+    theta: &[f32],
+    perturbations: &[Vec<f32>],
+    sigma: f32,
+    estimator: EsEstimator,
+    seed: u64,
+    shaping: FitnessShaping,
+) -> EsGradient
+where
+    F: Objective + ?Sized,
+{
     assert!(
         sigma > 0.0,
         "ES precision σ should be positive, got {sigma}"
     );
     assert!(!perturbations.is_empty(), "ES needs at least one direction");
     let (signs, center) = estimator.layout();
-    let (values, f0) = evaluate_perturbed(f, theta, perturbations, sigma, signs, seed, center);
-    let grad =
-        es_gradient_from_values(perturbations, &values, f0, sigma, estimator, shaping.into());
+    let (values, f0) =
+        evaluate_perturbed_on(cluster, f, theta, perturbations, sigma, signs, seed, center);
+    let grad = es_gradient_from_values(perturbations, &values, f0, sigma, estimator, shaping);
     EsGradient { grad, values, f0 }
 }
 

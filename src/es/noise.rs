@@ -185,9 +185,11 @@ where
     )
 }
 
-/// [`evaluate_perturbed`] shared between the ranks of an MPI job: the evaluations come in
-/// batches of [`BATCH`] and batch `b` is evaluated by rank `b mod size` exactly as one
-/// process evaluates it; an all-gather gives every rank all values, in order.
+/// [`evaluate_perturbed`] shared between the ranks of an MPI job: evaluation `j` is made by
+/// rank `j mod size`, which runs its own evaluations in batches of [`BATCH`]; an all-gather
+/// gives every rank all values, in order. An objective's value does not depend on how
+/// evaluations are batched ([`Objective::values`]' contract), so the values are those of
+/// one process.
 #[allow(clippy::too_many_arguments)] // evaluate_perturbed's arguments and the cluster
 pub(crate) fn evaluate_perturbed_on<F>(
     cluster: &crate::dist::Cluster,
@@ -202,16 +204,10 @@ pub(crate) fn evaluate_perturbed_on<F>(
 where
     F: Objective + ?Sized,
 {
-    let n = perturbations.len() * signs.len();
-    let jobs: Vec<usize> = (0..n + usize::from(center)).collect();
-    let batches: Vec<&[usize]> = jobs.chunks(BATCH).collect();
-    let mine: Vec<&[usize]> = cluster
-        .owned(batches.len())
-        .into_iter()
-        .map(|b| batches[b])
-        .collect();
-    let local: Vec<f64> = mine
-        .par_iter()
+    let n = perturbations.len() * signs.len() + usize::from(center);
+    let local: Vec<f64> = cluster
+        .owned(n)
+        .par_chunks(BATCH)
         .flat_map_iter(|chunk| {
             let (points, mut rngs): (Vec<Vec<f32>>, Vec<LazyRng>) = chunk
                 .iter()
@@ -221,20 +217,7 @@ where
             f.values(&points, &mut rngs)
         })
         .collect();
-    let mut values = if cluster.size() == 1 {
-        local
-    } else {
-        // Rank r's values are its batches' in order; interleave them back.
-        let blocks = cluster.all_gather(&local);
-        let mut next = vec![0usize; cluster.size()];
-        let mut all = Vec::with_capacity(jobs.len());
-        for (b, batch) in batches.iter().enumerate() {
-            let r = b % cluster.size();
-            all.extend_from_slice(&blocks[r][next[r]..next[r] + batch.len()]);
-            next[r] += batch.len();
-        }
-        all
-    };
+    let mut values = cluster.gather(n, 1, &local);
     let f0 = center.then(|| values.pop().expect("the centre was evaluated"));
     (values, f0)
 }

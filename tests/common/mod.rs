@@ -48,6 +48,11 @@ pub fn column(dir: &Path, name: &str) -> Vec<f64> {
     rows.iter().map(|r| r[j]).collect()
 }
 
+/// A JSON file of a run directory (`summary.json`, `eval.json`).
+pub fn json(dir: &Path, name: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
+}
+
 /// Arithmetic mean.
 pub fn mean(x: &[f64]) -> f64 {
     x.iter().sum::<f64>() / x.len() as f64

@@ -102,6 +102,25 @@ impl AdaptedReturn<'_> {
 }
 
 impl EsMaml {
+    /// Adds what `mine` counted on every rank of the job to `c` (ObsStats sums are
+    /// integers, so the total does not depend on how the work was shared).
+    pub(super) fn add_every_rank(&self, mine: &Counter, c: &Counter) {
+        let local = mine
+            .stats
+            .lock()
+            .expect("stats lock should not be poisoned")
+            .clone();
+        if self.cluster.size() == 1 {
+            c.add(&local);
+            return;
+        }
+        let bytes = serde_json::to_vec(&local).expect("statistics serialize");
+        for b in self.cluster.all_gather(&bytes) {
+            let s: ObsStats = serde_json::from_slice(&b).expect("a rank's statistics parse");
+            c.add(&s);
+        }
+    }
+
     /// The observation normalizer frozen for this iteration and a fresh counter.
     pub(super) fn context(&self) -> (ObsNorm, Counter) {
         let d = self.env.spec().obs_dim;
@@ -316,42 +335,21 @@ impl EsMaml {
             &norm,
             &c,
         );
-        type Out = (f64, f64, Option<bool>, Vec<[f32; 2]>, Vec<[f32; 2]>);
-        let out: Vec<Out> = tasks
+        let out: Vec<EpisodeScore> = tasks
             .par_iter()
             .enumerate()
             .map(|(j, task)| {
                 let (mut pre_path, mut post_path) = (Vec::new(), Vec::new());
                 let (pre, _) = episode(task, &theta, pre_seeds[j], &mut pre_path);
-                let (post, ok) = episode(task, &adapted[j], post_seeds[j], &mut post_path);
-                (pre, post, ok, pre_path, post_path)
+                let (post, success) = episode(task, &adapted[j], post_seeds[j], &mut post_path);
+                EpisodeScore {
+                    pre,
+                    post,
+                    success,
+                    paths: [pre_path, post_path],
+                }
             })
             .collect();
-        let m = out.len() as f64;
-        let oks: Vec<bool> = out.iter().filter_map(|o| o.2).collect();
-        let sr =
-            (!oks.is_empty()).then(|| oks.iter().filter(|&&b| b).count() as f64 / oks.len() as f64);
-        let mut csv = String::from("phase,task,rollout,t,x,y,goal_x,goal_y\n");
-        for (j, (task, o)) in tasks.iter().zip(&out).take(EVAL_PATH_TASKS).enumerate() {
-            let (gx, gy) = match self.env.goals(task).first() {
-                Some([x, y]) => (x.to_string(), y.to_string()),
-                None => (String::new(), String::new()),
-            };
-            for (phase, path) in [("pre", &o.3), ("post-1", &o.4)] {
-                for (t, [x, y]) in path.iter().enumerate() {
-                    csv.push_str(&format!("{phase},{j},0,{t},{x},{y},{gx},{gy}\n"));
-                }
-            }
-        }
-        let scores = ReturnScores {
-            pre_return: out.iter().map(|o| o.0).sum::<f64>() / m,
-            post_return: vec![out.iter().map(|o| o.1).sum::<f64>() / m],
-            success_rate: sr,
-            mean_action: None,
-        };
-        Evaluation::returns(n, scores, csv)
+        Evaluation::of_episodes(self.env.as_ref(), &tasks, &out)
     }
 }
-
-/// Held-out tasks whose pre- and post-adaptation paths [`MetaLearner::evaluate`] records.
-pub const EVAL_PATH_TASKS: usize = 6;

@@ -44,7 +44,7 @@ use crate::es::{
     EsEstimator, FitnessShaping, GradientProblem, Objective,
 };
 use crate::lanes::LANES;
-use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics, Phases, ReturnScores};
+use crate::learner::{Checkpoint, EpisodeScore, Evaluation, MetaLearner, Metrics, Phases};
 use crate::nn::flat::FlatPolicy;
 use crate::nn::{Activation, DeterministicPolicy, DeterministicPolicyConfig, Init};
 use crate::params::{ascend, flatten, unflatten};
@@ -54,8 +54,8 @@ use crate::rollout::{episode_return_flat, episode_returns_lanes, ObsNorm, ObsSta
 mod config;
 mod evaluator;
 
+pub use crate::learner::EVAL_PATH_TASKS;
 pub use config::{EsMamlConfig, Operator, PolicyKind};
-pub use evaluator::EVAL_PATH_TASKS;
 use evaluator::{AdaptedReturn, Counter};
 
 /// The ES-MAML learner.
@@ -208,25 +208,6 @@ impl EsMaml {
         self.add_every_rank(&mine, c);
         let mean = est.mean_value();
         (est.grad, mean)
-    }
-
-    /// Adds what `mine` counted on every rank of the job to `c` (ObsStats sums are
-    /// integers, so the total does not depend on how the work was shared).
-    fn add_every_rank(&self, mine: &Counter, c: &Counter) {
-        let local = mine
-            .stats
-            .lock()
-            .expect("stats lock should not be poisoned")
-            .clone();
-        if self.cluster.size() == 1 {
-            c.add(&local);
-            return;
-        }
-        let bytes = serde_json::to_vec(&local).expect("statistics serialize");
-        for b in self.cluster.all_gather(&bytes) {
-            let s: ObsStats = serde_json::from_slice(&b).expect("a rank's statistics parse");
-            c.add(&s);
-        }
     }
 
     /// ĝ for Algorithm 5: mean over tasks of (I + αĤ) d2 (or d2 without the Hessian).

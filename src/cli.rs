@@ -39,8 +39,9 @@ pub struct CommonArgs {
     /// No progress bar or log lines.
     #[arg(long)]
     pub quiet: bool,
-    /// Run as one rank of an MPI job: `mpirun -n N BIN --mpi …` (feature `mpi`; es-maml
-    /// and es-ddpg share their work between the ranks, with the results of one process).
+    /// Run as one rank of an MPI job: `mpirun -n N BIN --mpi …` (feature `mpi`; es-maml,
+    /// es-ddpg, promp and pg-maml share their work between the ranks, with the results of
+    /// one process).
     #[arg(long)]
     pub mpi: bool,
 }
@@ -67,7 +68,7 @@ pub fn open_or_create<C: crate::train::RunSpec>(
                 "--mpi",
                 "set",
                 format!(
-                    "absent for {bin}: es-maml (RL families) and es-ddpg share their work between MPI ranks"
+                    "absent for {bin}: es-maml (RL families), es-ddpg, promp and pg-maml share their work between MPI ranks"
                 ),
             ));
         }
@@ -203,6 +204,10 @@ pub struct PgFlags {
     /// Adapt ProMP's η towards its target KL.
     #[arg(long)]
     pub adaptive_kl: bool,
+    /// Task chunks of the meta-batch (`promp.parallel_chunks` / `pg_maml.parallel_chunks`):
+    /// the units sampled and differentiated in parallel, by threads and by MPI ranks.
+    #[arg(long)]
+    pub chunks: Option<usize>,
 }
 
 impl PgFlags {
@@ -232,6 +237,10 @@ impl PgFlags {
         c.promp.outer_steps = self.outer_steps.unwrap_or(c.promp.outer_steps);
         c.promp.kl_coef = self.kl_coef.unwrap_or(c.promp.kl_coef);
         c.promp.adaptive_kl |= self.adaptive_kl;
+        if let Some(n) = self.chunks {
+            c.promp.parallel_chunks = n;
+            c.pg_maml.parallel_chunks = n;
+        }
         crate::train::RunSpec::validate(c, registry)
     }
 }
@@ -246,21 +255,37 @@ pub fn run_pg(
     flags: &PgFlags,
     registry: &crate::env::Registry,
 ) -> Result<()> {
-    use crate::train::pg::PgRun;
-    use crate::train::{load_toml, train_run};
-    let kind = common.device_kind()?;
-    let (cfg, dir, resume) = open_or_create(common, algo.name(), || {
-        let mut cfg: PgRun = match &common.config {
-            Some(p) => load_toml(p)?,
-            None => PgRun::default(),
+    // An MPI job (`--mpi`) shares the meta-batch's task chunks between its ranks.
+    crate::dist::run_job(common.mpi, exit_status, || {
+        use crate::train::pg::PgRun;
+        use crate::train::{load_toml, train_run};
+        let kind = common.device_kind()?;
+        let (cfg, dir, resume) = open_or_create(common, algo.name(), || {
+            let mut cfg: PgRun = match &common.config {
+                Some(p) => load_toml(p)?,
+                None => PgRun::default(),
+            };
+            cfg.algo = algo;
+            flags.apply(common, &mut cfg, registry)?;
+            Ok(cfg)
+        })?;
+        let cluster = crate::dist::Cluster::current();
+        let chunks = match algo {
+            crate::train::pg::PgAlgo::Promp => cfg.promp.parallel_chunks,
+            crate::train::pg::PgAlgo::PgMaml => cfg.pg_maml.parallel_chunks,
         };
-        cfg.algo = algo;
-        flags.apply(common, &mut cfg, registry)?;
-        Ok(cfg)
-    })?;
-    let s = train_run(&cfg, registry, &dir, kind, resume, common.quiet)?;
-    print_result(&dir, None, &s);
-    Ok(())
+        let busy = crate::pg::task_chunks(cfg.meta.tasks, chunks).len();
+        if cluster.is_root() && cluster.size() > busy {
+            eprintln!(
+                "note: {} ranks share {busy} task chunks, so {} of them stay idle; --chunks sets the number of chunks",
+                cluster.size(),
+                cluster.size() - busy
+            );
+        }
+        let s = train_run(&cfg, registry, &dir, kind, resume, common.quiet)?;
+        print_result(&dir, None, &s);
+        Ok(())
+    })
 }
 
 /// Prints a training binary's one-line result from its `summary.json` value, after the run

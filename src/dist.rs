@@ -189,6 +189,29 @@ impl Cluster {
         out
     }
 
+    /// All `n` results in item order, given this rank's results for [`Self::owned`]`(n)`
+    /// in order, when items differ in length (e.g. task chunks of unequal sizes). Every
+    /// rank must call it with the same `n`.
+    pub fn gather_ragged<T: Element>(&self, n: usize, mine: Vec<Vec<T>>) -> Vec<Vec<T>> {
+        assert_eq!(mine.len(), self.owned(n).len(), "one result per owned item");
+        if self.size == 1 {
+            return mine;
+        }
+        let lengths: Vec<u64> = mine.iter().map(|v| v.len() as u64).collect();
+        let lengths = self.all_gather(&lengths);
+        let blocks = self.all_gather(&mine.concat());
+        let mut out = Vec::with_capacity(n);
+        let (mut item, mut offset) = (vec![0usize; self.size], vec![0usize; self.size]);
+        for i in 0..n {
+            let r = i % self.size;
+            let len = lengths[r][item[r]] as usize;
+            out.push(blocks[r][offset[r]..offset[r] + len].to_vec());
+            item[r] += 1;
+            offset[r] += len;
+        }
+        out
+    }
+
     /// Every rank's `mine`, indexed by rank (lengths may differ).
     pub fn all_gather<T: Element>(&self, mine: &[T]) -> Vec<Vec<T>> {
         if self.size == 1 {

@@ -1,7 +1,7 @@
 //! MPI (feature `mpi`): `mpirun -n 1 | 2 | 3 … --mpi` runs of es-maml (zero and first
-//! order) and es-ddpg write the same `progress.csv` and held-out scores as the plain
-//! binary, a 2-rank run resumes on 3 ranks with identical rows, and learners that do not
-//! distribute refuse `--mpi`. Needs `mpirun` (Debian's openmpi-bin; `.ci/run` installs it).
+//! order), es-ddpg, promp and pg-maml (VPG, TRPO, E-MAML) write the same `progress.csv`
+//! and held-out scores as the plain binary, 2-rank runs resume on 3 ranks with identical
+//! rows, and learners that do not distribute refuse `--mpi`. Needs `mpirun` (Debian's openmpi-bin; `.ci/run` installs it).
 
 mod common;
 
@@ -132,29 +132,142 @@ fn es_ddpg_gives_the_same_run_on_any_number_of_ranks() {
     );
 }
 
-/// A 2-rank run stopped after 3 iterations and resumed on 3 ranks to 6 writes the rows of
-/// an uninterrupted single-process run of 6.
+/// ProMP's task chunks are shared between the ranks: with 3 chunks, 2 ranks own 2 and 1,
+/// 3 ranks one each, and the rows are the plain run's. Cart-pole terminates, so chunks
+/// have episodes of different lengths.
+#[test]
+fn promp_gives_the_same_run_on_any_number_of_ranks() {
+    same_for_any_rank_count(
+        env!("CARGO_BIN_EXE_promp"),
+        &[
+            "--env",
+            "cartpole-biased",
+            "--tasks",
+            "5",
+            "--rollouts",
+            "3",
+            "--chunks",
+            "3",
+            "--outer-steps",
+            "2",
+            "--iterations",
+            "2",
+            "--eval-tasks",
+            "3",
+        ],
+    );
+}
+
+#[test]
+fn pg_maml_vpg_gives_the_same_run_on_any_number_of_ranks() {
+    same_for_any_rank_count(
+        env!("CARGO_BIN_EXE_pg-maml"),
+        &[
+            "--env",
+            "nav2d",
+            "--tasks",
+            "4",
+            "--rollouts",
+            "3",
+            "--chunks",
+            "4",
+            "--inner-steps",
+            "2",
+            "--estimator",
+            "dice",
+            "--iterations",
+            "2",
+            "--eval-tasks",
+            "3",
+        ],
+    );
+}
+
+/// TRPO's conjugate gradient, Fisher-vector products and line search all sum over the
+/// chunks, and E-MAML normalizes returns over the whole meta-batch.
+#[test]
+fn pg_maml_trpo_emaml_gives_the_same_run_on_any_number_of_ranks() {
+    same_for_any_rank_count(
+        env!("CARGO_BIN_EXE_pg-maml"),
+        &[
+            "--env",
+            "nav2d",
+            "--outer",
+            "trpo",
+            "--emaml",
+            "--tasks",
+            "5",
+            "--rollouts",
+            "2",
+            "--chunks",
+            "3",
+            "--iterations",
+            "2",
+            "--eval-tasks",
+            "3",
+        ],
+    );
+}
+
+/// A 2-rank ProMP run stopped after 2 iterations and resumed on 3 ranks to 4 writes the
+/// rows of an uninterrupted single-process run of 4.
+#[test]
+fn a_two_rank_promp_run_resumes_on_three_ranks_exactly() {
+    resumes_on_three_ranks(
+        env!("CARGO_BIN_EXE_promp"),
+        &[
+            "--env",
+            "nav2d",
+            "--tasks",
+            "4",
+            "--rollouts",
+            "2",
+            "--chunks",
+            "4",
+            "--outer-steps",
+            "2",
+            "--eval-tasks",
+            "3",
+            "--quiet",
+        ],
+        2,
+        4,
+    );
+}
+
+/// A 2-rank es-maml run stopped after 3 iterations and resumed on 3 ranks to 6 writes the
+/// rows of an uninterrupted single-process run of 6.
 #[test]
 fn a_two_rank_run_resumes_on_three_ranks_exactly() {
-    let bin = env!("CARGO_BIN_EXE_es-maml");
+    resumes_on_three_ranks(
+        env!("CARGO_BIN_EXE_es-maml"),
+        &[
+            "--env",
+            "cartpole-biased",
+            "--perturbations",
+            "10",
+            "--queries",
+            "4",
+            "--eval-tasks",
+            "3",
+            "--quiet",
+        ],
+        3,
+        6,
+    );
+}
+
+/// `bin args` run plainly for `total` iterations, and on 2 ranks for `first` then resumed
+/// on 3 ranks to `total`: the same rows and held-out scores.
+fn resumes_on_three_ranks(bin: &str, args: &[&str], first: usize, total: usize) {
     let d = tempfile::tempdir().unwrap();
     let (full, part) = (d.path().join("full"), d.path().join("part"));
-    let args = [
-        "--env",
-        "cartpole-biased",
-        "--perturbations",
-        "10",
-        "--queries",
-        "4",
-        "--eval-tasks",
-        "3",
-        "--quiet",
-    ];
+    let (first, total) = (first.to_string(), total.to_string());
     let mut a = args.to_vec();
-    a.extend(["--iterations", "6", "--out", full.to_str().unwrap()]);
+    a.extend(["--iterations", &total, "--out", full.to_str().unwrap()]);
     ok("plain", &plain(bin, &a));
     let mut a = args.to_vec();
-    a.extend(["--iterations", "3", "--out", part.to_str().unwrap()]);
+    a.extend(["--iterations", &first, "--out", part.to_str().unwrap()]);
     ok("2 ranks", &mpirun(2, bin, &a));
     ok(
         "resume on 3 ranks",
@@ -165,7 +278,7 @@ fn a_two_rank_run_resumes_on_three_ranks_exactly() {
                 "--resume",
                 part.to_str().unwrap(),
                 "--iterations",
-                "6",
+                &total,
                 "--quiet",
             ],
         ),
@@ -216,7 +329,7 @@ fn learners_that_do_not_distribute_refuse_mpi() {
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("r");
     let o = plain(
-        env!("CARGO_BIN_EXE_promp"),
+        env!("CARGO_BIN_EXE_meta-explore"),
         &["--mpi", "--iterations", "1", "--out", out.to_str().unwrap()],
     );
     let err = String::from_utf8_lossy(&o.stderr);

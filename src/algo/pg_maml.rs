@@ -28,6 +28,7 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::dist::Cluster;
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics, Phases};
@@ -37,8 +38,8 @@ use crate::objective::{emaml_term, likelihood_ratio, masked_mean, standardize_re
 use crate::optim::{conjugate_gradient, line_search};
 use crate::params::{ascend, flatten, norm, unflatten};
 use crate::pg::{
-    chunked_gradient, evaluate, policy_checkpoint, readapt, restore_policy, sample_meta_batch,
-    sample_task_batch, task_chunks, MetaPgConfig, MetaSamples, SamplerRngs,
+    evaluate, policy_checkpoint, readapt, restore_policy, sample_chunked, sample_task_batch,
+    ChunkedSamples, MetaPgConfig, MetaSamples, SamplerRngs,
 };
 use crate::rng::Rng;
 
@@ -95,8 +96,9 @@ pub struct PgMamlConfig {
     pub meta_lr: f64,
     /// TRPO settings.
     pub trpo: TrpoConfig,
-    /// Task chunks whose gradients are computed in parallel and summed (fixed, so results
-    /// do not depend on the thread count).
+    /// Task chunks, each sampled with streams of its own and differentiated separately, in
+    /// parallel threads and between MPI ranks, summed in chunk order (results depend on it,
+    /// not on the thread or rank count; an MPI job keeps at most this many ranks busy).
     pub parallel_chunks: usize,
 }
 
@@ -150,8 +152,10 @@ pub struct PgMaml {
     pub optim: ModuleOptimizer,
     /// Task stream.
     pub tasks_rng: Rng,
-    /// Sampling streams.
+    /// Sampling streams (the master streams that seed each task chunk's).
     pub rngs: SamplerRngs,
+    /// The MPI job's ranks share the task chunks (one process: owns them all).
+    cluster: Cluster,
     device: Device,
 }
 
@@ -175,6 +179,7 @@ impl PgMaml {
             optim: AdamConfig::new().init(),
             tasks_rng,
             rngs,
+            cluster: Cluster::current(),
             device: device.clone(),
         }
     }
@@ -183,19 +188,21 @@ impl PgMaml {
     fn iterate(&mut self, phases: &mut Phases) -> Result<Metrics> {
         let tasks = sample_task_batch(&self.env, self.meta.tasks, &mut self.tasks_rng);
         let theta = GaussianParams::from_policy(&self.policy).detach();
-        let (samples, adapted) = sample_meta_batch(
+        let samples = sample_chunked(
             &self.env,
             &tasks,
             &theta,
             &self.meta,
             &mut self.rngs,
+            self.cfg.parallel_chunks,
+            self.cluster,
             &self.device,
             phases,
         )?;
         phases.enter("outer");
         let m = match self.cfg.outer {
             Outer::Vpg => self.vpg_update(&samples),
-            Outer::Trpo => self.trpo_update(&samples, &adapted),
+            Outer::Trpo => self.trpo_update(&samples),
         };
         let mut out = samples.metrics();
         out.0.extend(m.0);
@@ -222,19 +229,20 @@ impl PgMaml {
             .div_scalar(m)
     }
 
-    /// ∇J at the current policy, computed in parallel task chunks, and J.
-    fn objective_gradient(&self, p: &GaussianPolicy, s: &MetaSamples) -> (Vec<f32>, f64) {
-        let (m, rn) = (s.post.m as f64, standardize_returns(&s.post.task_returns));
-        let chunks = task_chunks(s.post.m, self.cfg.parallel_chunks);
-        let (g, aux) = chunked_gradient(p, &chunks, |theta, (lo, hi)| {
-            let j = self.objective(&s.tasks(lo, hi), theta, m, &rn[lo..hi]);
+    /// ∇J at the current policy, computed on the task chunks ([`ChunkedSamples::gradient`]),
+    /// and J.
+    fn objective_gradient(&self, p: &GaussianPolicy, s: &ChunkedSamples) -> (Vec<f32>, f64) {
+        let (m, rn) = (s.m() as f64, standardize_returns(s.post_task_returns()));
+        let (g, aux) = s.gradient(p, |theta, c| {
+            let (lo, hi) = s.ranges[c];
+            let j = self.objective(s.part(c), theta, m, &rn[lo..hi]);
             let v = to_vec(j.clone())[0] as f64;
             (j, vec![v])
         });
         (g, aux[0])
     }
 
-    fn vpg_update(&mut self, s: &MetaSamples) -> Metrics {
+    fn vpg_update(&mut self, s: &ChunkedSamples) -> Metrics {
         let (g, j) = self.objective_gradient(&self.policy, s);
         let policy = self.policy.clone();
         self.policy = ascend(&mut self.optim, self.cfg.meta_lr, policy, &g, &self.device);
@@ -259,20 +267,20 @@ impl PgMaml {
             .div_scalar(m)
     }
 
-    fn trpo_update(&mut self, s: &MetaSamples, adapted: &GaussianParams) -> Metrics {
+    fn trpo_update(&mut self, s: &ChunkedSamples) -> Metrics {
         let t = self.cfg.trpo.clone();
-        let old = adapted.detach();
-        let m = s.post.m as f64;
-        let chunks = task_chunks(s.post.m, self.cfg.parallel_chunks);
+        // π_θ'_old of every owned chunk: the adapted policies that sampled its post batch.
+        let old: Vec<Option<GaussianParams>> = (0..s.ranges.len())
+            .map(|c| self.cluster.owns(c).then(|| s.adapted(c).detach()))
+            .collect();
+        let old = |c: usize| old[c].as_ref().expect("an owned chunk");
+        let m = s.m() as f64;
         let theta0 = flatten(&self.policy);
         let (g, f0) = self.objective_gradient(&self.policy, s);
         let kl_grad = |th: &[f32]| {
             let p = unflatten(self.policy.clone(), th);
-            chunked_gradient(&p, &chunks, |theta, (lo, hi)| {
-                (
-                    self.kl(&s.tasks(lo, hi), theta, &old.tasks(lo, hi), m),
-                    vec![],
-                )
+            s.gradient(&p, |theta, c| {
+                (self.kl(s.part(c), theta, old(c), m), vec![])
             })
             .0
         };
@@ -298,11 +306,16 @@ impl PgMaml {
             .sum();
         let beta = (2.0 * t.max_kl / shs.max(1e-12)).sqrt();
         let step: Vec<f32> = dir.iter().map(|d| (beta * *d as f64) as f32).collect();
-        let rn = standardize_returns(&s.post.task_returns);
+        let rn = standardize_returns(s.post_task_returns());
         let eval = |th: &[f32]| {
             let theta = GaussianParams::from_policy(&unflatten(self.policy.clone(), th)).detach();
-            let j = to_vec(self.objective(s, &theta, m, &rn))[0] as f64;
-            (j, to_vec(self.kl(s, &theta, &old, m))[0] as f64)
+            let v = s.sum(|c| {
+                let (lo, hi) = s.ranges[c];
+                let j = self.objective(s.part(c), &theta, m, &rn[lo..hi]);
+                let kl = self.kl(s.part(c), &theta, old(c), m);
+                vec![to_vec(j)[0] as f64, to_vec(kl)[0] as f64]
+            });
+            (v[0], v[1])
         };
         let ls = line_search(
             eval,

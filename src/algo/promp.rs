@@ -33,6 +33,7 @@ use burn::optim::{AdamConfig, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
+use crate::dist::Cluster;
 use crate::env::Env;
 use crate::error::{Error, Result};
 use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics, Phases};
@@ -41,8 +42,8 @@ use crate::nn::{to_vec, GaussianPolicy};
 use crate::objective::{clipped_surrogate, likelihood_ratio, masked_mean};
 use crate::params::{descend, flatten, norm};
 use crate::pg::{
-    chunked_gradient, evaluate, policy_checkpoint, readapt, restore_policy, sample_meta_batch,
-    sample_task_batch, task_chunks, MetaPgConfig, MetaSamples, SamplerRngs,
+    evaluate, policy_checkpoint, readapt, restore_policy, sample_chunked, sample_task_batch,
+    ChunkedSamples, MetaPgConfig, SamplerRngs,
 };
 use crate::rng::Rng;
 
@@ -62,8 +63,10 @@ pub struct ProMpConfig {
     pub target_kl: f64,
     /// Adam step size β (1e-3).
     pub meta_lr: f64,
-    /// The meta-batch is split into this many task chunks whose gradients are computed in
-    /// parallel and summed (fixed, so results do not depend on the thread count).
+    /// The meta-batch is split into this many task chunks, each sampled with streams of its
+    /// own and differentiated separately, in parallel threads and between MPI ranks; their
+    /// gradients are summed in chunk order. Results depend on it, not on the thread or rank
+    /// count; an MPI job keeps at most this many ranks busy.
     pub parallel_chunks: usize,
 }
 
@@ -119,8 +122,10 @@ pub struct ProMp {
     pub kl_coef: f64,
     /// Task stream.
     pub tasks_rng: Rng,
-    /// Sampling streams.
+    /// Sampling streams (the master streams that seed each task chunk's).
     pub rngs: SamplerRngs,
+    /// The MPI job's ranks share the task chunks (one process: owns them all).
+    cluster: Cluster,
     device: Device,
 }
 
@@ -145,6 +150,7 @@ impl ProMp {
             optim: AdamConfig::new().init(),
             tasks_rng,
             rngs,
+            cluster: Cluster::current(),
             device: device.clone(),
         }
     }
@@ -153,17 +159,26 @@ impl ProMp {
     fn iterate(&mut self, phases: &mut Phases) -> Result<Metrics> {
         let tasks = sample_task_batch(&self.env, self.meta.tasks, &mut self.tasks_rng);
         let theta_o = GaussianParams::from_policy(&self.policy).detach();
-        let (samples, _) = sample_meta_batch(
+        let samples = sample_chunked(
             &self.env,
             &tasks,
             &theta_o,
             &self.meta,
             &mut self.rngs,
+            self.cfg.parallel_chunks,
+            self.cluster,
             &self.device,
             phases,
         )?;
         phases.enter("outer");
-        let mu_o = theta_o.mu(samples.pre[0].obs.clone());
+        // π_θo's means on each owned chunk's first batch, for the KL penalty.
+        let mu_o: Vec<Option<Tensor<3>>> = (0..samples.ranges.len())
+            .map(|c| {
+                self.cluster
+                    .owns(c)
+                    .then(|| theta_o.mu(samples.part(c).pre[0].obs.clone()))
+            })
+            .collect();
         let (mut j, mut kl, mut gn) = (0.0, 0.0, 0.0);
         for _ in 0..self.cfg.outer_steps {
             (j, kl, gn) = self.outer_step(&samples, &theta_o, &mu_o);
@@ -186,16 +201,15 @@ impl ProMp {
     /// θ ← Adam(θ, −∇J^ProMP); returns (J^CLIP, KL, ‖∇‖) before the step.
     fn outer_step(
         &mut self,
-        s: &MetaSamples,
+        s: &ChunkedSamples,
         theta_o: &GaussianParams,
-        mu_o: &Tensor<3>,
+        mu_o: &[Option<Tensor<3>>],
     ) -> (f64, f64, f64) {
-        let m = s.post.m as f64;
-        let chunks = task_chunks(s.post.m, self.cfg.parallel_chunks);
-        let (grad, aux) = chunked_gradient(&self.policy, &chunks, |theta, (lo, hi)| {
-            let c = s.tasks(lo, hi);
-            let (adapted, mu) = readapt(theta, &c.pre, &self.meta);
-            let b = &c.post;
+        let m = s.m() as f64;
+        let (grad, aux) = s.gradient(&self.policy, |theta, c| {
+            let c_samples = s.part(c);
+            let (adapted, mu) = readapt(theta, &c_samples.pre, &self.meta);
+            let b = &c_samples.post;
             let ratio = likelihood_ratio(b.log_prob(&adapted), b.logp_old.clone());
             // Sums over the chunk's tasks divided by M: the chunks add up to the means.
             let j = clipped_surrogate(
@@ -207,8 +221,8 @@ impl ProMp {
             )
             .sum()
             .div_scalar(m);
-            let pre = &c.pre[0];
-            let mu_oc = mu_o.clone().narrow(0, lo, hi - lo);
+            let pre = &c_samples.pre[0];
+            let mu_oc = mu_o[c].clone().expect("an owned chunk");
             let kl = kl_at(mu_oc, theta_o.log_std.clone(), mu, theta.log_std.clone())
                 .reshape([pre.m, pre.k, pre.t]);
             let kl = masked_mean(kl, pre.mask.clone(), pre.n.clone())

@@ -138,28 +138,6 @@ pub struct MetaSamples {
 }
 
 impl MetaSamples {
-    /// Mean return before adaptation, then after each inner step.
-    pub fn returns(&self) -> (f64, Vec<f64>) {
-        let after: Vec<f64> = self.pre[1..]
-            .iter()
-            .chain(std::iter::once(&self.post))
-            .map(|b| b.mean_return())
-            .collect();
-        (self.pre[0].mean_return(), after)
-    }
-
-    /// The iteration's sampling metrics: `pre_return`, `post_return_<k>` for every inner
-    /// step and `env_steps`.
-    pub fn metrics(&self) -> crate::learner::Metrics {
-        let (pre, post) = self.returns();
-        let mut m = crate::learner::Metrics::new().with("pre_return", pre);
-        for (k, r) in post.iter().enumerate() {
-            m.push(format!("post_return_{}", k + 1), *r);
-        }
-        m.push("env_steps", self.env_steps() as f64);
-        m
-    }
-
     /// Environment steps taken.
     pub fn env_steps(&self) -> usize {
         self.pre.iter().map(|b| b.env_steps).sum::<usize>() + self.post.env_steps

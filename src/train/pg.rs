@@ -142,4 +142,10 @@ impl RunSpec for PgRun {
     fn variant(&self) -> serde_json::Value {
         serde_json::json!({ "estimator": self.meta.estimator })
     }
+
+    /// The task chunks of the meta-batch are shared between the ranks
+    /// ([`crate::pg::sample_chunked`]).
+    fn distributes(&self) -> bool {
+        true
+    }
 }

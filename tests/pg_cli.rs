@@ -1,6 +1,7 @@
 //! Short nav2d runs of `promp` and of each `pg-maml` variant improve the post-update
 //! return; TRPO steps respect the KL trust region; resume is exact; `metarl eval` works
-//! on a saved run; bad flags exit 2.
+//! on a saved run; runs repeat exactly on 1 and 2 threads and depend on `--chunks`; bad
+//! flags exit 2.
 
 mod common;
 use common::{column, mean, progress_without_timings};
@@ -207,5 +208,45 @@ fn bad_pg_flags_exit_2_and_name_the_field() {
         let e = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
         assert!(e.contains(field), "{args:?}: {e}");
+    }
+}
+
+/// The task chunks are sampled and differentiated in parallel threads, each with streams of
+/// its own: 1 and 2 threads give the same rows (cart-pole terminates, so chunks differ in
+/// episode length), and another number of chunks gives other samples.
+#[test]
+fn pg_runs_repeat_on_one_and_two_threads_and_depend_on_the_chunks() {
+    let d = tempfile::tempdir().unwrap();
+    let rows = |name: &str, threads: &str, chunks: &str| {
+        let out = d.path().join(format!("{name}-{threads}-{chunks}"));
+        let o = Command::new(bin(name))
+            .args([
+                "--env",
+                "cartpole-biased",
+                "--tasks",
+                "5",
+                "--rollouts",
+                "3",
+                "--chunks",
+                chunks,
+                "--iterations",
+                "2",
+                "--eval-tasks",
+                "2",
+                "--quiet",
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .env_remove("BURN_DEVICE")
+            .env("RAYON_NUM_THREADS", threads)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        progress_without_timings(&out)
+    };
+    for name in ["promp", "pg-maml"] {
+        let one = rows(name, "1", "3");
+        assert_eq!(one, rows(name, "2", "3"), "{name}: 1 vs 2 threads");
+        assert_ne!(one, rows(name, "2", "2"), "{name}: 3 vs 2 chunks");
     }
 }

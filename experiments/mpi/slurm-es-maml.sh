@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # ES-MAML on 4 nodes × 32 ranks under Slurm: every rank evaluates its share of the
-# population (round robin by batch), one all-gather of returns per ES estimate, rank 0
+# population (round robin, one evaluation at a time), one all-gather of returns per ES estimate, rank 0
 # writes the run directory (on a shared filesystem, so that --resume finds it from any
 # node). The results equal a single-process run with the same seed.
 # Build once on the cluster: bash scripts/install-mpi.sh (or the site's OpenMPI module)

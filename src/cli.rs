@@ -204,6 +204,10 @@ pub struct PgFlags {
     /// Adapt ProMP's η towards its target KL.
     #[arg(long)]
     pub adaptive_kl: bool,
+    /// ProMP's collapse guard: undo an outer step that moves the policy further than this
+    /// KL from the sampling policy (`inf`: off).
+    #[arg(long)]
+    pub outer_kl_limit: Option<f64>,
     /// Task chunks of the meta-batch (`promp.parallel_chunks` / `pg_maml.parallel_chunks`):
     /// the units sampled and differentiated in parallel, by threads and by MPI ranks.
     #[arg(long)]
@@ -237,6 +241,7 @@ impl PgFlags {
         c.promp.outer_steps = self.outer_steps.unwrap_or(c.promp.outer_steps);
         c.promp.kl_coef = self.kl_coef.unwrap_or(c.promp.kl_coef);
         c.promp.adaptive_kl |= self.adaptive_kl;
+        c.promp.outer_kl_limit = self.outer_kl_limit.unwrap_or(c.promp.outer_kl_limit);
         if let Some(n) = self.chunks {
             c.promp.parallel_chunks = n;
             c.pg_maml.parallel_chunks = n;

@@ -250,3 +250,46 @@ fn pg_runs_repeat_on_one_and_two_threads_and_depend_on_the_chunks() {
         assert_ne!(one, rows(name, "2", "2"), "{name}: 3 vs 2 chunks");
     }
 }
+
+/// ProMP's collapse guard: with a limit no step can meet, every outer step is undone, so
+/// the policy after 2 iterations is the initial one (the held-out scores equal those after
+/// 1 iteration); with the default limit normal steps are all kept.
+#[test]
+fn promp_outer_kl_limit_undoes_steps_exactly() {
+    let d = tempfile::tempdir().unwrap();
+    let run_with = |name: &str, iterations: &str, limit: Option<&str>| {
+        let out = d.path().join(name);
+        let mut args = vec![
+            "--env",
+            "nav2d",
+            "--tasks",
+            "4",
+            "--rollouts",
+            "4",
+            "--iterations",
+            iterations,
+            "--eval-tasks",
+            "3",
+            "--quiet",
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        if let Some(l) = limit {
+            args.extend(["--outer-kl-limit", l]);
+        }
+        let o = run("promp", &args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        out
+    };
+    let guarded = run_with("tiny-2", "2", Some("1e-12"));
+    assert_eq!(column(&guarded, "outer_steps_taken"), vec![0.0, 0.0]);
+    let one = run_with("tiny-1", "1", Some("1e-12"));
+    let eval = |dir: &std::path::Path| common::json(dir, "summary.json")["eval"].clone();
+    assert_eq!(eval(&guarded), eval(&one), "no step survived");
+    let free = run_with("default", "2", None);
+    assert_eq!(column(&free, "outer_steps_taken"), vec![5.0, 5.0]);
+    assert_ne!(eval(&free), eval(&guarded));
+    let o = run("promp", &["--outer-kl-limit", "0", "--iterations", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("promp.outer_kl_limit"));
+}

@@ -63,6 +63,11 @@ pub struct ProMpConfig {
     pub target_kl: f64,
     /// Adam step size β (1e-3).
     pub meta_lr: f64,
+    /// Collapse guard: an outer step after which D̄_KL(π_θo ‖ π_θ) on the pre-update states
+    /// exceeds this is undone (policy and Adam state) and the batch's remaining outer steps
+    /// are skipped (`outer_steps_taken` in progress.csv). Default 1.0, a hundred times the
+    /// KLs of normal training (≤ 0.01); `inf` turns it off (the paper's algorithm).
+    pub outer_kl_limit: f64,
     /// The meta-batch is split into this many task chunks, each sampled with streams of its
     /// own and differentiated separately, in parallel threads and between MPI ranks; their
     /// gradients are summed in chunk order. Results depend on it, not on the thread or rank
@@ -79,6 +84,7 @@ impl Default for ProMpConfig {
             adaptive_kl: false,
             target_kl: 0.01,
             meta_lr: 1e-3,
+            outer_kl_limit: 1.0,
             parallel_chunks: 2,
         }
     }
@@ -101,6 +107,13 @@ impl ProMpConfig {
         }
         if !(self.meta_lr > 0.0 && self.meta_lr.is_finite()) {
             return Err(Error::invalid("promp.meta_lr", self.meta_lr, "> 0"));
+        }
+        if !(self.outer_kl_limit > 0.0) {
+            return Err(Error::invalid(
+                "promp.outer_kl_limit",
+                self.outer_kl_limit,
+                "> 0 (inf: off)",
+            ));
         }
         Ok(())
     }
@@ -180,8 +193,19 @@ impl ProMp {
             })
             .collect();
         let (mut j, mut kl, mut gn) = (0.0, 0.0, 0.0);
+        let mut taken = 0;
         for _ in 0..self.cfg.outer_steps {
+            let before = (self.policy.clone(), self.optim.clone());
             (j, kl, gn) = self.outer_step(&samples, &theta_o, &mu_o);
+            if self.cfg.outer_kl_limit.is_finite()
+                && self.kl_from_sampling_policy(&samples, &theta_o, &mu_o) > self.cfg.outer_kl_limit
+            {
+                // The collapse guard: the step is undone (policy and Adam state) and the
+                // batch's remaining outer steps are skipped.
+                (self.policy, self.optim) = before;
+                break;
+            }
+            taken += 1;
         }
         if self.cfg.adaptive_kl {
             if kl < self.cfg.target_kl / 1.5 {
@@ -195,7 +219,35 @@ impl ProMp {
         m.push("kl", kl);
         m.push("kl_coef", self.kl_coef);
         m.push("grad_norm", gn);
+        m.push("outer_steps_taken", taken as f64);
         Ok(m)
+    }
+
+    /// D̄_KL(π_θo ‖ π_θ) on the pre-update states at the current θ (the penalty's KL), summed
+    /// over the chunks.
+    fn kl_from_sampling_policy(
+        &self,
+        s: &ChunkedSamples,
+        theta_o: &GaussianParams,
+        mu_o: &[Option<Tensor<3>>],
+    ) -> f64 {
+        let theta = GaussianParams::from_policy(&self.policy).detach();
+        let m = s.m() as f64;
+        s.sum(|c| {
+            let pre = &s.part(c).pre[0];
+            let mu_oc = mu_o[c].clone().expect("an owned chunk");
+            let kl = kl_at(
+                mu_oc,
+                theta_o.log_std.clone(),
+                theta.mu(pre.obs.clone()),
+                theta.log_std.clone(),
+            )
+            .reshape([pre.m, pre.k, pre.t]);
+            let kl = masked_mean(kl, pre.mask.clone(), pre.n.clone())
+                .sum()
+                .div_scalar(m);
+            vec![to_vec(kl)[0] as f64]
+        })[0]
     }
 
     /// θ ← Adam(θ, −∇J^ProMP); returns (J^CLIP, KL, ‖∇‖) before the step.

@@ -15,9 +15,10 @@ Workloads (identical work on both sides):
   its split and `--fused` versions).
 - ES-MAML nav2d, population 150, K = 20, forward FD at both levels, linear and 32-32 tanh
   policies: seconds per meta-iteration, median of 10 after one warm-up. Both sides run
-  151 × 22 episodes per iteration (JAX: 332 200 env steps; metarl's nav2d ends an episode
-  at the goal, as ProMP's does, and its count also includes the iteration's training
-  score, so its `env_steps` column differs); env steps per second per core are 332 200 / s.
+  151 × 22 episodes per iteration for the estimate (332 200 env steps). metarl's iteration
+  also scores θ before and after adaptation on 10 test tasks (230 more episodes, 6.9% more
+  work; its `env_steps` column, ≈ 355 k, counts them), which the JAX port does not do; the
+  ratio is reported as measured, not corrected for it.
 
 Threads: metarl RAYON_NUM_THREADS=N; JAX --threads N (XLA's CPU pool, see its README).
 

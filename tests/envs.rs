@@ -14,6 +14,7 @@ const SPECS: &[(&str, usize, usize, usize)] = &[
     ("nav2d", 2, 2, 100),
     ("point-corners", 2, 2, 100),
     ("point-corners-dense", 2, 2, 100),
+    ("point-corners-radius", 2, 2, 100),
     ("point-corners-penalized", 2, 2, 100),
     ("point-corners-fixed", 2, 2, 100),
     ("point-corners-es", 2, 2, 100),

@@ -342,6 +342,7 @@ pub const ENV_NAMES: &[&str] = &[
     "nav2d",
     "point-corners",
     "point-corners-dense",
+    "point-corners-radius",
     "point-corners-penalized",
     "point-corners-fixed",
     "point-corners-es",

@@ -15,6 +15,7 @@
 //! | reward, sparse (default) | 0 if `‖p'‖₁ < 0.5`; else, if the goal is the nearest corner to `p'` (ties count as nearest), `‖p − g‖₂ − ‖p' − g‖₂` (the decrease in distance this step); else 0 |
 //! | reward, fixed (`point-corners-fixed`, ours) | as sparse, but also paid when `p` (not only `p'`) is in the goal's region: leaving it is charged, closing the loophole below |
 //! | reward, dense | `−‖p' − g‖₂` |
+//! | reward, radius (`point-corners-radius`, ProMP paper D.2) | `max(R − ‖p' − g‖₂, 0)`, R = 0.5: paid only within R of the goal, more the closer |
 //! | termination | never |
 //! | horizon | 100 |
 //! | success | final distance `‖p − g‖₂ < 0.5` |
@@ -25,6 +26,15 @@
 //! goal region of the sparse reward that ProMP's file leaves commented out
 //! (`max(sparse_reward_radius − goal_distance, 0)`, radius 0.5). Any radius below 2 implies
 //! that the goal is the nearest corner, since corners are 4 apart.
+//!
+//! The paper's own text (Appendix D.2) describes a third reward: "the agent only
+//! experiences a reward when within a certain radius of the goal, and the magnitude of the
+//! reward is equal to the distance to the goal". Read literally (−distance inside the
+//! radius, 0 outside) it would punish entering the region, so `point-corners-radius` takes
+//! the line of ProMP's file that matches the text's shape, the commented-out
+//! `max(sparse_reward_radius − goal_distance, 0)` with its radius 0.5: zero outside the
+//! goal's disc, and inside it a reward whose size is set by the distance to the goal. The
+//! paper gives no radius; Figure 5's translucent regions look about that size.
 
 use rand::Rng as _;
 
@@ -42,6 +52,9 @@ pub enum RewardType {
     Sparse,
     /// Minus the distance to the goal (ProMP's `dense`).
     Dense,
+    /// `max(R − ‖p' − g‖, 0)` with R = [`PointCorners::goal_radius`]: reward only within R
+    /// of the goal (the ProMP paper's Appendix D.2 text; `point-corners-radius`).
+    Radius,
 }
 
 /// The four-corners family; [`Default`] gives the paper settings (sparse reward).
@@ -55,6 +68,9 @@ pub struct PointCorners {
     pub start_range: f32,
     /// No sparse reward while the new position's L1 norm is below this. Paper: 0.5.
     pub sparse_reward_radius: f32,
+    /// The radius R of the goal's disc for [`RewardType::Radius`]. ProMP's commented-out
+    /// line: 0.5.
+    pub goal_radius: f32,
     /// An episode is a success when it ends closer than this (Euclidean) to the goal. Ours: 0.5.
     pub success_radius: f32,
     /// Per-step penalty near a wrong corner: `−penalty · max(0, 1 − ‖p' − c‖²/4)` for each
@@ -79,7 +95,7 @@ impl Default for PointCorners {
 
 impl PointCorners {
     /// The family with `reward_type` and the paper settings otherwise. Its name is
-    /// `point-corners` (sparse) or `point-corners-dense`.
+    /// `point-corners` (sparse), `point-corners-dense` or `point-corners-radius`.
     pub fn new(reward_type: RewardType) -> Self {
         let (name, summary) = match reward_type {
             RewardType::Sparse => (
@@ -90,12 +106,17 @@ impl PointCorners {
                 "point-corners-dense",
                 "2-D point, goal one of 4 corners (+-2,+-2), reward -distance (ProMP dense)",
             ),
+            RewardType::Radius => (
+                "point-corners-radius",
+                "2-D point, goal one of 4 corners (+-2,+-2), reward max(0.5 - distance, 0) near the goal only (ProMP paper D.2)",
+            ),
         };
         Self {
             reward_type,
             max_action: 0.2,
             start_range: 0.2,
             sparse_reward_radius: 0.5,
+            goal_radius: 0.5,
             success_radius: 0.5,
             wrong_corner_penalty: 0.0,
             charge_exit: false,
@@ -238,6 +259,7 @@ impl PointGoal for PointCorners {
         let reward = match self.reward_type {
             RewardType::Sparse => self.sparse_reward(p, p_next, g),
             RewardType::Dense => -distance(p_next, g),
+            RewardType::Radius => (self.goal_radius - distance(p_next, g)).max(0.0),
         };
         (p_next, reward + self.penalty(p_next, g), false)
     }
@@ -247,6 +269,34 @@ impl PointGoal for PointCorners {
 mod penalty_tests {
     use super::*;
     use crate::env::Env;
+
+    #[test]
+    fn radius_reward_is_paid_only_near_the_goal() {
+        let e = PointCorners::new(RewardType::Radius);
+        assert_eq!(e.spec().name, "point-corners-radius");
+        let goal_ne = corner_task(3); // (2, 2)
+                                      // (1.7, 1.9) + (0.1, 0.0) → (1.8, 1.9): distance √(0.04 + 0.01) = 0.22361, so the
+                                      // reward is 0.5 − 0.22361 = 0.27639.
+        let mut st = [1.7, 1.9];
+        let (r, done) = e.step(&goal_ne, &mut st, &[0.1, 0.0]);
+        assert!((r - 0.276_393).abs() < 1e-5, "{r}");
+        assert!(!done);
+        assert!((st[0] - 1.8).abs() < 1e-6 && (st[1] - 1.9).abs() < 1e-6);
+        // An action beyond ±0.2 is clipped: (1.2, 2.0) + (0.5, 0) → (1.4, 2.0), distance
+        // 0.6 > 0.5: nothing.
+        let mut st = [1.2, 2.0];
+        let (r, _) = e.step(&goal_ne, &mut st, &[0.5, 0.0]);
+        assert_eq!(r, 0.0);
+        assert!((st[0] - 1.4).abs() < 1e-6);
+        // Near a wrong corner (−2, −2), nothing either.
+        let mut st = [-1.9, -2.0];
+        let (r, _) = e.step(&goal_ne, &mut st, &[-0.1, 0.0]);
+        assert_eq!(r, 0.0);
+        // Exactly at the goal: the full 0.5.
+        let mut st = [1.9, 2.0];
+        let (r, _) = e.step(&goal_ne, &mut st, &[0.1, 0.0]);
+        assert!((r - 0.5).abs() < 1e-6, "{r}");
+    }
 
     #[test]
     fn wrong_corner_penalty_matches_the_formula_and_spares_the_goal() {

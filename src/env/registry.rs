@@ -51,6 +51,9 @@ impl Registry {
             .register("point-corners-dense", || {
                 Arc::new(PointCorners::new(RewardType::Dense))
             })
+            .register("point-corners-radius", || {
+                Arc::new(PointCorners::new(RewardType::Radius))
+            })
             .register("point-corners-penalized", || {
                 Arc::new(PointCorners::penalized(100.0))
             })

@@ -2,6 +2,16 @@
 
 use super::*;
 
+/// How the latent step's policy-gradient objective is averaged ([`MaesnConfig::latent_objective`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LatentObjective {
+    /// (1/K) Σ_k Σ_t log π(a_t|s_t, z_k) Â_t: per-episode sums, averaged over episodes.
+    Episode,
+    /// (1/n) Σ_{k,t} log π(a_t|s_t, z_k) Â_t: the mean over all n real steps.
+    Sample,
+}
+
 /// MAESN's settings (mission-anchors §3.6, with ProMP's sampling sizes).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -16,6 +26,11 @@ pub struct MaesnConfig {
     pub latent_dim: usize,
     /// Initial value of the learned latent step sizes α_μ, α_σ (MAESN: 0.5 or 1).
     pub inner_lr: f64,
+    /// The latent step's objective: `episode` (default; MAESN's J = E_τ[Σ_t …], the sum
+    /// over an episode's steps averaged over episodes) or `sample` (the mean over every
+    /// step, rllab's TRPO surrogate, which makes the step T times smaller; with normalized
+    /// advantages and α ≈ 1 it moved μ by ≈ 0.004 per step, against the prior's σ = 1).
+    pub latent_objective: LatentObjective,
     /// Weight of KL(N(μ_i, σ_i²) ‖ N(0, I)) (MAESN: 0.1 or 0.5).
     pub kl_weight: f64,
     /// Adam step size of every parameter.
@@ -36,6 +51,7 @@ impl Default for MaesnConfig {
             train_tasks: 100,
             latent_dim: 2,
             inner_lr: 1.0,
+            latent_objective: LatentObjective::Episode,
             kl_weight: 0.1,
             lr: 1e-3,
             gamma: 0.99,

@@ -31,7 +31,16 @@ pub fn run_episodes(
         device,
     );
     let pre = process(&tr_pre, &advantages, device)?;
-    let (mean2, log_std2) = adapt_latent(&p, &eps_pre, &pre);
+    let (mean2, log_std2) = adapt_latent(&p, &eps_pre, &pre, cfg.latent_objective);
+    let shift = |after: &Tensor<3>, before: &Tensor<3>| {
+        let moved = (after.clone() - before.clone())
+            .powi_scalar(2)
+            .sum_dim(2)
+            .sqrt()
+            .mean();
+        to_vec_f64(moved)[0]
+    };
+    let latent_shift = [shift(&mean2, &p.mean), shift(&log_std2, &p.log_std)];
     let eps_post = noise(m, k, d, latent_rng, device);
     let z2 = to_vec(latents(&mean2, &log_std2, &eps_post));
     let tr_post = sample_tasks_with_context(
@@ -51,6 +60,7 @@ pub fn run_episodes(
             eps_pre,
             post,
             eps_post,
+            latent_shift,
         },
         tr_pre,
         tr_post,

@@ -77,10 +77,17 @@ pub(super) fn per_step(z: Tensor<3>, t: usize) -> Tensor<3> {
         .reshape([m, k * t, d])
 }
 
-/// The latent step: (μ', log σ') = (μ, log σ) + (α_μ, α_σ) ⊙ ∇ (1/n) Σ_{k,t} log π_θ(a_t|s_t, z_k) Â_t
-/// on the pre-update batch `b` drawn with noise `eps`. Exact tensor ops: differentiable in
-/// θ, μ, log σ and the step sizes.
-pub fn adapt_latent(p: &MaesnParams, eps: &Tensor<3>, b: &TaskBatch) -> (Tensor<3>, Tensor<3>) {
+/// The latent step: (μ', log σ') = (μ, log σ) + (α_μ, α_σ) ⊙ ∇ J_i on the pre-update
+/// batch `b` drawn with noise `eps`, J_i = (1/K) Σ_{k,t} log π_θ(a_t|s_t, z_k) Â_t
+/// ([`LatentObjective::Episode`]) or (1/n) Σ_{k,t} … over the n real steps
+/// ([`LatentObjective::Sample`]). Exact tensor ops: differentiable in θ, μ, log σ and the
+/// step sizes.
+pub fn adapt_latent(
+    p: &MaesnParams,
+    eps: &Tensor<3>,
+    b: &TaskBatch,
+    objective: LatentObjective,
+) -> (Tensor<3>, Tensor<3>) {
     let (m, k, t) = (b.m, b.k, b.t);
     let d = p.mean.dims()[2];
     let od = b.obs.dims()[2];
@@ -88,7 +95,11 @@ pub fn adapt_latent(p: &MaesnParams, eps: &Tensor<3>, b: &TaskBatch) -> (Tensor<
     let x = Tensor::cat(vec![b.obs.clone(), per_step(z, t)], 2);
     let (mu, cache) = p.policy.forward(x);
     let inv_var = p.policy.log_std.clone().mul_scalar(-2.0).exp();
-    let w = (b.adv.clone() * b.mask.clone() / b.n.clone()).reshape([m, k * t, 1]);
+    let w = match objective {
+        LatentObjective::Episode => (b.adv.clone() * b.mask.clone()).div_scalar(k as f64),
+        LatentObjective::Sample => b.adv.clone() * b.mask.clone() / b.n.clone(),
+    }
+    .reshape([m, k * t, 1]);
     let dmu = (b.act.clone() - mu) * inv_var * w;
     let dz = input_grad(&p.policy.mean, &cache, dmu)
         .narrow(2, od, d)
@@ -124,11 +135,15 @@ pub struct MaesnSamples {
     pub post: TaskBatch,
     /// Its latent noise `[M, K, d]`.
     pub eps_post: Tensor<3>,
+    /// How far the latent step moved each task's distribution, averaged over the tasks:
+    /// ‖μ' − μ‖₂ and ‖log σ' − log σ‖₂ (the prior's σ is 1, so shifts well below 1 leave
+    /// the post-update latents nearly where the pre-update ones were).
+    pub latent_shift: [f64; 2],
 }
 
 /// The outer objective L (module docs) on stored samples, a function of every parameter.
 pub fn objective(p: &MaesnParams, s: &MaesnSamples, cfg: &MaesnConfig) -> Tensor<1> {
-    let (mean2, log_std2) = adapt_latent(p, &s.eps_pre, &s.pre);
+    let (mean2, log_std2) = adapt_latent(p, &s.eps_pre, &s.pre, cfg.latent_objective);
     let b = &s.post;
     let z = latents(&mean2, &log_std2, &s.eps_post);
     let x = Tensor::cat(vec![b.obs.clone(), per_step(z, b.t)], 2);

@@ -9,12 +9,13 @@
 //! while not done:
 //!     sample a meta-batch of training tasks i
 //!     for each: ε_k ~ N(0, I), z_k = μ_i + σ_i ⊙ ε_k, τ_k ~ π_θ(·|·, z_k)          (pre-update)
-//!         μ'_i     = μ_i     + α_μ ⊙ ∇_{μ_i}     J_i,    J_i = (1/n) Σ_{k,t} log π_θ(a_t|s_t, z_k) Â_t
+//!         μ'_i     = μ_i     + α_μ ⊙ ∇_{μ_i}     J_i,    J_i = (1/K) Σ_{k,t} log π_θ(a_t|s_t, z_k) Â_t
 //!         log σ'_i = log σ_i + α_σ ⊙ ∇_{log σ_i} J_i                                (through z_k = μ_i + σ_i ε_k)
 //!         ε'_k ~ N(0, I), z'_k = μ'_i + σ'_i ⊙ ε'_k, τ'_k ~ π_θ(·|·, z'_k)          (post-update)
 //!     L = (1/M) Σ_i [(1/n') Σ ρ'_t Â'_t − w_KL · KL(N(μ_i, σ_i²) ‖ N(0, I))]
 //!     θ, μ, log σ, α_μ, α_σ ← Adam(∇L)       (exact: autodiff through the latent step)
 //! at test time: (μ, log σ) = (0, 0), one latent step with the learned α.
+//! (`latent_objective = "sample"`: J_i = (1/n) Σ_{k,t} … over the n real steps instead.)
 //! ```
 //!
 //! The latent gradient is the pathwise one given the episode's noise ε (the action
@@ -151,6 +152,8 @@ impl Maesn {
         m.push("objective", value);
         m.push("kl_prior", kl);
         m.push("step_norm", moved);
+        m.push("latent_mean_shift", s.latent_shift[0]);
+        m.push("latent_log_std_shift", s.latent_shift[1]);
         m.push(
             "env_steps",
             (tr_pre.env_steps() + tr_post.env_steps()) as f64,

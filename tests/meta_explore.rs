@@ -323,7 +323,10 @@ fn variance_reduced_estimator_on_a_closed_form_case() {
 
 mod maesn {
     use super::*;
-    use metarl::algo::maesn::{objective, run_episodes, MaesnConfig, MaesnModel, MaesnParams};
+    use metarl::algo::maesn::{
+        adapt_latent, objective, run_episodes, LatentObjective, MaesnConfig, MaesnModel,
+        MaesnParams, MaesnSamples,
+    };
 
     fn parts(p: &MaesnParams) -> Vec<Tensor<3>> {
         let mut v: Vec<Tensor<3>> = p
@@ -368,18 +371,19 @@ mod maesn {
         }
     }
 
-    /// The outer objective through the latent step equals a finite difference with
-    /// respect to θ, the latent means and log-stds and both step sizes.
-    #[test]
-    fn maesn_meta_gradient_matches_finite_differences() {
+    /// Jittered MAESN parameters (f64) for 2 of 4 training tasks on a 12-step nav2d, and
+    /// a meta-batch sampled with them.
+    fn fixture(d: &Device, objective: LatentObjective) -> (MaesnConfig, MaesnParams, MaesnSamples) {
         use rand::Rng;
-        let d = f64_device().autodiff();
         let cfg = MaesnConfig {
             tasks: 2,
-            rollouts: 3,
+            // A power of two: Burn scales by 1/K as an f32 scalar even on the f64 device,
+            // so K = 3 would put a 3e-8 relative error into the step.
+            rollouts: 4,
             train_tasks: 4,
             latent_dim: 2,
             inner_lr: 0.5,
+            latent_objective: objective,
             policy: GaussianPolicyConfig {
                 hidden: vec![6],
                 ..Default::default()
@@ -394,7 +398,7 @@ mod maesn {
             (cfg.train_tasks, cfg.latent_dim),
             cfg.inner_lr,
             &mut stream(6, "init"),
-            &d,
+            d,
         );
         let idx = [1usize, 3];
         let mut r = stream(6, "jitter");
@@ -406,7 +410,7 @@ mod maesn {
                 .map(|t| {
                     let n = t.shape().num_elements();
                     let noise: Vec<f64> = (0..n).map(|_| r.random_range(-0.3..0.3)).collect();
-                    t.clone() + Tensor::<3>::from_data(TensorData::new(noise, t.shape()), &d)
+                    t.clone() + Tensor::<3>::from_data(TensorData::new(noise, t.shape()), d)
                 })
                 .collect(),
         );
@@ -419,9 +423,64 @@ mod maesn {
             &mut stream(6, "env"),
             &mut stream(6, "act"),
             &mut stream(6, "latent"),
-            &d,
+            d,
         )
         .unwrap();
+        (cfg, p0, samples)
+    }
+
+    /// The latent step's direction is the gradient of the inner objective J_i with respect
+    /// to (μ_i, log σ_i), computed here by autodiff of J_i written out: per-episode sums
+    /// averaged over the K episodes, or the mean over all real steps.
+    #[test]
+    fn latent_step_is_the_gradient_of_the_inner_objective() {
+        use metarl::nn::functional::log_prob_at;
+        let d = f64_device().autodiff();
+        for objective in [LatentObjective::Episode, LatentObjective::Sample] {
+            let (_, p0, s) = fixture(&d, objective);
+            let (mean2, log_std2) = adapt_latent(&p0, &s.eps_pre, &s.pre, objective);
+            let step = |after: Tensor<3>, before: &Tensor<3>, alpha: &Tensor<3>| {
+                to_vec_f64((after - before.clone()) / alpha.clone())
+            };
+            let g_mean = step(mean2, &p0.mean, &p0.step_mean);
+            let g_log_std = step(log_std2, &p0.log_std, &p0.step_log_std);
+
+            let b = &s.pre;
+            let (mu, ls) = (
+                p0.mean.clone().require_grad(),
+                p0.log_std.clone().require_grad(),
+            );
+            let z = mu.clone() + ls.clone().exp() * s.eps_pre.clone();
+            let [m, k, dz] = z.dims();
+            let z = z
+                .unsqueeze_dim::<4>(2)
+                .expand([m, k, b.t, dz])
+                .reshape([m, k * b.t, dz]);
+            let x = Tensor::cat(vec![b.obs.clone(), z], 2);
+            let logp = log_prob_at(p0.policy.mu(x), p0.policy.log_std.clone(), b.act.clone())
+                .reshape([b.m, b.k, b.t]);
+            let weighted = logp * b.adv.clone() * b.mask.clone();
+            let j = match objective {
+                LatentObjective::Episode => weighted.div_scalar(k as f64),
+                LatentObjective::Sample => weighted / b.n.clone(),
+            }
+            .sum();
+            let g = j.backward();
+            let e_mean = rel_err(&g_mean, &to_vec_f64(mu.grad(&g).unwrap()));
+            let e_log_std = rel_err(&g_log_std, &to_vec_f64(ls.grad(&g).unwrap()));
+            println!(
+                "{objective:?}: latent step vs autodiff: μ {e_mean:.1e}, log σ {e_log_std:.1e}"
+            );
+            assert!(e_mean < 1e-9 && e_log_std < 1e-9, "{objective:?}");
+        }
+    }
+
+    /// The outer objective through the latent step equals a finite difference with
+    /// respect to θ, the latent means and log-stds and both step sizes.
+    #[test]
+    fn maesn_meta_gradient_matches_finite_differences() {
+        let d = f64_device().autodiff();
+        let (cfg, p0, samples) = fixture(&d, LatentObjective::Episode);
         let leaves = from_parts(
             &p0,
             parts(&p0).into_iter().map(|t| t.require_grad()).collect(),

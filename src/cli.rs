@@ -204,8 +204,8 @@ pub struct PgFlags {
     /// Adapt ProMP's η towards its target KL.
     #[arg(long)]
     pub adaptive_kl: bool,
-    /// ProMP's collapse guard: undo an outer step that moves the policy further than this
-    /// KL from the sampling policy (`inf`: off).
+    /// ProMP's collapse guard: shorten (or undo) an outer step that moves the policy further
+    /// than this KL from the sampling policy (default 0.05; `inf`: off).
     #[arg(long)]
     pub outer_kl_limit: Option<f64>,
     /// Task chunks of the meta-batch (`promp.parallel_chunks` / `pg_maml.parallel_chunks`):

@@ -251,9 +251,10 @@ fn pg_runs_repeat_on_one_and_two_threads_and_depend_on_the_chunks() {
     }
 }
 
-/// ProMP's collapse guard: with a limit no step can meet, every outer step is undone, so
-/// the policy after 2 iterations is the initial one (the held-out scores equal those after
-/// 1 iteration); with the default limit normal steps are all kept.
+/// ProMP's collapse guard: with a limit no step (not even 1/1024 of it) can meet, every
+/// outer step is undone, so the policy after 2 iterations is the initial one (the held-out
+/// scores equal those after 1 iteration); with the guard off steps are kept whole; with the
+/// default limit they are kept or halved.
 #[test]
 fn promp_outer_kl_limit_undoes_steps_exactly() {
     let d = tempfile::tempdir().unwrap();
@@ -283,12 +284,21 @@ fn promp_outer_kl_limit_undoes_steps_exactly() {
     };
     let guarded = run_with("tiny-2", "2", Some("1e-12"));
     assert_eq!(column(&guarded, "outer_steps_taken"), vec![0.0, 0.0]);
+    assert_eq!(column(&guarded, "outer_step_fraction"), vec![0.0, 0.0]);
     let one = run_with("tiny-1", "1", Some("1e-12"));
     let eval = |dir: &std::path::Path| common::json(dir, "summary.json")["eval"].clone();
     assert_eq!(eval(&guarded), eval(&one), "no step survived");
-    let free = run_with("default", "2", None);
+    let free = run_with("off", "2", Some("inf"));
     assert_eq!(column(&free, "outer_steps_taken"), vec![5.0, 5.0]);
+    assert_eq!(column(&free, "outer_step_fraction"), vec![1.0, 1.0]);
     assert_ne!(eval(&free), eval(&guarded));
+    // The default limit (0.05) binds on this tiny, noisy batch: steps are halved, not
+    // dropped.
+    let default = run_with("default", "2", None);
+    assert_eq!(column(&default, "outer_steps_taken"), vec![5.0, 5.0]);
+    for f in column(&default, "outer_step_fraction") {
+        assert!(f > 0.0 && f <= 1.0 && f.log2().fract() == 0.0, "{f}");
+    }
     let o = run("promp", &["--outer-kl-limit", "0", "--iterations", "1"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("promp.outer_kl_limit"));

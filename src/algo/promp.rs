@@ -40,7 +40,7 @@ use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics, Phases};
 use crate::nn::functional::{kl_at, GaussianParams};
 use crate::nn::{to_vec, GaussianPolicy};
 use crate::objective::{clipped_surrogate, likelihood_ratio, masked_mean};
-use crate::params::{descend, flatten, norm};
+use crate::params::{descend, flatten, norm, unflatten};
 use crate::pg::{
     evaluate, policy_checkpoint, readapt, restore_policy, sample_chunked, sample_task_batch,
     ChunkedSamples, MetaPgConfig, SamplerRngs,
@@ -64,9 +64,12 @@ pub struct ProMpConfig {
     /// Adam step size β (1e-3).
     pub meta_lr: f64,
     /// Collapse guard: an outer step after which D̄_KL(π_θo ‖ π_θ) on the pre-update states
-    /// exceeds this is undone (policy and Adam state) and the batch's remaining outer steps
-    /// are skipped (`outer_steps_taken` in progress.csv). Default 1.0, a hundred times the
-    /// KLs of normal training (≤ 0.01); `inf` turns it off (the paper's algorithm).
+    /// exceeds this is halved until it does not (`outer_step_fraction` in progress.csv, the
+    /// smallest fraction of the iteration); if 1/1024 of it still does, it is undone (policy
+    /// and Adam state) and the batch's remaining outer steps are skipped
+    /// (`outer_steps_taken`). Default 0.05, five times the target KL; healthy training
+    /// stays below it (experiments/README.md, "Longer training"); `inf` turns it off (the
+    /// paper's algorithm).
     pub outer_kl_limit: f64,
     /// The meta-batch is split into this many task chunks, each sampled with streams of its
     /// own and differentiated separately, in parallel threads and between MPI ranks; their
@@ -84,7 +87,7 @@ impl Default for ProMpConfig {
             adaptive_kl: false,
             target_kl: 0.01,
             meta_lr: 1e-3,
-            outer_kl_limit: 1.0,
+            outer_kl_limit: 0.05,
             parallel_chunks: 2,
         }
     }
@@ -193,17 +196,21 @@ impl ProMp {
             })
             .collect();
         let (mut j, mut kl, mut gn) = (0.0, 0.0, 0.0);
-        let mut taken = 0;
+        let (mut taken, mut fraction) = (0, 1.0f64);
         for _ in 0..self.cfg.outer_steps {
             let before = (self.policy.clone(), self.optim.clone());
             (j, kl, gn) = self.outer_step(&samples, &theta_o, &mu_o);
-            if self.cfg.outer_kl_limit.is_finite()
-                && self.kl_from_sampling_policy(&samples, &theta_o, &mu_o) > self.cfg.outer_kl_limit
-            {
-                // The collapse guard: the step is undone (policy and Adam state) and the
-                // batch's remaining outer steps are skipped.
-                (self.policy, self.optim) = before;
-                break;
+            if self.cfg.outer_kl_limit.is_finite() {
+                match self.backtrack(&before.0, &samples, &theta_o, &mu_o) {
+                    Some(f) => fraction = fraction.min(f),
+                    None => {
+                        // Not even 1/1024 of the step stays within the limit: undo it
+                        // (policy and Adam state) and skip the batch's remaining steps.
+                        (self.policy, self.optim) = before;
+                        fraction = 0.0;
+                        break;
+                    }
+                }
             }
             taken += 1;
         }
@@ -220,7 +227,40 @@ impl ProMp {
         m.push("kl_coef", self.kl_coef);
         m.push("grad_norm", gn);
         m.push("outer_steps_taken", taken as f64);
+        m.push("outer_step_fraction", fraction);
         Ok(m)
+    }
+
+    /// The collapse guard after an outer step from `before`: while D̄_KL(π_θo ‖ π_θ) exceeds
+    /// `outer_kl_limit`, halve the step (θ = θ_before + f·(θ_after − θ_before), f = 1/2, …,
+    /// 1/1024; Adam's state keeps the step's gradient). Returns the fraction kept, or `None`
+    /// when none is within the limit (θ is then left at the last trial; the caller undoes).
+    fn backtrack(
+        &mut self,
+        before: &GaussianPolicy,
+        s: &ChunkedSamples,
+        theta_o: &GaussianParams,
+        mu_o: &[Option<Tensor<3>>],
+    ) -> Option<f64> {
+        let limit = self.cfg.outer_kl_limit;
+        if self.kl_from_sampling_policy(s, theta_o, mu_o) <= limit {
+            return Some(1.0);
+        }
+        let (from, to) = (flatten(before), flatten(&self.policy));
+        let mut f = 1.0;
+        for _ in 0..10 {
+            f /= 2.0;
+            let mix: Vec<f32> = from
+                .iter()
+                .zip(&to)
+                .map(|(a, b)| a + (f as f32) * (b - a))
+                .collect();
+            self.policy = unflatten(self.policy.clone(), &mix);
+            if self.kl_from_sampling_policy(s, theta_o, mu_o) <= limit {
+                return Some(f);
+            }
+        }
+        None
     }
 
     /// D̄_KL(π_θo ‖ π_θ) on the pre-update states at the current θ (the penalty's KL), summed

@@ -15,18 +15,7 @@ if have_all; then
   echo "install-mpi: already present: $(mpirun --version 2>/dev/null | head -1)"
   exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-mpi: apt-get not found; install OpenMPI (mpirun, mpicc) and libclang yourself" >&2
-  exit 1
-fi
-sudo=""
-if [ "$(id -u)" != 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then sudo=sudo; else
-    echo "install-mpi: needs root (or sudo) to run apt-get" >&2
-    exit 1
-  fi
-fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq || { echo "install-mpi: apt-get update failed (no network?)" >&2; exit 1; }
-$sudo apt-get install -y -qq --no-install-recommends openmpi-bin libopenmpi-dev libclang-dev >/dev/null
+# shellcheck source=scripts/apt-install.sh
+source "$(dirname "$0")/apt-install.sh"
+apt_install install-mpi openmpi-bin libopenmpi-dev libclang-dev
 echo "install-mpi: installed $(mpirun --version 2>/dev/null | head -1), libopenmpi-dev, libclang-dev"

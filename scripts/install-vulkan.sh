@@ -16,18 +16,7 @@ if have_all; then
   echo "install-vulkan: already present: lavapipe ($icd) and libvulkan.so.1"
   exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-vulkan: apt-get not found; install a Vulkan loader and Mesa's lavapipe yourself" >&2
-  exit 1
-fi
-sudo=""
-if [ "$(id -u)" != 0 ]; then
-  if command -v sudo >/dev/null 2>&1; then sudo=sudo; else
-    echo "install-vulkan: needs root (or sudo) to run apt-get" >&2
-    exit 1
-  fi
-fi
-export DEBIAN_FRONTEND=noninteractive
-$sudo apt-get update -qq || { echo "install-vulkan: apt-get update failed (no network?)" >&2; exit 1; }
-$sudo apt-get install -y -qq --no-install-recommends mesa-vulkan-drivers libvulkan1 >/dev/null
+# shellcheck source=scripts/apt-install.sh
+source "$(dirname "$0")/apt-install.sh"
+apt_install install-vulkan mesa-vulkan-drivers libvulkan1
 echo "install-vulkan: installed mesa-vulkan-drivers ($(dpkg-query -W -f='${Version}' mesa-vulkan-drivers)) and libvulkan1"

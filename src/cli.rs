@@ -275,11 +275,7 @@ pub fn run_pg(
             Ok(cfg)
         })?;
         let cluster = crate::dist::Cluster::current();
-        let chunks = match algo {
-            crate::train::pg::PgAlgo::Promp => cfg.promp.parallel_chunks,
-            crate::train::pg::PgAlgo::PgMaml => cfg.pg_maml.parallel_chunks,
-        };
-        let busy = crate::pg::task_chunks(cfg.meta.tasks, chunks).len();
+        let busy = crate::pg::task_chunks(cfg.meta.tasks, cfg.chunks()).len();
         if cluster.is_root() && cluster.size() > busy {
             eprintln!(
                 "note: {} ranks share {busy} task chunks, so {} of them stay idle; --chunks sets the number of chunks",

@@ -179,14 +179,7 @@ impl Cluster {
             return mine.to_vec();
         }
         let blocks = self.all_gather(mine);
-        let mut out = Vec::with_capacity(n * width);
-        let mut next = vec![0usize; self.size];
-        for i in 0..n {
-            let r = i % self.size;
-            out.extend_from_slice(&blocks[r][next[r]..next[r] + width]);
-            next[r] += width;
-        }
-        out
+        self.in_item_order(n, &blocks, |_, _| width).concat()
     }
 
     /// All `n` results in item order, given this rank's results for [`Self::owned`]`(n)`
@@ -200,14 +193,25 @@ impl Cluster {
         let lengths: Vec<u64> = mine.iter().map(|v| v.len() as u64).collect();
         let lengths = self.all_gather(&lengths);
         let blocks = self.all_gather(&mine.concat());
+        self.in_item_order(n, &blocks, |r, k| lengths[r][k] as usize)
+    }
+
+    /// Items `0..n` cut from every rank's concatenated results (`blocks[r]`: rank r's owned
+    /// items in order), in item order; `len(r, k)` is the length of rank r's k-th item.
+    fn in_item_order<T: Copy>(
+        &self,
+        n: usize,
+        blocks: &[Vec<T>],
+        len: impl Fn(usize, usize) -> usize,
+    ) -> Vec<Vec<T>> {
         let mut out = Vec::with_capacity(n);
         let (mut item, mut offset) = (vec![0usize; self.size], vec![0usize; self.size]);
         for i in 0..n {
             let r = i % self.size;
-            let len = lengths[r][item[r]] as usize;
-            out.push(blocks[r][offset[r]..offset[r] + len].to_vec());
+            let l = len(r, item[r]);
+            out.push(blocks[r][offset[r]..offset[r] + l].to_vec());
             item[r] += 1;
-            offset[r] += len;
+            offset[r] += l;
         }
         out
     }

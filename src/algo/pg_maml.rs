@@ -270,9 +270,7 @@ impl PgMaml {
     fn trpo_update(&mut self, s: &ChunkedSamples) -> Metrics {
         let t = self.cfg.trpo.clone();
         // π_θ'_old of every owned chunk: the adapted policies that sampled its post batch.
-        let old: Vec<Option<GaussianParams>> = (0..s.ranges.len())
-            .map(|c| self.cluster.owns(c).then(|| s.adapted(c).detach()))
-            .collect();
+        let old = s.per_owned(|c| s.adapted(c).detach());
         let old = |c: usize| old[c].as_ref().expect("an owned chunk");
         let m = s.m() as f64;
         let theta0 = flatten(&self.policy);

@@ -43,7 +43,7 @@ use crate::objective::{clipped_surrogate, likelihood_ratio, masked_mean};
 use crate::params::{descend, flatten, norm, unflatten};
 use crate::pg::{
     evaluate, policy_checkpoint, readapt, restore_policy, sample_chunked, sample_task_batch,
-    ChunkedSamples, MetaPgConfig, SamplerRngs,
+    ChunkedSamples, MetaPgConfig, SamplerRngs, TaskBatch,
 };
 use crate::rng::Rng;
 
@@ -188,13 +188,7 @@ impl ProMp {
         )?;
         phases.enter("outer");
         // π_θo's means on each owned chunk's first batch, for the KL penalty.
-        let mu_o: Vec<Option<Tensor<3>>> = (0..samples.ranges.len())
-            .map(|c| {
-                self.cluster
-                    .owns(c)
-                    .then(|| theta_o.mu(samples.part(c).pre[0].obs.clone()))
-            })
-            .collect();
+        let mu_o = samples.per_owned(|c| theta_o.mu(samples.part(c).pre[0].obs.clone()));
         let (mut j, mut kl, mut gn) = (0.0, 0.0, 0.0);
         let (mut taken, mut fraction) = (0, 1.0f64);
         for _ in 0..self.cfg.outer_steps {
@@ -276,16 +270,7 @@ impl ProMp {
         s.sum(|c| {
             let pre = &s.part(c).pre[0];
             let mu_oc = mu_o[c].clone().expect("an owned chunk");
-            let kl = kl_at(
-                mu_oc,
-                theta_o.log_std.clone(),
-                theta.mu(pre.obs.clone()),
-                theta.log_std.clone(),
-            )
-            .reshape([pre.m, pre.k, pre.t]);
-            let kl = masked_mean(kl, pre.mask.clone(), pre.n.clone())
-                .sum()
-                .div_scalar(m);
+            let kl = penalty_kl(pre, theta_o, mu_oc, theta.mu(pre.obs.clone()), &theta, m);
             vec![to_vec(kl)[0] as f64]
         })[0]
     }
@@ -313,13 +298,8 @@ impl ProMp {
             )
             .sum()
             .div_scalar(m);
-            let pre = &c_samples.pre[0];
             let mu_oc = mu_o[c].clone().expect("an owned chunk");
-            let kl = kl_at(mu_oc, theta_o.log_std.clone(), mu, theta.log_std.clone())
-                .reshape([pre.m, pre.k, pre.t]);
-            let kl = masked_mean(kl, pre.mask.clone(), pre.n.clone())
-                .sum()
-                .div_scalar(m);
+            let kl = penalty_kl(&c_samples.pre[0], theta_o, mu_oc, mu, theta, m);
             let aux = vec![to_vec(j.clone())[0] as f64, to_vec(kl.clone())[0] as f64];
             ((j - kl.mul_scalar(self.kl_coef)).neg(), aux)
         });
@@ -334,6 +314,25 @@ impl ProMp {
         );
         (aux[0], aux[1], gn)
     }
+}
+
+/// The penalty's D̄_KL(π_θo ‖ π_θ) on a chunk's pre-update batch `pre`: per task the mean
+/// over real steps, summed over the chunk's tasks and divided by the meta-batch size `m`
+/// (so the chunks add up to the mean). `mu_o` and `mu` are π_θo's and π_θ's means on
+/// `pre`'s states.
+fn penalty_kl(
+    pre: &TaskBatch,
+    theta_o: &GaussianParams,
+    mu_o: Tensor<3>,
+    mu: Tensor<3>,
+    theta: &GaussianParams,
+    m: f64,
+) -> Tensor<1> {
+    let kl = kl_at(mu_o, theta_o.log_std.clone(), mu, theta.log_std.clone())
+        .reshape([pre.m, pre.k, pre.t]);
+    masked_mean(kl, pre.mask.clone(), pre.n.clone())
+        .sum()
+        .div_scalar(m)
 }
 
 impl MetaLearner for ProMp {

@@ -219,6 +219,14 @@ impl ChunkedSamples {
         &self.parts[c].as_ref().expect("a chunk this process owns").1
     }
 
+    /// `f(c)` for every chunk `c` this process owns, `None` for the others: values kept
+    /// per chunk beside its samples (π_θo's means, the adapted policies).
+    pub fn per_owned<T>(&self, f: impl Fn(usize) -> T) -> Vec<Option<T>> {
+        (0..self.ranges.len())
+            .map(|c| self.cluster.owns(c).then(|| f(c)))
+            .collect()
+    }
+
     /// Every task's mean return in the post-update batch.
     pub fn post_task_returns(&self) -> &[f64] {
         self.task_returns.last().expect("a post-update batch")

@@ -86,6 +86,14 @@ impl PgRun {
     pub fn make_env(&self, registry: &Registry) -> Result<Arc<dyn env::Env>> {
         registry.make_scaled(&self.env, self.action_scale)
     }
+
+    /// The number of task chunks of the learner this run trains.
+    pub fn chunks(&self) -> usize {
+        match self.algo {
+            PgAlgo::Promp => self.promp.parallel_chunks,
+            PgAlgo::PgMaml => self.pg_maml.parallel_chunks,
+        }
+    }
 }
 
 impl RunSpec for PgRun {

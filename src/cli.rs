@@ -322,6 +322,13 @@ pub fn print_result(dir: &crate::train::RunDir, label: Option<&str>, s: &serde_j
         if let Some(sr) = ev["success_rate"].as_f64() {
             print!(", success rate {sr:.2}");
         }
+        if let Some(v) = ev.get("velocity_error") {
+            print!(
+                ", mean |v - v*| pre {:.3}, post {:.3}",
+                num(&v["pre"]),
+                num(&v["post"])
+            );
+        }
     }
     let t = &s["train"];
     print!(

@@ -176,6 +176,29 @@ pub struct ReturnScores {
     /// The adapted policy acting with its mean action (no sampling noise), on the same
     /// tasks after the last inner step; `None` where not measured.
     pub mean_action: Option<MeanActionScore>,
+    /// Mean |v − v*| before and after adaptation, for velocity-target families; `None`
+    /// for the others and where not measured.
+    pub velocity_error: Option<VelocityError>,
+}
+
+/// How far the episodes' velocity missed the task's target v*: the mean over episodes of
+/// each episode's mean |v − v*| per step, before and after adaptation.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct VelocityError {
+    /// Before adaptation.
+    pub pre: f64,
+    /// After the last inner step.
+    pub post: f64,
+}
+
+impl VelocityError {
+    /// The pair, when both batches measured one.
+    pub fn of(pre: Option<f64>, post: Option<f64>) -> Option<Self> {
+        Some(Self {
+            pre: pre?,
+            post: post?,
+        })
+    }
 }
 
 /// Return and success of an adapted Gaussian policy acting with its mean action μ(s).
@@ -238,6 +261,7 @@ impl Evaluation {
             post_return: vec![scores.iter().map(|o| o.post).sum::<f64>() / m],
             success_rate,
             mean_action: None,
+            velocity_error: None,
         };
         Self::returns(tasks.len(), scores, csv)
     }
@@ -273,6 +297,12 @@ impl Evaluation {
                 });
                 if let (Some(map), Some(m)) = (j.as_object_mut(), r.mean_action) {
                     map.insert("mean_action".into(), m.to_json());
+                }
+                if let (Some(map), Some(v)) = (j.as_object_mut(), r.velocity_error) {
+                    map.insert(
+                        "velocity_error".into(),
+                        json!({ "pre": v.pre, "post": v.post }),
+                    );
                 }
                 j
             }
@@ -321,6 +351,7 @@ mod tests {
                 post_return: vec![-1.0],
                 success_rate: None,
                 mean_action: None,
+                velocity_error: None,
             },
             String::new(),
         );

@@ -41,6 +41,9 @@ pub const RETURNS_PNG: &str = "returns.png";
 pub const METRICS_PNG: &str = "metrics.png";
 /// Trajectory panels, one per task.
 pub const TRAJECTORIES_PNG: &str = "trajectories.png";
+/// Forward progress x against the time step, one panel per task, for families without
+/// goal points (the MuJoCo locomotion tasks: did the adapted policy turn round?).
+pub const X_OVER_TIME_PNG: &str = "x-over-time.png";
 /// Comparison of several runs, written by [`plot_runs`] into the parent directory of the
 /// first run directory.
 pub const COMPARE_PNG: &str = "compare-returns.png";
@@ -155,8 +158,13 @@ fn plot_run_with(run_dir: &Path, text: bool) -> Result<Vec<PathBuf>> {
         written.extend(plot_progress(&progress, &out_dir, text)?);
     }
     if trajectories.is_file() {
+        let tasks = read_trajectories(&trajectories)?;
         let out = out_dir.join(TRAJECTORIES_PNG);
-        if plot_trajectories(&trajectories, &out, text)? {
+        if plot_trajectories(&tasks, &out, text)? {
+            written.push(out);
+        }
+        let out = out_dir.join(X_OVER_TIME_PNG);
+        if tasks.values().all(|t| t.goals.is_empty()) && plot_x_over_time(&tasks, &out, text)? {
             written.push(out);
         }
     }
@@ -720,13 +728,18 @@ fn phases_of(tasks: &[(&String, &TaskTraj)]) -> Vec<String> {
     phases
 }
 
-/// Draws `trajectories.png`: one panel per task (first [`MAX_TASKS`] in natural
-/// order); returns false (nothing written) when the file holds no rows.
-fn plot_trajectories(csv: &Path, out: &Path, text: bool) -> Result<bool> {
-    let tasks = read_trajectories(csv)?;
+/// The first [`MAX_TASKS`] tasks in natural order.
+fn shown_tasks(tasks: &BTreeMap<String, TaskTraj>) -> Vec<(&String, &TaskTraj)> {
     let mut shown: Vec<(&String, &TaskTraj)> = tasks.iter().collect();
     shown.sort_by(|a, b| natural_cmp(a.0, b.0));
     shown.truncate(MAX_TASKS);
+    shown
+}
+
+/// Draws `trajectories.png`: one panel per task (first [`MAX_TASKS`] in natural
+/// order); returns false (nothing written) when the file holds no rows.
+fn plot_trajectories(tasks: &BTreeMap<String, TaskTraj>, out: &Path, text: bool) -> Result<bool> {
+    let shown = shown_tasks(tasks);
     if shown.is_empty() {
         return Ok(false);
     }
@@ -743,6 +756,67 @@ fn plot_trajectories(csv: &Path, out: &Path, text: bool) -> Result<bool> {
             let title = format!("task {name}");
             let legend = i == 0;
             task_panel(&panel, &title, task, &phases, bounds, (text, legend))?;
+        }
+        Ok(())
+    })?;
+    Ok(true)
+}
+
+/// Draws `x-over-time.png`: one panel per task (first [`MAX_TASKS`]), x against the step
+/// of every rollout, coloured by phase, on common axes; false (nothing written) when no
+/// path has a numeric step.
+fn plot_x_over_time(tasks: &BTreeMap<String, TaskTraj>, out: &Path, text: bool) -> Result<bool> {
+    let shown = shown_tasks(tasks);
+    let points = || {
+        shown
+            .iter()
+            .flat_map(|(_, t)| t.paths.values().flatten())
+            .filter(|p| p.0.is_finite())
+    };
+    let (Some(t), Some(x)) = (
+        finite_bounds(points().map(|p| p.0)),
+        finite_bounds(points().map(|p| p.1)),
+    ) else {
+        return Ok(false);
+    };
+    let ranges = (padded(t), padded(x));
+    let phases = phases_of(&shown);
+    let (rows, cols) = grid_shape(shown.len(), 3);
+    let size = (METRIC_CELL.0 * cols as u32, METRIC_CELL.1 * rows as u32);
+    render(out, size, |root| {
+        for (i, ((name, task), panel)) in shown
+            .iter()
+            .zip(root.split_evenly((rows, cols)))
+            .enumerate()
+        {
+            let title = format!("task {name}");
+            let spec = ChartText {
+                title: &title,
+                x_desc: "step",
+                y_desc: "x",
+            };
+            let mut chart = new_chart(&panel, &spec, ranges, text)?;
+            for (k, phase) in phases.iter().enumerate() {
+                let color = PALETTE[k % PALETTE.len()];
+                for ((p, _), path) in &task.paths {
+                    if p != phase {
+                        continue;
+                    }
+                    let mut path: Vec<(f64, f64)> = path
+                        .iter()
+                        .filter(|q| q.0.is_finite())
+                        .map(|q| (q.0, q.1))
+                        .collect();
+                    path.sort_by(|a, b| a.0.total_cmp(&b.0));
+                    chart
+                        .draw_series(LineSeries::new(path, color.mix(0.6).stroke_width(1)))
+                        .map_err(draw_err)?;
+                }
+                legend_entry(&mut chart, phase, color)?;
+            }
+            if i == 0 && phases.len() > 1 {
+                draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, text)?;
+            }
         }
         Ok(())
     })?;
@@ -941,6 +1015,37 @@ meta_loss,kl,grad_norm,sample_seconds\n\
         assert_png(&written[1], (3 * METRIC_CELL.0, METRIC_CELL.1));
         // Three tasks: one row of three panels.
         assert_png(&written[2], (3 * TRAJ_PANEL.0, TRAJ_PANEL.1));
+    }
+
+    #[test]
+    fn trajectories_without_goals_also_get_x_over_time() {
+        // A locomotion evaluation: no goal cells; the post-update rollouts run backwards.
+        let mut csv = String::from("phase,task,rollout,t,x,y,goal_x,goal_y\n");
+        for task in 0..4 {
+            for (phase, v) in [("pre", 0.3), ("post-1", -0.5)] {
+                for t in 0..30 {
+                    let x = v * f64::from(t);
+                    csv += &format!("{phase},{task},0,{t},{x},0.6,,\n");
+                }
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(TRAJECTORIES_FILE), &csv).unwrap();
+        let written = plot_run(dir.path()).unwrap();
+        let plots = dir.path().join(PLOTS_DIR);
+        assert_eq!(
+            written,
+            vec![plots.join(TRAJECTORIES_PNG), plots.join(X_OVER_TIME_PNG)]
+        );
+        // Four tasks: two rows of two panels.
+        assert_png(&written[1], (2 * METRIC_CELL.0, 2 * METRIC_CELL.1));
+        // With goals (the point tasks) there is no x-over-time chart.
+        std::fs::write(dir.path().join(TRAJECTORIES_FILE), trajectories_csv()).unwrap();
+        std::fs::remove_dir_all(&plots).unwrap();
+        assert_eq!(
+            plot_run(dir.path()).unwrap(),
+            vec![plots.join(TRAJECTORIES_PNG)]
+        );
     }
 
     #[test]

@@ -54,6 +54,7 @@ pub fn sample<A: Actor>(
         obs_dim: od,
         act_dim: ad,
         success: vec![None; n],
+        velocity_error: vec![None; n],
         tasks: env.tasks().iter().step_by(rows_per_task).cloned().collect(),
         ..Default::default()
     };
@@ -76,6 +77,11 @@ pub fn sample<A: Actor>(
         for (s, new) in tr.success.iter_mut().zip(&step.success) {
             if new.is_some() {
                 *s = *new;
+            }
+        }
+        for (e, new) in tr.velocity_error.iter_mut().zip(&step.velocity_error) {
+            if new.is_some() {
+                *e = *new;
             }
         }
         obs = step.obs;

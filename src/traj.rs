@@ -36,6 +36,8 @@ pub struct Trajectories {
     pub truncated: Vec<bool>,
     /// Per row: the family's success verdict at the end of the episode, if it defines one.
     pub success: Vec<Option<bool>>,
+    /// Per row, for velocity-target families: the episode's mean |v − v*| per step.
+    pub velocity_error: Vec<Option<f64>>,
     /// The task of each group of `rows_per_task` rows, `[N / rows_per_task]`.
     pub tasks: Vec<Task>,
     /// Observation after the last step, `[N, obs_dim]`.
@@ -92,6 +94,13 @@ impl Trajectories {
         }
     }
 
+    /// Mean over rows of the episode's mean |v − v*|, for velocity-target families
+    /// (`None` for the others).
+    pub fn mean_velocity_error(&self) -> Option<f64> {
+        let v: Vec<f64> = self.velocity_error.iter().filter_map(|e| *e).collect();
+        (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
+    }
+
     /// Length of every row's episode, `[N]`.
     pub fn lengths(&self) -> Vec<usize> {
         (0..self.rows)
@@ -138,6 +147,7 @@ impl Trajectories {
             terminated: pick_b(&self.terminated),
             truncated: pick_b(&self.truncated),
             success: self.success[lo..hi].to_vec(),
+            velocity_error: self.velocity_error[lo..hi].to_vec(),
             tasks: self.tasks[lo / self.rows_per_task..hi / self.rows_per_task].to_vec(),
             last_obs: self.last_obs[lo * self.obs_dim..hi * self.obs_dim].to_vec(),
             positions: if self.positions.is_empty() {

@@ -231,6 +231,49 @@ fn a_batch_row_equals_the_same_row_stepped_alone() {
     assert_eq!(step.obs[17..], row.observe()[..]);
 }
 
+#[test]
+fn velocity_error_is_the_episode_mean_of_the_speed_miss_and_restarts_with_the_episode() {
+    let env = family("half-cheetah-vel");
+    let task = Task::new([1.5]);
+    let mut row = env.row(&task);
+    let (qpos, qvel) = hand_state(&env);
+    row.set_state(&qpos, &qvel);
+    assert_eq!(row.velocity_error(), None, "no step taken yet");
+    let mut misses = Vec::new();
+    for t in 0..3 {
+        let x0 = row.data().qpos()[0];
+        row.step(&[0.4, -0.3, 0.2 * t as f32, 0.1, -0.5, 0.6]);
+        let v = (row.data().qpos()[0] - x0) / env.dt();
+        misses.push((v - 1.5).abs());
+    }
+    let want = misses.iter().sum::<f64>() / 3.0;
+    assert_close(row.velocity_error().unwrap(), want, 1e-12, "mean |v - v*|");
+    row.set_state(&qpos, &qvel);
+    assert_eq!(row.velocity_error(), None, "a new episode starts from zero");
+    row.step(&[0.0; 6]);
+    assert!(row.velocity_error().unwrap() >= 0.0);
+
+    let dir = family("half-cheetah-dir");
+    let mut row = dir.row(&Task::new([1.0]));
+    row.set_state(&qpos, &qvel);
+    row.step(&[0.0; 6]);
+    assert_eq!(
+        row.velocity_error(),
+        None,
+        "direction tasks have no target speed"
+    );
+
+    // Through a batch: every finished row reports it, and the mean is over rows.
+    let tr = rollout("half-cheetah-vel", 1);
+    let errs: Vec<f64> = tr.velocity_error.iter().map(|e| e.unwrap()).collect();
+    assert_eq!(errs.len(), tr.rows);
+    let mean = errs.iter().sum::<f64>() / errs.len() as f64;
+    assert_close(tr.mean_velocity_error().unwrap(), mean, 1e-12, "batch mean");
+    assert!(rollout("half-cheetah-dir", 1)
+        .mean_velocity_error()
+        .is_none());
+}
+
 fn promp_rows(dir: &std::path::Path, threads: usize) -> Vec<String> {
     let cfg = PgRun {
         env: "half-cheetah-dir".into(),

@@ -256,6 +256,14 @@ fn main() -> ExitCode {
                 );
                 end_line_with_success(m.success_rate);
             }
+            if let Some(v) = r.velocity_error {
+                println!(
+                    "  mean |v - v*| per step: pre {:.3}, post {:.3} ({:+.1}%)",
+                    v.pre,
+                    v.post,
+                    100.0 * (v.post - v.pre) / v.pre
+                );
+            }
             Ok(())
         }
         Command::Plot { runs } => {

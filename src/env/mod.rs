@@ -484,6 +484,9 @@ impl Rows for ScaledRows {
     fn position(&self, i: usize) -> Option<[f32; 2]> {
         self.inner.position(i)
     }
+    fn velocity_error(&self, i: usize) -> Option<f64> {
+        self.inner.velocity_error(i)
+    }
 }
 
 /// A family with its episodes truncated at another horizon; everything else (tasks,
@@ -648,6 +651,9 @@ pub struct Step {
     pub active: Vec<bool>,
     /// For rows that finished this step: the family's success verdict, if it defines one.
     pub success: Vec<Option<bool>>,
+    /// For rows that finished this step, in velocity-target families: the episode's mean
+    /// |v − v*| ([`Rows::velocity_error`]).
+    pub velocity_error: Vec<Option<f64>>,
 }
 
 /// A batch of rows, each a (task, rollout) pair, stepped in lock-step.
@@ -764,6 +770,7 @@ impl VecEnv {
             truncated: vec![false; n],
             active: vec![false; n],
             success: vec![None; n],
+            velocity_error: vec![None; n],
         };
         for i in 0..n {
             out.active[i] = !self.done[i];
@@ -777,6 +784,7 @@ impl VecEnv {
             if term || out.truncated[i] {
                 self.done[i] = true;
                 out.success[i] = self.rows.success(i, term);
+                out.velocity_error[i] = self.rows.velocity_error(i);
             }
         }
         out.obs = self.observe();

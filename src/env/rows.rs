@@ -67,6 +67,13 @@ pub trait Rows: Send {
     fn success(&self, i: usize, terminated: bool) -> Option<bool>;
     /// Row `i`'s 2-D position, for families that `metarl plot` can draw.
     fn position(&self, i: usize) -> Option<[f32; 2]>;
+    /// For families whose task is a target velocity v*: row `i`'s mean |v − v*| per step
+    /// over its episode so far (the speed the task asks for, missed by how much). Read
+    /// when the episode ends.
+    fn velocity_error(&self, i: usize) -> Option<f64> {
+        let _ = i;
+        None
+    }
     /// Row `i`'s `f32` state vector, where rows are kept as such ([`FlatRows`]).
     fn flat_state(&self, i: usize) -> Option<&[f32]> {
         let _ = i;

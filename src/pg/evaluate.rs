@@ -10,7 +10,7 @@ use super::{adapt, process, sample_tasks, MetaPgConfig, SamplerRngs, TaskPolicie
 use crate::checkpoint::{load_module, load_optimizer, module_bytes, optimizer_bytes};
 use crate::env::{Env, TaskDistribution, VecEnv, HELD_OUT_SEED};
 use crate::error::Result;
-use crate::learner::{Checkpoint, Evaluation, MeanActionScore, ReturnScores};
+use crate::learner::{Checkpoint, Evaluation, MeanActionScore, ReturnScores, VelocityError};
 use crate::nn::functional::GaussianParams;
 use crate::nn::GaussianPolicy;
 use crate::rng::{stream, Rng};
@@ -38,6 +38,7 @@ pub fn evaluate(
     let mut p = GaussianParams::from_policy(&policy.valid());
     let mut returns = Vec::new();
     let mut success = None;
+    let mut speed_miss = Vec::new();
     for s in 0..=meta.inner_steps {
         let (er, ar) = (&mut env_rng, &mut act_rng);
         let tr = sample_tasks(envf, &tasks, &p, meta.rollouts, er, ar, device);
@@ -49,6 +50,7 @@ pub fn evaluate(
         paths.push(&tr, &phase);
         returns.push(tr.mean_return());
         success = tr.success_rate();
+        speed_miss.push(tr.mean_velocity_error());
         if s < meta.inner_steps {
             let b = process(&tr, meta, device)?;
             p = adapt(&p, &b, meta.estimator, meta.inner_lr, false);
@@ -65,6 +67,7 @@ pub fn evaluate(
             post_return: mean.mean_return(),
             success_rate: mean.success_rate(),
         }),
+        velocity_error: VelocityError::of(speed_miss[0], speed_miss[meta.inner_steps]),
     };
     Ok(Evaluation::returns(n, scores, paths.csv))
 }
@@ -149,6 +152,7 @@ pub fn before_after_evaluation(
         post_return: vec![post.mean_return()],
         success_rate: post.success_rate(),
         mean_action: None,
+        velocity_error: VelocityError::of(pre.mean_velocity_error(), post.mean_velocity_error()),
     };
     Evaluation::returns(tasks.len(), scores, paths.csv)
 }

@@ -438,6 +438,7 @@ impl MjRow {
         d.qvel_mut().copy_from_slice(qvel);
         d.forward();
         self.row.start = self.core.position(&self.row.data);
+        (self.row.speed_miss, self.row.steps) = (0.0, 0);
     }
 
     /// One environment step under `action`: (reward, terminated).
@@ -460,6 +461,11 @@ impl MjRow {
     /// Whether the finished episode counts as a success (direction families).
     pub fn success(&self) -> Option<bool> {
         self.core.success(&self.row)
+    }
+
+    /// The episode's mean |v − v*| per step so far (velocity families).
+    pub fn velocity_error(&self) -> Option<f64> {
+        self.core.velocity_error(&self.row)
     }
 }
 
@@ -509,6 +515,8 @@ impl Core {
                 task.params.get(1).copied().map_or(0.0, f64::from),
             ],
             start: [0.0; 2],
+            speed_miss: 0.0,
+            steps: 0,
         }
     }
 
@@ -575,6 +583,7 @@ impl Core {
         }
         d.forward();
         row.start = self.position(&row.data);
+        (row.speed_miss, row.steps) = (0.0, 0);
     }
 
     /// One environment step: clipped controls, `frame_skip` physics steps, contact
@@ -597,6 +606,10 @@ impl Core {
             row.data.rne_post_constraint();
         }
         let after = self.position(&row.data);
+        if matches!(self.goal, Goal::Velocity { .. }) {
+            row.speed_miss += (self.velocity(before, after)[0] - row.task[0]).abs();
+        }
+        row.steps += 1;
         let ctrl = self.recipe.ctrl_weight * row.data.ctrl().iter().map(|x| x * x).sum::<f64>();
         let r = self.task_reward(&row.task, before, after) - ctrl - self.contact_cost(&row.data)
             + self.recipe.alive;
@@ -619,10 +632,7 @@ impl Core {
             // 1.25 × the velocity over dt.
             return 0.25 * task[0] * (after[0] - before[0]) / self.model.opt().timestep;
         }
-        let v = [
-            (after[0] - before[0]) / self.dt,
-            (after[1] - before[1]) / self.dt,
-        ];
+        let v = self.velocity(before, after);
         match self.goal {
             Goal::Direction => task[0] * v[0],
             Goal::Direction2d => task[0] * v[0] + task[1] * v[1],
@@ -630,6 +640,20 @@ impl Core {
             Goal::Position { .. } => -((after[0] - task[0]).abs() + (after[1] - task[1]).abs()),
             Goal::Params { .. } => v[0],
         }
+    }
+
+    /// The planar velocity over one environment step, from the positions before and after.
+    fn velocity(&self, before: [f64; 2], after: [f64; 2]) -> [f64; 2] {
+        [
+            (after[0] - before[0]) / self.dt,
+            (after[1] - before[1]) / self.dt,
+        ]
+    }
+
+    /// A velocity task's mean |v − v*| per step over the row's episode so far.
+    fn velocity_error(&self, row: &Row) -> Option<f64> {
+        (matches!(self.goal, Goal::Velocity { .. }) && row.steps > 0)
+            .then(|| row.speed_miss / f64::from(row.steps))
     }
 
     /// The ant's direction tasks end when the state is not finite or the torso leaves
@@ -723,11 +747,14 @@ fn contact_sq(d: &MjData<Arc<MjModel>>) -> f64 {
         .sum()
 }
 
-/// One row: its simulator state, its task's parameters and where its episode started.
+/// One row: its simulator state, its task's parameters, where its episode started and,
+/// for velocity tasks, Σ|v − v*| over the episode's steps so far.
 struct Row {
     data: MjData<Arc<MjModel>>,
     task: [f64; 2],
     start: [f64; 2],
+    speed_miss: f64,
+    steps: u32,
 }
 
 /// The rows of a batch: one `MjData` each over the family's shared model.
@@ -787,6 +814,10 @@ impl Rows for MjRows {
 
     fn success(&self, i: usize, _terminated: bool) -> Option<bool> {
         self.core.success(&self.rows[i])
+    }
+
+    fn velocity_error(&self, i: usize) -> Option<f64> {
+        self.core.velocity_error(&self.rows[i])
     }
 
     fn position(&self, i: usize) -> Option<[f32; 2]> {

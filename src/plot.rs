@@ -76,6 +76,11 @@ const METRIC_CELL: (u32, u32) = (450, 300);
 const TRAJ_PANEL: (u32, u32) = (420, 420);
 /// At most this many tasks are drawn in `trajectories.png`.
 const MAX_TASKS: usize = 6;
+/// At most this many sampled rollouts are drawn per task and phase (twenty noisy paths
+/// are a scribble); the mean-action path, where recorded, is drawn bold over them.
+const SAMPLED_SHOWN: usize = 3;
+/// The `rollout` cell of a path that acted with the policy's mean action.
+pub const MEAN_ROLLOUT: &str = "mean";
 /// Margin (pixels) around every chart.
 const MARGIN: u32 = 10;
 /// Height of the x-label area and width of the y-label area when text is drawn.
@@ -416,11 +421,12 @@ fn finite_bounds(values: impl IntoIterator<Item = f64>) -> Option<(f64, f64)> {
         })
 }
 
-/// Widens a range by 5% on each side, or to a unit-sized range when it is degenerate.
+/// Widens a range by 5% on each side; a degenerate range (a constant series) by 10% of
+/// its value on each side, so its ticks show the value (or to ±0.5 around 0).
 fn padded((lo, hi): (f64, f64)) -> (f64, f64) {
     let span = hi - lo;
     if span <= 1e-12 * lo.abs().max(1.0) {
-        let half = (lo.abs() * 0.1).max(0.5);
+        let half = if lo == 0.0 { 0.5 } else { lo.abs() * 0.1 };
         (lo - half, hi + half)
     } else {
         (lo - 0.05 * span, hi + 0.05 * span)
@@ -798,20 +804,7 @@ fn plot_x_over_time(tasks: &BTreeMap<String, TaskTraj>, out: &Path, text: bool) 
             let mut chart = new_chart(&panel, &spec, ranges, text)?;
             for (k, phase) in phases.iter().enumerate() {
                 let color = PALETTE[k % PALETTE.len()];
-                for ((p, _), path) in &task.paths {
-                    if p != phase {
-                        continue;
-                    }
-                    let mut path: Vec<(f64, f64)> = path
-                        .iter()
-                        .filter(|q| q.0.is_finite())
-                        .map(|q| (q.0, q.1))
-                        .collect();
-                    path.sort_by(|a, b| a.0.total_cmp(&b.0));
-                    chart
-                        .draw_series(LineSeries::new(path, color.mix(0.6).stroke_width(1)))
-                        .map_err(draw_err)?;
-                }
+                draw_phase(&mut chart, task, phase, color, |&(t, x, _)| (t, x))?;
                 legend_entry(&mut chart, phase, color)?;
             }
             if i == 0 && phases.len() > 1 {
@@ -888,23 +881,67 @@ fn task_panel(
     let mut chart = new_chart(&area, &spec, ranges, text)?;
     for (i, phase) in phases.iter().enumerate() {
         let color = PALETTE[i % PALETTE.len()];
-        let style = color.mix(0.8).stroke_width(2);
-        let mut paths: Vec<_> = task.paths.iter().filter(|((p, _), _)| p == phase).collect();
-        paths.sort_by(|a, b| natural_cmp(&a.0 .1, &b.0 .1));
-        for (_, points) in paths {
-            let mut points = points.clone();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            let line = points.into_iter().map(|(_, x, y)| (x, y));
-            chart
-                .draw_series(LineSeries::new(line, style))
-                .map_err(draw_err)?;
-        }
+        draw_phase(&mut chart, task, phase, color, |&(_, x, y)| (x, y))?;
         legend_entry(&mut chart, phase, color)?;
     }
     draw_goals(&mut chart, &task.goals)?;
     if legend {
         draw_legend(&mut chart, SeriesLabelPosition::UpperRight, text)?;
     }
+    Ok(())
+}
+
+/// Draws one phase of a task: up to [`SAMPLED_SHOWN`] sampled rollouts, faint when a
+/// mean-action path is recorded and drawn bold over them; a lone path is drawn bold.
+/// `point` picks the chart coordinates of a `(t, x, y)` point.
+fn draw_phase<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    task: &TaskTraj,
+    phase: &str,
+    color: RGBColor,
+    point: impl Fn(&TrajPoint) -> (f64, f64),
+) -> Result<()> {
+    let mut sampled: Vec<_> = task
+        .paths
+        .iter()
+        .filter(|((p, r), _)| p == phase && r != MEAN_ROLLOUT)
+        .collect();
+    sampled.sort_by(|a, b| natural_cmp(&a.0 .1, &b.0 .1));
+    let mean = task
+        .paths
+        .get(&(phase.to_string(), MEAN_ROLLOUT.to_string()));
+    let sampled_style = match (mean, sampled.len()) {
+        (Some(_), _) => color.mix(0.3).stroke_width(1),
+        (None, 1) => color.stroke_width(3),
+        (None, _) => color.mix(0.8).stroke_width(2),
+    };
+    for (_, points) in sampled.into_iter().take(SAMPLED_SHOWN) {
+        draw_path(chart, points, &point, sampled_style)?;
+    }
+    if let Some(points) = mean {
+        draw_path(chart, points, &point, color.stroke_width(3))?;
+    }
+    Ok(())
+}
+
+/// Draws a path in time order, one segment at a time: plotters joins the segments of a
+/// wide polyline with miter joins, which shoot far past the data (and out of the panel)
+/// where a path doubles back on itself.
+fn draw_path<'a, 'b: 'a>(
+    chart: &mut Chart<'a, 'b>,
+    points: &[TrajPoint],
+    point: impl Fn(&TrajPoint) -> (f64, f64),
+    style: ShapeStyle,
+) -> Result<()> {
+    let mut points: Vec<TrajPoint> = points.iter().filter(|p| !p.0.is_nan()).copied().collect();
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let xy: Vec<(f64, f64)> = points.iter().map(point).collect();
+    chart
+        .draw_series(
+            xy.windows(2)
+                .map(|w| PathElement::new(vec![w[0], w[1]], style)),
+        )
+        .map_err(draw_err)?;
     Ok(())
 }
 
@@ -1039,6 +1076,17 @@ meta_loss,kl,grad_norm,sample_seconds\n\
         );
         // Four tasks: two rows of two panels.
         assert_png(&written[1], (2 * METRIC_CELL.0, 2 * METRIC_CELL.1));
+        // A path per phase that acted with the mean action is drawn over a few samples.
+        for phase in ["pre", "post-1"] {
+            for t in 0..30 {
+                csv += &format!(
+                    "{phase},0,{MEAN_ROLLOUT},{t},{},0.6,,\n",
+                    0.1 * f64::from(t)
+                );
+            }
+        }
+        std::fs::write(dir.path().join(TRAJECTORIES_FILE), &csv).unwrap();
+        assert_eq!(plot_run(dir.path()).unwrap().len(), 2);
         // With goals (the point tasks) there is no x-over-time chart.
         std::fs::write(dir.path().join(TRAJECTORIES_FILE), trajectories_csv()).unwrap();
         std::fs::remove_dir_all(&plots).unwrap();
@@ -1122,5 +1170,11 @@ meta_loss,kl,grad_norm,sample_seconds\n\
         assert_eq!(tick_label(-1e-17, tick_decimals(2.0)), "0.0");
         assert_eq!(tick_label(0.0095, tick_decimals(0.005)), "0.0095");
         assert_eq!(tick_label(-50.0, tick_decimals(40.0)), "-50");
+        // A constant series (ProMP's η = 5e-4) gets an axis around its value that its
+        // ticks can tell apart from 0.
+        let (lo, hi) = padded((5e-4, 5e-4));
+        assert!((lo - 4.5e-4).abs() < 1e-15 && (hi - 5.5e-4).abs() < 1e-15);
+        assert_eq!(tick_label(5e-4, tick_decimals(hi - lo)), "0.00050");
+        assert_eq!(padded((0.0, 0.0)), (-0.5, 0.5));
     }
 }

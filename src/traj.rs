@@ -176,11 +176,14 @@ impl Trajectories {
 /// Writes the positions of a point-environment batch as CSV rows
 /// `phase,task,rollout,t,x,y,goal_x,goal_y` (the input of `metarl plot`), one row per
 /// visited position while the episode runs; `goals[m]` is task m's first goal, if any.
+/// `rollout` names every row's rollout cell (e.g. `mean` for mean-action paths, drawn
+/// bold by `metarl plot`); `None` numbers the rows of a task from 0.
 /// `header` adds the column names first.
 pub fn positions_csv(
     traj: &Trajectories,
     phase: &str,
     goals: &[Option<[f32; 2]>],
+    rollout: Option<&str>,
     header: bool,
 ) -> String {
     use std::fmt::Write;
@@ -193,7 +196,8 @@ pub fn positions_csv(
     }
     let (n, k) = (traj.rows, traj.rows_per_task);
     for (i, &len) in traj.lengths().iter().enumerate() {
-        let (m, r) = (i / k, i % k);
+        let m = i / k;
+        let r = rollout.map_or_else(|| (i % k).to_string(), str::to_string);
         let (gx, gy) = match goals.get(m).copied().flatten() {
             Some([x, y]) => (x.to_string(), y.to_string()),
             None => (String::new(), String::new()),

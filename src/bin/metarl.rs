@@ -200,7 +200,7 @@ fn run_rollout(cfg: &RolloutConfig, device: Option<&str>, save: Option<PathBuf>)
             .map(|t| family.goals(t).first().copied())
             .collect();
         let path = dir.join("trajectories.csv");
-        std::fs::write(&path, positions_csv(&traj, "pre", &goals, true))
+        std::fs::write(&path, positions_csv(&traj, "pre", &goals, None, true))
             .map_err(|e| Error::io(&path, e))?;
         eprintln!("wrote {}", path.display());
     }

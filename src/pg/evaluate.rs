@@ -13,6 +13,7 @@ use crate::error::Result;
 use crate::learner::{Checkpoint, Evaluation, MeanActionScore, ReturnScores, VelocityError};
 use crate::nn::functional::GaussianParams;
 use crate::nn::GaussianPolicy;
+use crate::plot::MEAN_ROLLOUT;
 use crate::rng::{stream, Rng};
 use crate::rollout::sample;
 use crate::traj::positions_csv;
@@ -21,7 +22,9 @@ use crate::traj::positions_csv;
 /// the run's inner step (first order: no meta-gradient is needed) and measures returns.
 /// Sampling noise comes from fixed streams, so two runs are scored on the same draws.
 /// The adapted policy is also scored acting with its mean action (`mean_action`), after
-/// the stochastic batches, so those draws do not depend on it.
+/// the stochastic batches, so those draws do not depend on it. Last, for the plot only,
+/// the first tasks' mean-action paths before and after adaptation are recorded from one
+/// start state per task (a stream of their own: no score depends on them).
 pub fn evaluate(
     envf: &Arc<dyn Env>,
     policy: &GaussianPolicy,
@@ -35,7 +38,8 @@ pub fn evaluate(
         stream(HELD_OUT_SEED, "eval-action"),
     );
     let mut paths = PathsCsv::new(envf, &tasks, meta.rollouts);
-    let mut p = GaussianParams::from_policy(&policy.valid());
+    let p0 = GaussianParams::from_policy(&policy.valid());
+    let mut p = p0.clone();
     let mut returns = Vec::new();
     let mut success = None;
     let mut speed_miss = Vec::new();
@@ -69,11 +73,23 @@ pub fn evaluate(
         }),
         velocity_error: VelocityError::of(speed_miss[0], speed_miss[meta.inner_steps]),
     };
+    let shown = &tasks[..tasks.len().min(PATH_TASKS)];
+    let last = format!("post-{}", meta.inner_steps);
+    for (params, phase) in [(&p0, "pre"), (&p, last.as_str())] {
+        let mut rng = stream(HELD_OUT_SEED, "eval-paths");
+        let mut venv = VecEnv::for_tasks(envf.clone(), shown, 1, &mut rng);
+        let actor = TaskPolicies::new(&params.tasks(0, shown.len()), 1).mean_actions();
+        let tr = sample(&actor, &mut venv, 1, &mut rng, device);
+        paths.push_mean(&tr, phase);
+    }
     Ok(Evaluation::returns(n, scores, paths.csv))
 }
 
-/// `trajectories.csv` of an evaluation: the paths of the first four tasks' episodes, one
-/// block per phase, with each task's first goal.
+/// Held-out tasks whose paths an evaluation records.
+const PATH_TASKS: usize = 4;
+
+/// `trajectories.csv` of an evaluation: the paths of the first [`PATH_TASKS`] tasks'
+/// episodes, one block per phase, with each task's first goal.
 struct PathsCsv {
     goals: Vec<Option<[f32; 2]>>,
     shown: usize,
@@ -86,7 +102,7 @@ impl PathsCsv {
             .iter()
             .map(|t| envf.goals(t).first().copied())
             .collect();
-        let shown = tasks.len().min(4) * rollouts;
+        let shown = tasks.len().min(PATH_TASKS) * rollouts;
         Self {
             goals,
             shown,
@@ -99,7 +115,15 @@ impl PathsCsv {
         let header = self.csv.is_empty();
         let rows = tr.select_rows(0, self.shown);
         self.csv
-            .push_str(&positions_csv(&rows, phase, &self.goals, header));
+            .push_str(&positions_csv(&rows, phase, &self.goals, None, header));
+    }
+
+    /// Appends the mean-action paths `tr` (one row per shown task) as phase `phase`,
+    /// rollout [`MEAN_ROLLOUT`].
+    fn push_mean(&mut self, tr: &crate::traj::Trajectories, phase: &str) {
+        let header = self.csv.is_empty();
+        let csv = positions_csv(tr, phase, &self.goals, Some(MEAN_ROLLOUT), header);
+        self.csv.push_str(&csv);
     }
 }
 

@@ -2,8 +2,10 @@
 //! for half-cheetah and ant in the batched sampler with the Gaussian (64, 64) tanh policy
 //! on one ProMP meta-batch (40 tasks × 20 rollouts × horizon 100 = 80 000 env steps), next
 //! to a raw `mujoco-rs` loop over the same model (one `MjData`, 5 physics steps per env
-//! step, fixed controls, nothing else), on 1 and 2 threads. Medians of 5 runs; set
-//! `METARL_BENCH_RUNS` for more.
+//! step, fixed controls, nothing else), on 1 and 2 threads. Each run measures the three
+//! one after the other (alternating, so slow minutes of the machine hit all three); the
+//! table shows medians of 9 runs and the median (min–max) of the per-run ratios; set
+//! `METARL_BENCH_RUNS` for another count.
 
 /// The binaries' allocator, so the benchmark measures what a user runs.
 #[global_allocator]
@@ -74,7 +76,7 @@ fn main() {
     let runs: usize = std::env::var("METARL_BENCH_RUNS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(5);
+        .unwrap_or(9);
     println!(
         "{:<18} {:>14} {:>16} {:>16}",
         "family", "raw 1 thread", "sampler 1 thread", "sampler 2 threads"
@@ -89,11 +91,17 @@ fn main() {
             s1.push(sampler(&env, 1));
             s2.push(sampler(&env, 2));
         }
+        let ratios = |a: &[f64], b: &[f64]| -> (f64, f64, f64) {
+            let v: Vec<f64> = a.iter().zip(b).map(|(x, y)| x / y).collect();
+            let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = v.iter().copied().fold(0.0, f64::max);
+            (median(v), lo, hi)
+        };
+        let (per_core, scaling) = (ratios(&s1, &r), ratios(&s2, &s1));
         let (r, s1, s2) = (median(r), median(s1), median(s2));
         println!(
-            "{name:<18} {r:>12.0}/s {s1:>14.0}/s {s2:>14.0}/s   sampler/raw {:.2} (1 thread), {:.2}x on 2 threads",
-            s1 / r,
-            s2 / s1
+            "{name:<18} {r:>12.0}/s {s1:>14.0}/s {s2:>14.0}/s   sampler/raw {:.3} ({:.3}–{:.3}), 2 threads/1 {:.3}x ({:.3}–{:.3})",
+            per_core.0, per_core.1, per_core.2, scaling.0, scaling.1, scaling.2
         );
     }
 }

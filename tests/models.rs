@@ -53,7 +53,11 @@ fn scores(j: &Value) -> Vec<(String, f64)> {
             out.push((key.to_string(), v));
         }
     }
-    for (obj, key) in [("mean_action", "post_return"), ("velocity_error", "pre"), ("velocity_error", "post")] {
+    for (obj, key) in [
+        ("mean_action", "post_return"),
+        ("velocity_error", "pre"),
+        ("velocity_error", "post"),
+    ] {
         if let Some(v) = j[obj][key].as_f64() {
             out.push((format!("{obj}.{key}"), v));
         }
@@ -72,8 +76,7 @@ fn every_model_reproduces_its_card() {
             continue;
         }
         let want: Value =
-            serde_json::from_str(&std::fs::read_to_string(dir.join("eval.json")).unwrap())
-                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(dir.join("eval.json")).unwrap()).unwrap();
         let tmp = tempfile::tempdir().unwrap();
         copy_model(dir, tmp.path());
         let run = RunDir::open(tmp.path()).unwrap();
@@ -96,7 +99,10 @@ fn every_model_reproduces_its_card() {
             );
             if key == "pre_return" || key.starts_with("post_return") {
                 let shown = format!("{w:.2}");
-                assert!(card.contains(&shown), "{name}: MODEL.md should quote {key} = {shown}");
+                assert!(
+                    card.contains(&shown),
+                    "{name}: MODEL.md should quote {key} = {shown}"
+                );
             }
         }
         checked += 1;

@@ -348,6 +348,7 @@ pub const ENV_NAMES: &[&str] = &[
     "point-corners-es",
     "six-circles",
     "four-circles",
+    "six-circles-visit",
     "goal-1d",
     "cartpole-biased",
 ];

@@ -67,6 +67,9 @@ impl Registry {
             .register("four-circles", || {
                 Arc::new(six_circles::SixCircles::four_circles())
             })
+            .register("six-circles-visit", || {
+                Arc::new(six_circles::SixCircles::visit_all())
+            })
             .register("goal-1d", || Arc::new(goal1d::Goal1d::default()))
             .register("cartpole-biased", || {
                 Arc::new(cartpole::CartpoleBiased::default())

@@ -110,6 +110,21 @@ impl SixCircles {
         e
     }
 
+    /// The task of ES-MAML §4.1's text and Fig. 2: six targets on the circle, every one
+    /// correct, each charging `−4 + max(0, 4 − ‖p − g‖²)` per step until the agent reaches
+    /// it and "deactivates" it (`six-circles-visit`). In the source's terms this is
+    /// `NavigationTaskCombo` with all six goals correct, so there is one task and no
+    /// forbidden goal; the paper does not say what else would differ between tasks. The
+    /// meta-policy must learn a route past all six, and adaptation (hill climbing with K
+    /// queries in Fig. 2) improves that route.
+    pub fn visit_all() -> Self {
+        let mut e = Self::new(6, 6).expect("6 of 6 goals is a valid split");
+        e.spec.name = "six-circles-visit";
+        e.spec.summary =
+            "2-D point, reach all 6 goals on a circle, each charges until reached (ES-MAML §4.1, Fig. 2)";
+        e
+    }
+
     /// The same family with episodes truncated after `horizon` steps.
     pub fn with_horizon(mut self, horizon: usize) -> Self {
         self.spec.horizon = horizon;
@@ -428,6 +443,42 @@ mod tests {
             assert!(correct[0] < correct[1] && correct[1] < 6);
             assert!(all[i + 1..].iter().all(|b| b != a), "{a:?} repeats");
         }
+    }
+
+    #[test]
+    fn visit_all_charges_every_goal_until_it_is_reached_and_has_one_task() {
+        let env = SixCircles::visit_all();
+        assert_eq!(env.spec().name, "six-circles-visit");
+        let tasks = env.finite_tasks().unwrap();
+        assert_eq!(tasks, vec![combo_task(&[0, 1, 2, 3, 4, 5])]);
+        let task = &tasks[0];
+        let mut rng = crate::rng::stream(0, "t");
+        let mut s = vec![0.0; env.state_dim()];
+        env.reset(task, &mut s, &mut rng);
+        // From the origin every goal is √8 away (‖p − g‖² = 8 > 4): −4 each, −24 in all.
+        let (r, done) = env.step(task, &mut s, &[0.0, 0.0]);
+        assert_eq!((r, done), (-24.0, false));
+        // Put the point next to goal 0 at (√8, 0) and step onto it.
+        let g0 = env.goal(0);
+        s[0] = g0[0] - 0.05;
+        s[1] = 0.0;
+        let (r, _) = env.step(task, &mut s, &[0.05, 0.0]);
+        let sq: Vec<f32> = (0..6)
+            .map(|i| squared_distance([s[0], s[1]], env.goal(i)))
+            .collect();
+        let want: f32 = sq.iter().map(|&d| -4.0 + (4.0 - d).max(0.0)).sum();
+        assert!((r - want).abs() < 1e-5, "{r} vs {want}");
+        assert_eq!(s[2], 1.0, "goal 0 deactivated");
+        assert_eq!(env.success(task, &s, false), Some(false), "five goals left");
+        // Staying there: goal 0 no longer charges; goals 1 and 5 (at distance √8) still
+        // charge −4 each, the others too.
+        let (r2, _) = env.step(task, &mut s, &[0.0, 0.0]);
+        let want2: f32 = sq[1..].iter().map(|&d| -4.0 + (4.0 - d).max(0.0)).sum();
+        assert!((r2 - want2).abs() < 1e-5, "{r2} vs {want2}");
+        // Every flag set: success, and the reward is 0.
+        s[2..].fill(1.0);
+        assert_eq!(env.success(task, &s, false), Some(true));
+        assert_eq!(env.step(task, &mut s, &[0.0, 0.0]).0, 0.0);
     }
 
     #[test]

@@ -143,6 +143,7 @@ fn bad_es_flags_exit_2_and_name_the_field() {
         (vec!["--estimator", "median"], "estimator"),
         (vec!["--queries", "0"], "queries"),
         (vec!["--order", "second"], "order"),
+        (vec!["--horizon", "0"], "horizon"),
         (
             vec!["--env", "point-corners-es", "--task-batch", "5"],
             "es.task_batch",
@@ -156,6 +157,38 @@ fn bad_es_flags_exit_2_and_name_the_field() {
         assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
         assert!(e.contains(field), "{args:?}: {e}");
     }
+}
+
+#[test]
+fn the_papers_horizon_and_one_hidden_layer_are_flags() {
+    // ES-MAML A.7: 200-step episodes and the "H" policy (one hidden layer of 32).
+    let dir = tempfile::tempdir().unwrap();
+    let run = |name: &str, extra: &[&str]| -> (metarl::train::es_maml::EsMamlRun, f64) {
+        let out = dir.path().join(name);
+        let o = Command::new(env!("CARGO_BIN_EXE_es-maml"))
+            .args(["--env", "point-corners-es", "--iterations", "1"])
+            .args(["--perturbations", "4", "--queries", "2", "--quiet"])
+            .args(["--policy", "mlp", "--hidden", "32"])
+            .args(extra)
+            .arg("--out")
+            .arg(&out)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let cfg = metarl::train::load_toml(&out.join("config.toml")).unwrap();
+        let progress = std::fs::read_to_string(out.join("progress.csv")).unwrap();
+        let header: Vec<&str> = progress.lines().next().unwrap().split(',').collect();
+        let row: Vec<&str> = progress.lines().nth(1).unwrap().split(',').collect();
+        let col = header.iter().position(|h| *h == "env_steps").unwrap();
+        (cfg, row[col].parse().unwrap())
+    };
+    let (own, own_steps) = run("own", &[]);
+    let (paper, paper_steps) = run("paper", &["--horizon", "200"]);
+    assert_eq!((own.horizon, paper.horizon), (None, Some(200)));
+    assert_eq!(paper.es.hidden, vec![32]);
+    // ES-MAML's four corners never terminate: the same episodes, each twice as long.
+    assert!(own_steps > 0.0);
+    assert_eq!(paper_steps, 2.0 * own_steps);
 }
 
 #[test]

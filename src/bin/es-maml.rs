@@ -48,6 +48,13 @@ struct Args {
     /// Zero order: training tasks each perturbation is adapted and scored on.
     #[arg(long)]
     task_batch: Option<usize>,
+    /// Episode length, when not the family's (ES-MAML A.7: 200).
+    #[arg(long)]
+    horizon: Option<usize>,
+    /// Hidden layer widths of the MLP policy, e.g. `32` (the paper's "H") or `32,32`
+    /// ("HH", the default).
+    #[arg(long, value_delimiter = ',')]
+    hidden: Option<Vec<usize>>,
 }
 
 /// `--operator`: the RL operators, and the exact gradient step of the sine family.
@@ -84,6 +91,7 @@ fn config(a: &Args) -> Result<EsMamlRun> {
     c.seed = a.common.seed.unwrap_or(c.seed);
     c.iterations = a.common.iterations.unwrap_or(c.iterations);
     c.eval_tasks = a.common.eval_tasks.unwrap_or(c.eval_tasks);
+    c.horizon = a.horizon.or(c.horizon);
     let full = a.hessian.map(|h| h == Hessian::Full);
     if c.supervised() {
         let s = &mut c.sine;
@@ -113,6 +121,7 @@ fn config(a: &Args) -> Result<EsMamlRun> {
         e.queries = a.queries.unwrap_or(e.queries);
         e.perturbations = a.perturbations.unwrap_or(e.perturbations);
         e.task_batch = a.task_batch.unwrap_or(e.task_batch);
+        e.hidden = a.hidden.clone().unwrap_or_else(|| e.hidden.clone());
     }
     RunSpec::validate(&c, &Registry::builtin())?;
     Ok(c)

@@ -7,7 +7,7 @@ use serde_json::json;
 use super::RunSpec;
 use crate::algo::es_maml::{EsMaml, EsMamlConfig};
 use crate::algo::es_sine::{EsSine, EsSineConfig};
-use crate::env::Registry;
+use crate::env::{Registry, WithHorizon};
 use crate::error::{Error, Result};
 use crate::learner::MetaLearner;
 use crate::rng::stream;
@@ -31,6 +31,10 @@ pub struct EsMamlRun {
     pub checkpoint_every: usize,
     /// Held-out tasks in the final evaluation.
     pub eval_tasks: usize,
+    /// Episode length of an RL family, when not the family's own. ES-MAML A.7 runs every
+    /// RL experiment for 200 steps; our families keep their references' horizons (100 for
+    /// the point tasks and ProMP's MuJoCo tasks) unless this is set. Absent: the family's.
+    pub horizon: Option<usize>,
     /// The algorithm (RL tasks).
     pub es: EsMamlConfig,
     /// The algorithm on `env = "sine"` (supervised, exact gradient adaptation).
@@ -46,6 +50,7 @@ impl Default for EsMamlRun {
             iterations: 200,
             checkpoint_every: 20,
             eval_tasks: 50,
+            horizon: None,
             es: EsMamlConfig::default(),
             sine: EsSineConfig::default(),
         }
@@ -79,7 +84,14 @@ impl RunSpec for EsMamlRun {
         if self.supervised() {
             return self.sine.validate();
         }
-        let envf = registry.make(&self.env)?;
+        if self.horizon == Some(0) {
+            return Err(Error::invalid(
+                "horizon",
+                0,
+                "≥ 1 (or absent: the family's)",
+            ));
+        }
+        let envf = WithHorizon::wrap(registry.make(&self.env)?, self.horizon);
         self.schedule().validate(1)?;
         self.es.validate_for(envf.as_ref())
     }
@@ -98,7 +110,7 @@ impl RunSpec for EsMamlRun {
         }
         Ok(Box::new(EsMaml::new(
             self.es.clone(),
-            registry.make(&self.env)?,
+            WithHorizon::wrap(registry.make(&self.env)?, self.horizon),
             self.seed,
             init,
             &mut stream(self.seed, "tasks"),

@@ -238,7 +238,7 @@ pub struct EpisodeScore {
 impl Evaluation {
     /// The evaluation of `tasks` from one [`EpisodeScore`] each: mean returns, the success
     /// rate after adaptation, and the paths of the first [`EVAL_PATH_TASKS`] tasks as
-    /// `trajectories.csv` (phases `pre` and `post-1`, with the task's first goal).
+    /// `trajectories.csv` (phases `pre` and `post-1`, with the task's goals).
     pub fn of_episodes(env: &dyn Env, tasks: &[Task], scores: &[EpisodeScore]) -> Self {
         let m = scores.len() as f64;
         let oks: Vec<bool> = scores.iter().filter_map(|o| o.success).collect();
@@ -246,10 +246,12 @@ impl Evaluation {
             (!oks.is_empty()).then(|| oks.iter().filter(|&&b| b).count() as f64 / oks.len() as f64);
         let mut csv = String::from("phase,task,rollout,t,x,y,goal_x,goal_y\n");
         for (j, (task, o)) in tasks.iter().zip(scores).take(EVAL_PATH_TASKS).enumerate() {
-            let (gx, gy) = match env.goals(task).first() {
+            let goals = env.goals(task);
+            let (gx, gy) = match goals.first() {
                 Some([x, y]) => (x.to_string(), y.to_string()),
                 None => (String::new(), String::new()),
             };
+            csv.push_str(&crate::traj::extra_goal_rows(j, &goals));
             for (phase, path) in [("pre", &o.paths[0]), ("post-1", &o.paths[1])] {
                 for (t, [x, y]) in path.iter().enumerate() {
                     csv.push_str(&format!("{phase},{j},0,{t},{x},{y},{gx},{gy}\n"));

@@ -1097,6 +1097,22 @@ meta_loss,kl,grad_norm,sample_seconds\n\
     }
 
     #[test]
+    fn goal_only_rows_add_goals_and_no_path() {
+        let mut csv = String::from("phase,task,rollout,t,x,y,goal_x,goal_y\n");
+        csv += "pre,0,0,0,0,0,1,0\npre,0,0,1,0.1,0,1,0\n";
+        csv += &crate::traj::extra_goal_rows(0, &[[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(TRAJECTORIES_FILE);
+        std::fs::write(&path, &csv).unwrap();
+        let tasks = read_trajectories(&path).unwrap();
+        let t = &tasks["0"];
+        assert_eq!(t.goals, vec![(1.0, 0.0), (0.0, 1.0), (-1.0, 0.0)]);
+        assert_eq!(t.paths.len(), 1, "the goal rows are not a path");
+        let shown = shown_tasks(&tasks);
+        assert_eq!(phases_of(&shown), vec!["pre".to_string()]);
+    }
+
+    #[test]
     fn missing_inputs_are_an_error() {
         let dir = tempfile::tempdir().unwrap();
         let err = plot_run(dir.path()).unwrap_err();

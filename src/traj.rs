@@ -173,6 +173,17 @@ impl Trajectories {
     }
 }
 
+/// CSV rows `goal,m,,,,,goal_x,goal_y` for the goals of task `m` after its first (which
+/// the path rows carry): `metarl plot` draws every goal of a task (e.g. all six of
+/// six circles) and finds no path in these rows.
+pub fn extra_goal_rows(m: usize, goals: &[[f32; 2]]) -> String {
+    goals
+        .iter()
+        .skip(1)
+        .map(|[x, y]| format!("goal,{m},,,,,{x},{y}\n"))
+        .collect()
+}
+
 /// Writes the positions of a point-environment batch as CSV rows
 /// `phase,task,rollout,t,x,y,goal_x,goal_y` (the input of `metarl plot`), one row per
 /// visited position while the episode runs; `goals[m]` is task m's first goal, if any.

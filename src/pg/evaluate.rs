@@ -16,7 +16,7 @@ use crate::nn::GaussianPolicy;
 use crate::plot::MEAN_ROLLOUT;
 use crate::rng::{stream, Rng};
 use crate::rollout::sample;
-use crate::traj::positions_csv;
+use crate::traj::{extra_goal_rows, positions_csv};
 
 /// Samples the first `n` held-out tasks (fixed for every run), adapts the meta-policy with
 /// the run's inner step (first order: no meta-gradient is needed) and measures returns.
@@ -89,11 +89,13 @@ pub fn evaluate(
 const PATH_TASKS: usize = 4;
 
 /// `trajectories.csv` of an evaluation: the paths of the first [`PATH_TASKS`] tasks'
-/// episodes, one block per phase, with each task's first goal.
+/// episodes, one block per phase, with each task's goals.
 struct PathsCsv {
     goals: Vec<Option<[f32; 2]>>,
     shown: usize,
     csv: String,
+    /// The shown tasks' further goals ([`extra_goal_rows`]), written after the header.
+    extra: String,
 }
 
 impl PathsCsv {
@@ -103,10 +105,17 @@ impl PathsCsv {
             .map(|t| envf.goals(t).first().copied())
             .collect();
         let shown = tasks.len().min(PATH_TASKS) * rollouts;
+        let extra = tasks
+            .iter()
+            .take(PATH_TASKS)
+            .enumerate()
+            .map(|(m, t)| extra_goal_rows(m, &envf.goals(t)))
+            .collect();
         Self {
             goals,
             shown,
             csv: String::new(),
+            extra,
         }
     }
 
@@ -116,6 +125,9 @@ impl PathsCsv {
         let rows = tr.select_rows(0, self.shown);
         self.csv
             .push_str(&positions_csv(&rows, phase, &self.goals, None, header));
+        if header {
+            self.csv.push_str(&std::mem::take(&mut self.extra));
+        }
     }
 
     /// Appends the mean-action paths `tr` (one row per shown task) as phase `phase`,

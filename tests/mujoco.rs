@@ -132,6 +132,41 @@ fn ant_direction_reward_has_contact_and_alive_terms_and_terminates_outside_z_0_1
 }
 
 #[test]
+fn es_mamls_forward_backward_ant_pays_the_forward_velocity_only() {
+    let env = family("ant-dir-forward");
+    assert_eq!((env.spec().obs_dim, env.spec().act_dim), (111, 8));
+    let mut row = env.row(&Task::new([-1.0]));
+    let (mut qpos, qvel) = hand_state(&env);
+    qpos[2] = 0.55;
+    row.set_state(&qpos, &qvel);
+    let torso = torso(&env);
+    let x0 = row.data().xpos()[torso][0];
+    let (r, term) = row.step(&[0.3f32; 8]);
+    let d = row.data();
+    let x1 = d.xpos()[torso][0];
+    assert_close(
+        f64::from(r),
+        -(x1 - x0) / env.dt(),
+        1e-6,
+        "ant-dir-forward reward",
+    );
+    assert_eq!(term, !(0.0..=1.0).contains(&d.qpos()[2]));
+    // ProMP's ant-dir from the same state under the same action: the same physics, and
+    // the reward differs by exactly the costs and the bonus that ES-MAML removes.
+    let promp = family("ant-dir");
+    let mut other = promp.row(&Task::new([-1.0]));
+    other.set_state(&qpos, &qvel);
+    let (r_promp, _) = other.step(&[0.3f32; 8]);
+    assert_eq!(
+        other.observe(),
+        row.observe(),
+        "same dynamics and observation"
+    );
+    let costs = -0.5 * 8.0 * 0.09 - 0.5e-3 * clipped_contact_sq(other.data()) + 1.0;
+    assert_close(f64::from(r_promp - r), costs, 1e-5, "removed terms");
+}
+
+#[test]
 fn ant_goal_reward_is_minus_the_l1_distance_and_never_terminates() {
     let env = family("ant-goal");
     assert_eq!((env.spec().obs_dim, env.spec().horizon), (113, 200));
@@ -160,7 +195,9 @@ fn task_distributions_follow_the_reference_and_repeat_by_seed() {
         assert_eq!(a, dist.sample(200, &mut stream(4, "tasks")), "{name}");
         for t in &a {
             match *name {
-                "half-cheetah-dir" | "ant-dir" => assert!(t.param(0).abs() == 1.0),
+                "half-cheetah-dir" | "ant-dir" | "ant-dir-forward" => {
+                    assert!(t.param(0).abs() == 1.0)
+                }
                 "half-cheetah-vel" | "ant-vel" => assert!((0.0..3.0).contains(&t.param(0))),
                 "ant-dir-2d" => assert!((t.param(0).hypot(t.param(1)) - 1.0).abs() < 1e-5),
                 "ant-goal" => assert!(t.param(0).hypot(t.param(1)) <= 3.0),

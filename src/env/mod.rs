@@ -325,6 +325,7 @@ pub const MUJOCO_ENV_NAMES: &[&str] = &[
     "half-cheetah-dir",
     "half-cheetah-vel",
     "ant-dir",
+    "ant-dir-forward",
     "ant-dir-2d",
     "ant-goal",
     "ant-vel",

@@ -11,6 +11,7 @@
 //! | `half-cheetah-dir` | half_cheetah | qpos[1:], qvel (17) | d·v − 0.05‖a‖² | never | d ∈ {−1, +1} | 100 |
 //! | `half-cheetah-vel` | half_cheetah | 17 | −\|v − v*\| − 0.05‖a‖² | never | v* ~ U[0, 3) | 100 |
 //! | `ant-dir` | ant | qpos[2:], qvel, clip(cfrc_ext, ±1) (111) | d·v_x − 0.5‖a‖² − 5e-4‖c‖² + 1 | torso z ∉ [0, 1] or non-finite | d ∈ {−1, +1} | 100 |
+//! | `ant-dir-forward` | ant | 111 | d·v_x | as ant-dir | d ∈ {−1, +1} | 100 |
 //! | `ant-dir-2d` | ant | 111 | d·Δxy/dt − 0.5‖a‖² − 5e-4‖c‖² + 1 | as ant-dir | d uniform on the unit circle | 100 |
 //! | `ant-goal` | ant | qpos, qvel, clip(cfrc_ext, ±1) (113) | −‖xy − g‖₁ − 0.1‖a‖² − 5e-4‖c‖² | never | g uniform in the disk of radius 3 | 200 |
 //! | `ant-vel` | ant | 111 | −\|v_x − v*\| + 1 − 0.005‖a‖² − 5e-4‖c‖² + 0.05 | torso z ∉ [0.2, 1] or non-finite | v* ~ U[0, 3) | 200 |
@@ -41,6 +42,11 @@
 //! - Swimmer: the reference's reward is `+|v − v*|` (it pays for missing the target
 //!   velocity, a sign bug, mission-anchors §2.12); ours is `−|v − v*|`, the task it names.
 //! - Horizons are ProMP's run-script default of 100 (ant-goal: 200, its full-code sweeps).
+//! - `ant-dir-forward` is ES-MAML's Forward-Backward Ant (A.7.1): the paper removes the
+//!   control cost, the contact cost and the survival bonus ("to make sure the agent is
+//!   explicitly performing the required task") and keeps the forward-movement reward; the
+//!   rest (observation, termination, horizon) is `ant-dir`'s, which the paper does not
+//!   restate.
 //! - `ant-vel` has no ProMP definition; it follows MAML's (`maml_rl`
 //!   `ant_env_rand.py`, also pytorch-maml-rl's AntVel): forward term −|v − v*| + 1, control
 //!   cost 0.005, survive bonus 0.05, ends outside z ∈ [0.2, 1], horizon 200; v is the torso's
@@ -159,8 +165,10 @@ struct Recipe {
     /// Leading qpos entries left out of the observation.
     obs_skip: usize,
     qvel_clip: Option<f64>,
-    /// Contact forces computed, observed and charged (the ant).
+    /// Contact forces computed and observed (the ant).
     contacts: bool,
+    /// Weight of the contact cost ‖clip(cfrc_ext, ±1)‖² (ProMP's ant: 5e-4).
+    contact_weight: f64,
     reset: Reset,
     ctrl_weight: f64,
     alive: f64,
@@ -175,6 +183,7 @@ impl Recipe {
             obs_skip: 1,
             qvel_clip: None,
             contacts: false,
+            contact_weight: 0.0,
             reset: Reset::UniformNormal(0.1, 0.1),
             ctrl_weight: 0.05,
             alive: 0.0,
@@ -186,6 +195,7 @@ impl Recipe {
                 file: "ant.xml",
                 obs_skip: 0,
                 contacts: true,
+                contact_weight: 0.5e-3,
                 ctrl_weight: 0.1,
                 ..cheetah
             },
@@ -193,6 +203,7 @@ impl Recipe {
                 file: "ant.xml",
                 obs_skip: 2,
                 contacts: true,
+                contact_weight: 0.5e-3,
                 ctrl_weight: 0.005,
                 alive: 1.05,
                 end: End::AntHeightVel,
@@ -202,6 +213,7 @@ impl Recipe {
                 file: "ant.xml",
                 obs_skip: 2,
                 contacts: true,
+                contact_weight: 0.5e-3,
                 ctrl_weight: 0.5,
                 alive: 1.0,
                 end: End::AntHeight,
@@ -331,6 +343,12 @@ impl Locomotion {
                 100,
                 "MuJoCo ant, run forward or backward along x (ProMP)",
             ),
+            "ant-dir-forward" => (
+                Robot::Ant,
+                Goal::Direction,
+                100,
+                "MuJoCo ant, run forward or backward along x, forward reward only (ES-MAML A.7.1)",
+            ),
             "ant-dir-2d" => (
                 Robot::Ant,
                 Goal::Direction2d,
@@ -377,8 +395,14 @@ impl Locomotion {
                 })
             }
         };
-        let model = load_model(Recipe::of(robot, goal).file)?;
-        let core = Core::new(model, robot, goal)?;
+        let mut recipe = Recipe::of(robot, goal);
+        if name == "ant-dir-forward" {
+            // ES-MAML A.7.1: only the forward-movement reward; control cost, contact cost
+            // and survival bonus removed.
+            (recipe.ctrl_weight, recipe.contact_weight, recipe.alive) = (0.0, 0.0, 0.0);
+        }
+        let model = load_model(recipe.file)?;
+        let core = Core::new(model, robot, goal, recipe)?;
         let spec = EnvSpec {
             name: NAMES.iter().find(|n| **n == name).expect("listed above"),
             obs_dim: core.obs_dim(),
@@ -520,12 +544,11 @@ impl Core {
         }
     }
 
-    fn new(model: Arc<MjModel>, robot: Robot, goal: Goal) -> Result<Self> {
+    fn new(model: Arc<MjModel>, robot: Robot, goal: Goal, recipe: Recipe) -> Result<Self> {
         let torso = model
             .name_to_id(MjtObjBase::mjOBJ_BODY, "torso")
             .ok_or_else(|| Error::Other("the robot model has no body named `torso`".into()))?;
         let ctrl_range = model.actuator_ctrlrange().to_vec();
-        let recipe = Recipe::of(robot, goal);
         Ok(Self {
             dt: model.opt().timestep * recipe.frame_skip as f64,
             model,
@@ -621,7 +644,7 @@ impl Core {
     fn contact_cost(&self, d: &MjData<Arc<MjModel>>) -> f64 {
         match self.robot {
             Robot::Humanoid => (0.5e-6 * raw_contact_sq(d)).min(10.0),
-            _ if self.recipe.contacts => 0.5e-3 * contact_sq(d),
+            _ if self.recipe.contact_weight > 0.0 => self.recipe.contact_weight * contact_sq(d),
             _ => 0.0,
         }
     }

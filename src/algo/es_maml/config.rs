@@ -24,6 +24,19 @@ pub enum PolicyKind {
     Mlp,
 }
 
+/// How first order's ES Hessian (Algorithm 4) weighs its K queries' values f(θ + σg_i).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum HessianValues {
+    /// Ours (default): standardized with reward normalization, mean-centred without it —
+    /// a control variate that puts Ĥ in the units of the normalized gradients.
+    #[default]
+    Shaped,
+    /// The raw returns, as the paper's Algorithm 4 is written: Ĥ = (H⁰ − v·I)/σ² with
+    /// H⁰ = (1/K) Σ f_i g_i g_iᵀ and v = (1/K) Σ f_i, no control variate.
+    Raw,
+}
+
 /// ES-MAML hyperparameters (paper A.7.2 and mission-anchors §3.4).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -38,6 +51,9 @@ pub struct EsMamlConfig {
     pub adapt_estimator: EsEstimator,
     /// First order: include the ES Hessian term (FO-Hessian) or not (FO-NoHessian).
     pub hessian: bool,
+    /// First order with the Hessian: the values Algorithm 4 weighs (`shaped`, ours, or
+    /// `raw`, the paper's).
+    pub hessian_values: HessianValues,
     /// Outer perturbations n (150); first order: tasks per iteration.
     pub perturbations: usize,
     /// Adaptation queries K (20).
@@ -81,6 +97,7 @@ impl Default for EsMamlConfig {
             estimator: EsEstimator::ForwardFd,
             adapt_estimator: EsEstimator::ForwardFd,
             hessian: false,
+            hessian_values: HessianValues::Shaped,
             perturbations: 150,
             queries: 20,
             sigma: 0.1,

@@ -55,7 +55,7 @@ mod config;
 mod evaluator;
 
 pub use crate::learner::EVAL_PATH_TASKS;
-pub use config::{EsMamlConfig, Operator, PolicyKind};
+pub use config::{EsMamlConfig, HessianValues, Operator, PolicyKind};
 use evaluator::{AdaptedReturn, Counter};
 
 /// The ES-MAML learner.
@@ -280,11 +280,12 @@ impl EsMaml {
         (g, value)
     }
 
-    /// Ĥ v by Algorithm 4 with ES-MAML's control variate: the f-values are standardized
-    /// (or only mean-centred without reward normalization) before forming
-    /// (1/(Kσ²)) Σ f̃_i (g_i g_iᵀ − I) v. Standardizing puts Ĥ in the same units as the
+    /// Ĥ v by Algorithm 4, (1/(Kσ²)) Σ f̃_i (g_i g_iᵀ − I) v. With `hessian_values =
+    /// shaped` (default) f̃ are the f-values standardized (or only mean-centred without
+    /// reward normalization): a control variate that puts Ĥ in the same units as the
     /// normalized gradients d1, d2 (the Jacobian of θ + α d1 is I + α ∇d1 ≈ I + α H/std f);
     /// with raw returns of size ~10² the raw estimate's variance (~f²/σ⁴) swamps the step.
+    /// `raw` uses the returns themselves, as the paper's Algorithm 4 is written.
     fn hessian_vector<F>(&self, f: &F, theta: &[f32], v: &[f32], seed: u64) -> Vec<f32>
     where
         F: Objective,
@@ -299,7 +300,9 @@ impl EsMaml {
             seed,
             FitnessShaping::Raw,
         );
-        let values = if cfg.normalize_rewards {
+        let values = if cfg.hessian_values == HessianValues::Raw {
+            est.values.clone()
+        } else if cfg.normalize_rewards {
             standardize(&est.values)
         } else {
             let m = est.mean_value();

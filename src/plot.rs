@@ -661,6 +661,18 @@ struct TaskTraj {
     paths: BTreeMap<(String, String), Vec<TrajPoint>>,
     /// Distinct goal positions.
     goals: Vec<(f64, f64)>,
+    /// The task's one-number target (a row with `goal_x` and no `goal_y`): d or v*.
+    target: Option<f64>,
+}
+
+impl TaskTraj {
+    /// The panel title of task `name`, with its target when it has one.
+    fn title(&self, name: &str) -> String {
+        match self.target {
+            Some(v) => format!("task {name}: target {v:.3}"),
+            None => format!("task {name}"),
+        }
+    }
 }
 
 /// Index of a required column, or an error naming it.
@@ -685,6 +697,9 @@ fn read_trajectories(path: &Path) -> Result<BTreeMap<String, TaskTraj>> {
     let mut tasks: BTreeMap<String, TaskTraj> = BTreeMap::new();
     for row in &rows {
         let entry = tasks.entry(cell(row, task)).or_default();
+        if let (Some(v), None) = (num(row, goal.0), num(row, goal.1)) {
+            entry.target = Some(v);
+        }
         if let (Some(gx), Some(gy)) = (num(row, goal.0), num(row, goal.1)) {
             if !entry
                 .goals
@@ -759,7 +774,7 @@ fn plot_trajectories(tasks: &BTreeMap<String, TaskTraj>, out: &Path, text: bool)
             .zip(root.split_evenly((rows, cols)))
             .enumerate()
         {
-            let title = format!("task {name}");
+            let title = task.title(name);
             let legend = i == 0;
             task_panel(&panel, &title, task, &phases, bounds, (text, legend))?;
         }
@@ -795,7 +810,7 @@ fn plot_x_over_time(tasks: &BTreeMap<String, TaskTraj>, out: &Path, text: bool) 
             .zip(root.split_evenly((rows, cols)))
             .enumerate()
         {
-            let title = format!("task {name}");
+            let title = task.title(name);
             let spec = ChartText {
                 title: &title,
                 x_desc: "step",
@@ -1100,7 +1115,8 @@ meta_loss,kl,grad_norm,sample_seconds\n\
     fn goal_only_rows_add_goals_and_no_path() {
         let mut csv = String::from("phase,task,rollout,t,x,y,goal_x,goal_y\n");
         csv += "pre,0,0,0,0,0,1,0\npre,0,0,1,0.1,0,1,0\n";
-        csv += &crate::traj::extra_goal_rows(0, &[[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]]);
+        csv += &crate::traj::extra_goal_rows(0, &[[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], None);
+        csv += &crate::traj::extra_goal_rows(1, &[], Some(-1.0));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(TRAJECTORIES_FILE);
         std::fs::write(&path, &csv).unwrap();
@@ -1108,6 +1124,10 @@ meta_loss,kl,grad_norm,sample_seconds\n\
         let t = &tasks["0"];
         assert_eq!(t.goals, vec![(1.0, 0.0), (0.0, 1.0), (-1.0, 0.0)]);
         assert_eq!(t.paths.len(), 1, "the goal rows are not a path");
+        assert_eq!((t.target, t.title("0")), (None, "task 0".to_string()));
+        let t1 = &tasks["1"];
+        assert!(t1.goals.is_empty() && t1.paths.is_empty());
+        assert_eq!(t1.title("1"), "task 1: target -1.000");
         let shown = shown_tasks(&tasks);
         assert_eq!(phases_of(&shown), vec!["pre".to_string()]);
     }

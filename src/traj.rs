@@ -174,14 +174,20 @@ impl Trajectories {
 }
 
 /// CSV rows `goal,m,,,,,goal_x,goal_y` for the goals of task `m` after its first (which
-/// the path rows carry): `metarl plot` draws every goal of a task (e.g. all six of
-/// six circles) and finds no path in these rows.
-pub fn extra_goal_rows(m: usize, goals: &[[f32; 2]]) -> String {
-    goals
+/// the path rows carry), and a row `target,m,,,,,v,` for a one-number target v
+/// ([`crate::env::Env::target`]): `metarl plot` draws every goal of a task (e.g. all six
+/// of six circles), names the target in the task's panels, and finds no path in these
+/// rows.
+pub fn extra_goal_rows(m: usize, goals: &[[f32; 2]], target: Option<f32>) -> String {
+    let mut rows: String = goals
         .iter()
         .skip(1)
         .map(|[x, y]| format!("goal,{m},,,,,{x},{y}\n"))
-        .collect()
+        .collect();
+    if let Some(v) = target {
+        rows.push_str(&format!("target,{m},,,,,{v},\n"));
+    }
+    rows
 }
 
 /// Writes the positions of a point-environment batch as CSV rows

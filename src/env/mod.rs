@@ -204,6 +204,12 @@ pub trait Env: Send + Sync + Debug {
         let _ = task;
         Vec::new()
     }
+    /// A task's one-number target, for families whose task is one (the direction d or the
+    /// velocity v* of the locomotion families): `metarl plot` names it in the task's panel.
+    fn target(&self, task: &Task) -> Option<f32> {
+        let _ = task;
+        None
+    }
 }
 
 /// The tasks of a batch of [`LANES`] rows stepped in lock-step, with the family's
@@ -432,6 +438,9 @@ impl Env for ScaledActions {
     fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
         self.inner.goals(task)
     }
+    fn target(&self, task: &Task) -> Option<f32> {
+        self.inner.target(task)
+    }
 }
 
 /// [`ScaledActions`] for a simulator family: its rows, stepped with scaled actions.
@@ -575,6 +584,9 @@ impl Env for WithHorizon {
     }
     fn goals(&self, task: &Task) -> Vec<[f32; 2]> {
         self.inner.goals(task)
+    }
+    fn target(&self, task: &Task) -> Option<f32> {
+        self.inner.target(task)
     }
 }
 

@@ -109,7 +109,7 @@ impl PathsCsv {
             .iter()
             .take(PATH_TASKS)
             .enumerate()
-            .map(|(m, t)| extra_goal_rows(m, &envf.goals(t)))
+            .map(|(m, t)| extra_goal_rows(m, &envf.goals(t), envf.target(t)))
             .collect();
         Self {
             goals,

@@ -914,4 +914,12 @@ impl Env for Locomotion {
             _ => Vec::new(),
         }
     }
+
+    /// d of the direction tasks along x, v* of the velocity tasks.
+    fn target(&self, task: &Task) -> Option<f32> {
+        match self.core.goal {
+            Goal::Direction | Goal::Velocity { .. } => Some(task.param(0)),
+            _ => None,
+        }
+    }
 }

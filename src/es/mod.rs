@@ -66,7 +66,7 @@ pub use noise::{
     evaluation_rng, gaussian_perturbation, gaussian_perturbations, lazy_evaluation_rng,
 };
 pub use objective::Objective;
-pub use shaping::{centered_ranks, standardize, FitnessShaping};
+pub use shaping::{centered_ranks, spread, standardize, FitnessShaping};
 
 #[cfg(test)]
 pub(crate) mod testing {

@@ -57,14 +57,22 @@ pub fn standardize(values: &[f64]) -> Vec<f64> {
     if values.is_empty() {
         return Vec::new();
     }
-    let m = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / m;
-    let var = values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / m;
-    let std = var.sqrt();
+    let mean = values.iter().sum::<f64>() / values.len() as f64;
+    let std = spread(values);
     values
         .iter()
         .map(|v| if std > 0.0 { (v - mean) / std } else { 0.0 })
         .collect()
+}
+
+/// The population standard deviation of `values` (0 when empty or all equal).
+pub fn spread(values: &[f64]) -> f64 {
+    if values.is_empty() {
+        return 0.0;
+    }
+    let m = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / m;
+    (values.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / m).sqrt()
 }
 
 /// Centered ranks (Salimans et al. 2017, `compute_centered_ranks`):
@@ -119,6 +127,14 @@ mod tests {
         let v = [0.3, -2.0, 8.0, 1.5, 0.0];
         let w: Vec<f64> = v.iter().map(|x: &f64| x.exp() * 10.0 - 4.0).collect();
         assert_eq!(centered_ranks(&v), centered_ranks(&w));
+    }
+
+    #[test]
+    fn spread_is_the_population_standard_deviation() {
+        assert_eq!(spread(&[1.0, 3.0]), 1.0);
+        assert_eq!(spread(&[2.0, 2.0, 2.0]), 0.0);
+        assert_eq!(spread(&[]), 0.0);
+        assert!((spread(&[0.0, 0.0, 3.0]) - 2f64.sqrt()).abs() < 1e-15);
     }
 
     #[test]

@@ -32,6 +32,10 @@ pub enum HessianValues {
     /// a control variate that puts Ĥ in the units of the normalized gradients.
     #[default]
     Shaped,
+    /// The returns divided by their standard deviation, not centred: the paper's
+    /// Algorithm 4 with A.7.1's reward normalization (Mania et al.'s, which scales by the
+    /// returns' spread) and no control variate.
+    Scaled,
     /// The raw returns, as the paper's Algorithm 4 is written: Ĥ = (H⁰ − v·I)/σ² with
     /// H⁰ = (1/K) Σ f_i g_i g_iᵀ and v = (1/K) Σ f_i, no control variate.
     Raw,

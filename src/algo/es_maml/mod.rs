@@ -40,7 +40,7 @@ use crate::error::{Error, Result};
 pub use crate::es::Order;
 use crate::es::{
     dpp_perturbations, es_gradient, es_gradient_lockstep, es_gradient_on, es_hvp_from_values,
-    first_order_meta_direction, gaussian_perturbations, hill_climb_lockstep, standardize,
+    first_order_meta_direction, gaussian_perturbations, hill_climb_lockstep, spread, standardize,
     EsEstimator, FitnessShaping, GradientProblem, Objective,
 };
 use crate::lanes::LANES;
@@ -285,7 +285,8 @@ impl EsMaml {
     /// reward normalization): a control variate that puts Ĥ in the same units as the
     /// normalized gradients d1, d2 (the Jacobian of θ + α d1 is I + α ∇d1 ≈ I + α H/std f);
     /// with raw returns of size ~10² the raw estimate's variance (~f²/σ⁴) swamps the step.
-    /// `raw` uses the returns themselves, as the paper's Algorithm 4 is written.
+    /// `raw` uses the returns themselves, as the paper's Algorithm 4 is written; `scaled`
+    /// divides them by their spread without centring them (A.7.1's reward normalization).
     fn hessian_vector<F>(&self, f: &F, theta: &[f32], v: &[f32], seed: u64) -> Vec<f32>
     where
         F: Objective,
@@ -300,13 +301,18 @@ impl EsMaml {
             seed,
             FitnessShaping::Raw,
         );
-        let values = if cfg.hessian_values == HessianValues::Raw {
-            est.values.clone()
-        } else if cfg.normalize_rewards {
-            standardize(&est.values)
-        } else {
-            let m = est.mean_value();
-            est.values.iter().map(|x| x - m).collect()
+        let values = match cfg.hessian_values {
+            HessianValues::Raw => est.values.clone(),
+            HessianValues::Scaled => {
+                let s = spread(&est.values);
+                let scale = if s > 0.0 { 1.0 / s } else { 0.0 };
+                est.values.iter().map(|x| x * scale).collect()
+            }
+            HessianValues::Shaped if cfg.normalize_rewards => standardize(&est.values),
+            HessianValues::Shaped => {
+                let m = est.mean_value();
+                est.values.iter().map(|x| x - m).collect()
+            }
         };
         let g = gaussian_perturbations(theta.len(), cfg.queries, seed, 0);
         es_hvp_from_values(&g, &values, v, cfg.adapt_sigma)

@@ -67,7 +67,7 @@ def main():
         scores.append(("mean-action return after adaptation", fmt(ev["mean_action"]["post_return"])))
     if ev.get("velocity_error"):
         v = ev["velocity_error"]
-        scores.append(("mean |v − v*| before → after", f"{v['pre']:.3f} → {v['post']:.3f}"))
+        scores.append(("mean \\|v − v*\\| before → after", f"{v['pre']:.3f} → {v['post']:.3f}"))
 
     lines = [f"# {name}", ""]
     if note:

@@ -766,21 +766,33 @@ fn plot_trajectories(tasks: &BTreeMap<String, TaskTraj>, out: &Path, text: bool)
     }
     let phases = phases_of(&shown);
     let bounds = traj_bounds(&shown);
+    render_task_grid(out, &shown, TRAJ_PANEL, |panel, i, name, task| {
+        let title = task.title(name);
+        task_panel(panel, &title, task, &phases, bounds, (text, i == 0))
+    })?;
+    Ok(true)
+}
+
+/// Renders one panel per shown task, in rows of at most three, `cell` pixels each;
+/// `panel(area, i, name, task)` draws the `i`-th.
+fn render_task_grid(
+    out: &Path,
+    shown: &[(&String, &TaskTraj)],
+    cell: (u32, u32),
+    mut panel: impl FnMut(&Area, usize, &str, &TaskTraj) -> Result<()>,
+) -> Result<()> {
     let (rows, cols) = grid_shape(shown.len(), 3);
-    let size = (TRAJ_PANEL.0 * cols as u32, TRAJ_PANEL.1 * rows as u32);
+    let size = (cell.0 * cols as u32, cell.1 * rows as u32);
     render(out, size, |root| {
-        for (i, ((name, task), panel)) in shown
+        for (i, ((name, task), area)) in shown
             .iter()
             .zip(root.split_evenly((rows, cols)))
             .enumerate()
         {
-            let title = task.title(name);
-            let legend = i == 0;
-            task_panel(&panel, &title, task, &phases, bounds, (text, legend))?;
+            panel(&area, i, name, task)?;
         }
         Ok(())
-    })?;
-    Ok(true)
+    })
 }
 
 /// Draws `x-over-time.png`: one panel per task (first [`MAX_TASKS`]), x against the step
@@ -802,29 +814,21 @@ fn plot_x_over_time(tasks: &BTreeMap<String, TaskTraj>, out: &Path, text: bool) 
     };
     let ranges = (padded(t), padded(x));
     let phases = phases_of(&shown);
-    let (rows, cols) = grid_shape(shown.len(), 3);
-    let size = (METRIC_CELL.0 * cols as u32, METRIC_CELL.1 * rows as u32);
-    render(out, size, |root| {
-        for (i, ((name, task), panel)) in shown
-            .iter()
-            .zip(root.split_evenly((rows, cols)))
-            .enumerate()
-        {
-            let title = task.title(name);
-            let spec = ChartText {
-                title: &title,
-                x_desc: "step",
-                y_desc: "x",
-            };
-            let mut chart = new_chart(&panel, &spec, ranges, text)?;
-            for (k, phase) in phases.iter().enumerate() {
-                let color = PALETTE[k % PALETTE.len()];
-                draw_phase(&mut chart, task, phase, color, |&(t, x, _)| (t, x))?;
-                legend_entry(&mut chart, phase, color)?;
-            }
-            if i == 0 && phases.len() > 1 {
-                draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, text)?;
-            }
+    render_task_grid(out, &shown, METRIC_CELL, |panel, i, name, task| {
+        let title = task.title(name);
+        let spec = ChartText {
+            title: &title,
+            x_desc: "step",
+            y_desc: "x",
+        };
+        let mut chart = new_chart(panel, &spec, ranges, text)?;
+        for (k, phase) in phases.iter().enumerate() {
+            let color = PALETTE[k % PALETTE.len()];
+            draw_phase(&mut chart, task, phase, color, |&(t, x, _)| (t, x))?;
+            legend_entry(&mut chart, phase, color)?;
+        }
+        if i == 0 && phases.len() > 1 {
+            draw_legend(&mut chart, SeriesLabelPosition::UpperLeft, text)?;
         }
         Ok(())
     })?;

@@ -23,8 +23,9 @@ use crate::traj::{extra_goal_rows, positions_csv};
 /// Sampling noise comes from fixed streams, so two runs are scored on the same draws.
 /// The adapted policy is also scored acting with its mean action (`mean_action`), after
 /// the stochastic batches, so those draws do not depend on it. Last, for the plot only,
-/// the first tasks' mean-action paths before and after adaptation are recorded from one
-/// start state per task (a stream of their own: no score depends on them).
+/// the first tasks' mean-action paths before adaptation and after each inner step are
+/// recorded from one start state per task (a stream of their own: no score depends on
+/// them).
 pub fn evaluate(
     envf: &Arc<dyn Env>,
     policy: &GaussianPolicy,
@@ -38,19 +39,16 @@ pub fn evaluate(
         stream(HELD_OUT_SEED, "eval-action"),
     );
     let mut paths = PathsCsv::new(envf, &tasks, meta.rollouts);
-    let p0 = GaussianParams::from_policy(&policy.valid());
-    let mut p = p0.clone();
+    let mut p = GaussianParams::from_policy(&policy.valid());
+    // The policy before adaptation and after each inner step, for the mean-action paths.
+    let mut steps = vec![p.clone()];
     let mut returns = Vec::new();
     let mut success = None;
     let mut speed_miss = Vec::new();
     for s in 0..=meta.inner_steps {
         let (er, ar) = (&mut env_rng, &mut act_rng);
         let tr = sample_tasks(envf, &tasks, &p, meta.rollouts, er, ar, device);
-        let phase = if s == 0 {
-            "pre".to_string()
-        } else {
-            format!("post-{s}")
-        };
+        let phase = phase_name(s);
         paths.push(&tr, &phase);
         returns.push(tr.mean_return());
         success = tr.success_rate();
@@ -58,6 +56,7 @@ pub fn evaluate(
         if s < meta.inner_steps {
             let b = process(&tr, meta, device)?;
             p = adapt(&p, &b, meta.estimator, meta.inner_lr, false);
+            steps.push(p.clone());
         }
     }
     let mut venv = VecEnv::for_tasks(envf.clone(), &tasks, meta.rollouts, &mut env_rng);
@@ -74,15 +73,24 @@ pub fn evaluate(
         velocity_error: VelocityError::of(speed_miss[0], speed_miss[meta.inner_steps]),
     };
     let shown = &tasks[..tasks.len().min(PATH_TASKS)];
-    let last = format!("post-{}", meta.inner_steps);
-    for (params, phase) in [(&p0, "pre"), (&p, last.as_str())] {
+    for (s, params) in steps.iter().enumerate() {
+        let phase = phase_name(s);
         let mut rng = stream(HELD_OUT_SEED, "eval-paths");
         let mut venv = VecEnv::for_tasks(envf.clone(), shown, 1, &mut rng);
         let actor = TaskPolicies::new(&params.tasks(0, shown.len()), 1).mean_actions();
         let tr = sample(&actor, &mut venv, 1, &mut rng, device);
-        paths.push_mean(&tr, phase);
+        paths.push_mean(&tr, &phase);
     }
     Ok(Evaluation::returns(n, scores, paths.csv))
+}
+
+/// The `trajectories.csv` phase of the policy after `step` inner steps: `pre`, `post-1`, ….
+fn phase_name(step: usize) -> String {
+    if step == 0 {
+        "pre".to_string()
+    } else {
+        format!("post-{step}")
+    }
 }
 
 /// Held-out tasks whose paths an evaluation records.

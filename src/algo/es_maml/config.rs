@@ -76,7 +76,8 @@ pub struct EsMamlConfig {
     pub normalize_states: bool,
     /// Policy architecture.
     pub policy: PolicyKind,
-    /// Hidden layer sizes for `policy = "mlp"` (width 32).
+    /// Hidden layer sizes for `policy = "mlp"`. Default `[32, 32]`, the paper's "HH"
+    /// (two hidden layers of width 32); its "H" is `[32]` (`--hidden 32`).
     pub hidden: Vec<usize>,
     /// DPP candidate pool = `dpp_pool_factor` × K (ES-MAML's dpp_rho: 5).
     pub dpp_pool_factor: usize,

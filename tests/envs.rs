@@ -20,6 +20,7 @@ const SPECS: &[(&str, usize, usize, usize)] = &[
     ("point-corners-es", 2, 2, 100),
     ("six-circles", 2, 2, 100),
     ("four-circles", 2, 2, 100),
+    ("six-circles-visit", 2, 2, 100),
     ("goal-1d", 1, 1, 5),
     ("cartpole-biased", 4, 1, 500),
 ];
@@ -207,7 +208,13 @@ fn families_with_a_fixed_start_never_read_the_reset_generator() {
     }
     assert_eq!(
         fixed,
-        ["nav2d", "point-corners-es", "six-circles", "four-circles"]
+        [
+            "nav2d",
+            "point-corners-es",
+            "six-circles",
+            "four-circles",
+            "six-circles-visit"
+        ]
     );
 }
 

@@ -2,8 +2,9 @@
 //! for half-cheetah and ant in the batched sampler with the Gaussian (64, 64) tanh policy
 //! on one ProMP meta-batch (40 tasks × 20 rollouts × horizon 100 = 80 000 env steps), next
 //! to a raw `mujoco-rs` loop over the same model (one `MjData`, 5 physics steps per env
-//! step, fixed controls, nothing else), on 1 and 2 threads. Each run measures the three
-//! one after the other (alternating, so slow minutes of the machine hit all three); the
+//! step, fixed controls, nothing else), on 1 and 2 threads (two raw loops at once: what
+//! the physics alone gains from the second core). Each run measures the four one after
+//! the other (alternating, so slow minutes of the machine hit all four); the
 //! table shows medians of 9 runs and the median (min–max) of the per-run ratios; set
 //! `METARL_BENCH_RUNS` for another count.
 
@@ -49,6 +50,19 @@ fn raw(env: &Locomotion, contacts: bool) -> f64 {
     STEPS as f64 / t0.elapsed().as_secs_f64()
 }
 
+/// Env steps/s of two raw loops running at once on two threads (each `STEPS` steps of
+/// its own `MjData`): what the physics alone gains from a second core.
+fn raw_two(env: &Locomotion, contacts: bool) -> f64 {
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        let a = s.spawn(|| raw(env, contacts));
+        let b = s.spawn(|| raw(env, contacts));
+        a.join().expect("raw loop");
+        b.join().expect("raw loop");
+    });
+    2.0 * STEPS as f64 / t0.elapsed().as_secs_f64()
+}
+
 /// Env steps/s of one meta-batch through `VecEnv` and the sampler, policy included.
 fn sampler(env: &Arc<dyn Env>, threads: usize) -> f64 {
     let device = metarl::device::DeviceKind::Flex.device().expect("flex");
@@ -78,16 +92,17 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(9);
     println!(
-        "{:<18} {:>14} {:>16} {:>16}",
-        "family", "raw 1 thread", "sampler 1 thread", "sampler 2 threads"
+        "{:<18} {:>14} {:>16} {:>16} {:>16}",
+        "family", "raw 1 thread", "raw 2 threads", "sampler 1 thread", "sampler 2 threads"
     );
     for name in ["half-cheetah-dir", "ant-dir"] {
         let fam = Locomotion::named(name).expect("run scripts/install-mujoco.sh first");
         let contacts = name.starts_with("ant");
         let env: Arc<dyn Env> = Arc::new(Locomotion::named(name).expect("model"));
-        let (mut r, mut s1, mut s2) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut r, mut r2, mut s1, mut s2) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for _ in 0..runs {
             r.push(raw(&fam, contacts));
+            r2.push(raw_two(&fam, contacts));
             s1.push(sampler(&env, 1));
             s2.push(sampler(&env, 2));
         }
@@ -98,10 +113,12 @@ fn main() {
             (median(v), lo, hi)
         };
         let (per_core, scaling) = (ratios(&s1, &r), ratios(&s2, &s1));
-        let (r, s1, s2) = (median(r), median(s1), median(s2));
+        let raw_scaling = ratios(&r2, &r);
+        let (r, r2, s1, s2) = (median(r), median(r2), median(s1), median(s2));
         println!(
-            "{name:<18} {r:>12.0}/s {s1:>14.0}/s {s2:>14.0}/s   sampler/raw {:.3} ({:.3}–{:.3}), 2 threads/1 {:.3}x ({:.3}–{:.3})",
-            per_core.0, per_core.1, per_core.2, scaling.0, scaling.1, scaling.2
+            "{name:<18} {r:>12.0}/s {r2:>14.0}/s {s1:>14.0}/s {s2:>14.0}/s   sampler/raw {:.3} ({:.3}–{:.3}), sampler 2 threads/1 {:.3}x ({:.3}–{:.3}), raw 2 threads/1 {:.3}x ({:.3}–{:.3})",
+            per_core.0, per_core.1, per_core.2, scaling.0, scaling.1, scaling.2,
+            raw_scaling.0, raw_scaling.1, raw_scaling.2
         );
     }
 }

@@ -251,7 +251,7 @@ impl Evaluation {
                 Some([x, y]) => (x.to_string(), y.to_string()),
                 None => (String::new(), String::new()),
             };
-            csv.push_str(&crate::traj::extra_goal_rows(j, &goals, env.target(task)));
+            csv.push_str(&crate::traj::task_marker_rows(j, &goals, env.target(task)));
             for (phase, path) in [("pre", &o.paths[0]), ("post-1", &o.paths[1])] {
                 for (t, [x, y]) in path.iter().enumerate() {
                     csv.push_str(&format!("{phase},{j},0,{t},{x},{y},{gx},{gy}\n"));

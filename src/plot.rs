@@ -1119,8 +1119,8 @@ meta_loss,kl,grad_norm,sample_seconds\n\
     fn goal_only_rows_add_goals_and_no_path() {
         let mut csv = String::from("phase,task,rollout,t,x,y,goal_x,goal_y\n");
         csv += "pre,0,0,0,0,0,1,0\npre,0,0,1,0.1,0,1,0\n";
-        csv += &crate::traj::extra_goal_rows(0, &[[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], None);
-        csv += &crate::traj::extra_goal_rows(1, &[], Some(-1.0));
+        csv += &crate::traj::task_marker_rows(0, &[[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0]], None);
+        csv += &crate::traj::task_marker_rows(1, &[], Some(-1.0));
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(TRAJECTORIES_FILE);
         std::fs::write(&path, &csv).unwrap();

@@ -178,7 +178,7 @@ impl Trajectories {
 /// ([`crate::env::Env::target`]): `metarl plot` draws every goal of a task (e.g. all six
 /// of six circles), names the target in the task's panels, and finds no path in these
 /// rows.
-pub fn extra_goal_rows(m: usize, goals: &[[f32; 2]], target: Option<f32>) -> String {
+pub fn task_marker_rows(m: usize, goals: &[[f32; 2]], target: Option<f32>) -> String {
     let mut rows: String = goals
         .iter()
         .skip(1)

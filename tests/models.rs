@@ -48,10 +48,8 @@ fn scores(j: &Value) -> Vec<(String, f64)> {
     for (k, v) in j["post_return"].as_array().unwrap().iter().enumerate() {
         out.push((format!("post_return[{k}]"), v.as_f64().unwrap()));
     }
-    for key in ["success_rate"] {
-        if let Some(v) = j[key].as_f64() {
-            out.push((key.to_string(), v));
-        }
+    if let Some(v) = j["success_rate"].as_f64() {
+        out.push(("success_rate".to_string(), v));
     }
     for (obj, key) in [
         ("mean_action", "post_return"),

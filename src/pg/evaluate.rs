@@ -16,7 +16,7 @@ use crate::nn::GaussianPolicy;
 use crate::plot::MEAN_ROLLOUT;
 use crate::rng::{stream, Rng};
 use crate::rollout::sample;
-use crate::traj::{extra_goal_rows, positions_csv};
+use crate::traj::{positions_csv, task_marker_rows};
 
 /// Samples the first `n` held-out tasks (fixed for every run), adapts the meta-policy with
 /// the run's inner step (first order: no meta-gradient is needed) and measures returns.
@@ -102,7 +102,7 @@ struct PathsCsv {
     goals: Vec<Option<[f32; 2]>>,
     shown: usize,
     csv: String,
-    /// The shown tasks' further goals ([`extra_goal_rows`]), written after the header.
+    /// The shown tasks' further goals ([`task_marker_rows`]), written after the header.
     extra: String,
 }
 
@@ -117,7 +117,7 @@ impl PathsCsv {
             .iter()
             .take(PATH_TASKS)
             .enumerate()
-            .map(|(m, t)| extra_goal_rows(m, &envf.goals(t), envf.target(t)))
+            .map(|(m, t)| task_marker_rows(m, &envf.goals(t), envf.target(t)))
             .collect();
         Self {
             goals,

@@ -629,13 +629,14 @@ impl Core {
             row.data.rne_post_constraint();
         }
         let after = self.position(&row.data);
+        let task_term = self.task_reward(&row.task, before, after);
         if matches!(self.goal, Goal::Velocity { .. }) {
-            row.speed_miss += (self.velocity(before, after)[0] - row.task[0]).abs();
+            // A velocity task's term is −|v − v*|.
+            row.speed_miss -= task_term;
         }
         row.steps += 1;
         let ctrl = self.recipe.ctrl_weight * row.data.ctrl().iter().map(|x| x * x).sum::<f64>();
-        let r = self.task_reward(&row.task, before, after) - ctrl - self.contact_cost(&row.data)
-            + self.recipe.alive;
+        let r = task_term - ctrl - self.contact_cost(&row.data) + self.recipe.alive;
         (r as f32, self.terminated(&row.data))
     }
 
@@ -655,7 +656,10 @@ impl Core {
             // 1.25 × the velocity over dt.
             return 0.25 * task[0] * (after[0] - before[0]) / self.model.opt().timestep;
         }
-        let v = self.velocity(before, after);
+        let v = [
+            (after[0] - before[0]) / self.dt,
+            (after[1] - before[1]) / self.dt,
+        ];
         match self.goal {
             Goal::Direction => task[0] * v[0],
             Goal::Direction2d => task[0] * v[0] + task[1] * v[1],
@@ -663,14 +667,6 @@ impl Core {
             Goal::Position { .. } => -((after[0] - task[0]).abs() + (after[1] - task[1]).abs()),
             Goal::Params { .. } => v[0],
         }
-    }
-
-    /// The planar velocity over one environment step, from the positions before and after.
-    fn velocity(&self, before: [f64; 2], after: [f64; 2]) -> [f64; 2] {
-        [
-            (after[0] - before[0]) / self.dt,
-            (after[1] - before[1]) / self.dt,
-        ]
     }
 
     /// A velocity task's mean |v − v*| per step over the row's episode so far.

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use metarl::algo::es_maml::{Operator, Order, PolicyKind};
+use metarl::algo::es_maml::{Operator, Order, PolicyKind, QueryCount};
 use metarl::cli::{main_with, open_or_create, parse_args, print_result, CommonArgs};
 use metarl::env::Registry;
 use metarl::es::EsEstimator;
@@ -42,6 +42,13 @@ struct Args {
     /// Adaptation queries K.
     #[arg(long)]
     queries: Option<usize>,
+    /// What K counts: directions (the code's, K + 1 evaluations with forward-FD and hill
+    /// climbing) or evaluations (the paper's K in all).
+    #[arg(long, value_enum)]
+    query_count: Option<QueryCount>,
+    /// Evaluations of f(θ) averaged by the outer forward-FD estimator (paper: 150).
+    #[arg(long)]
+    current_evals: Option<usize>,
     /// Outer perturbations n (first order: tasks per iteration).
     #[arg(long)]
     perturbations: Option<usize>,
@@ -119,6 +126,8 @@ fn config(a: &Args) -> Result<EsMamlRun> {
         e.policy = a.policy.unwrap_or(e.policy);
         e.hessian = full.unwrap_or(e.hessian);
         e.queries = a.queries.unwrap_or(e.queries);
+        e.query_count = a.query_count.unwrap_or(e.query_count);
+        e.current_evals = a.current_evals.unwrap_or(e.current_evals);
         e.perturbations = a.perturbations.unwrap_or(e.perturbations);
         e.task_batch = a.task_batch.unwrap_or(e.task_batch);
         e.hidden = a.hidden.clone().unwrap_or_else(|| e.hidden.clone());

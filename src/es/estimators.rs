@@ -103,6 +103,7 @@ where
         sigma,
         n,
         estimator,
+        1,
         seed,
         shaping,
     )
@@ -112,7 +113,12 @@ where
 /// ([`crate::dist`]): each rank evaluates its share, every rank receives every value
 /// and forms the same estimate — the one a single process forms. Every rank must call it
 /// with the same arguments.
-#[allow(clippy::too_many_arguments)] // es_gradient's arguments and the cluster
+///
+/// `center_evals` (≥ 1) is how many evaluations of `f(θ)` `ForwardFd` averages into its
+/// `f(θ)`, each with its own generator (ES-MAML A.7.2's "# Current Evals": 150; 1 is
+/// [`es_gradient`]'s single evaluation). The other estimators do not evaluate `θ` and
+/// ignore it.
+#[allow(clippy::too_many_arguments)] // es_gradient's arguments, the centre's evaluations and the cluster
 pub fn es_gradient_on<F>(
     cluster: &crate::dist::Cluster,
     f: &F,
@@ -120,12 +126,14 @@ pub fn es_gradient_on<F>(
     sigma: f32,
     n: usize,
     estimator: EsEstimator,
+    center_evals: usize,
     seed: u64,
     shaping: impl Into<FitnessShaping>,
 ) -> EsGradient
 where
     F: Objective + ?Sized,
 {
+    assert!(center_evals >= 1, "f(θ) needs at least one evaluation");
     let perturbations = gaussian_perturbations(theta.len(), n, seed, 0);
     gradient_with_perturbations_on(
         cluster,
@@ -134,6 +142,7 @@ where
         &perturbations,
         sigma,
         estimator,
+        center_evals,
         seed,
         shaping.into(),
     )
@@ -166,14 +175,16 @@ where
         perturbations,
         sigma,
         estimator,
+        1,
         seed,
         shaping.into(),
     )
 }
 
 /// [`es_gradient_with_perturbations`] with the evaluations shared between `cluster`'s
-/// ranks ([`evaluate_perturbed_on`]).
-#[allow(clippy::too_many_arguments)] // es_gradient_with_perturbations' arguments and the cluster
+/// ranks ([`evaluate_perturbed_on`]) and `center_evals` evaluations of `f(θ)` averaged
+/// when the estimator uses it.
+#[allow(clippy::too_many_arguments)] // es_gradient_with_perturbations' arguments, the centre's evaluations and the cluster
 fn gradient_with_perturbations_on<F>(
     cluster: &crate::dist::Cluster,
     f: &F,
@@ -181,6 +192,7 @@ fn gradient_with_perturbations_on<F>(
     perturbations: &[Vec<f32>],
     sigma: f32,
     estimator: EsEstimator,
+    center_evals: usize,
     seed: u64,
     shaping: FitnessShaping,
 ) -> EsGradient
@@ -193,8 +205,17 @@ where
     );
     assert!(!perturbations.is_empty(), "ES needs at least one direction");
     let (signs, center) = estimator.layout();
-    let (values, f0) =
-        evaluate_perturbed_on(cluster, f, theta, perturbations, sigma, signs, seed, center);
+    let centers = if center { center_evals } else { 0 };
+    let (values, f0) = evaluate_perturbed_on(
+        cluster,
+        f,
+        theta,
+        perturbations,
+        sigma,
+        signs,
+        seed,
+        centers,
+    );
     let grad = es_gradient_from_values(perturbations, &values, f0, sigma, estimator, shaping);
     EsGradient { grad, values, f0 }
 }
@@ -534,6 +555,64 @@ mod tests {
             est.values[0] != est.values[2],
             "different pairs get different noise"
         );
+    }
+
+    /// ES-MAML's "# Current Evals": forward-FD's f(θ) is the mean of `m` evaluations of θ,
+    /// evaluation `c` with the centre generator `c`; the perturbed values are unchanged, the
+    /// estimate is the forward-FD formula with that mean, and `m = 1` is [`es_gradient`].
+    #[test]
+    fn forward_fd_averages_its_current_evaluations() {
+        let noisy = |x: &[f32], rng: &mut Rng| {
+            let eps: f64 = StandardNormal.sample(rng);
+            quadratic(x, rng) + 0.5 * eps
+        };
+        let (theta, sigma, n, seed) = ([0.3f32, -0.1, 0.2], 0.1f32, 6usize, 17u64);
+        let single = crate::dist::Cluster::single();
+        let est = |m| {
+            es_gradient_on(
+                &single,
+                &noisy,
+                &theta,
+                sigma,
+                n,
+                EsEstimator::ForwardFd,
+                m,
+                seed,
+                false,
+            )
+        };
+        assert_eq!(
+            est(1),
+            es_gradient(
+                &noisy,
+                &theta,
+                sigma,
+                n,
+                EsEstimator::ForwardFd,
+                seed,
+                false
+            )
+        );
+        let m = 7;
+        let many = est(m);
+        let centre: Vec<f64> = (0..m as u64)
+            .map(|c| noisy(&theta, crate::es::noise::center_rng(seed, c).get()))
+            .collect();
+        let mean = centre.iter().sum::<f64>() / m as f64;
+        assert_ne!(
+            centre[0], centre[1],
+            "each centre evaluation has its own noise"
+        );
+        assert_eq!(many.f0, Some(mean));
+        assert_eq!(many.values, est(1).values);
+        let g = gaussian_perturbations(theta.len(), n, seed, 0);
+        for j in 0..theta.len() {
+            let expected: f64 = (0..n)
+                .map(|i| (many.values[i] - mean) * f64::from(g[i][j]))
+                .sum::<f64>()
+                / (n as f64 * f64::from(sigma));
+            assert!((f64::from(many.grad[j]) - expected).abs() < 1e-5 * expected.abs().max(1.0));
+        }
     }
 
     #[test]

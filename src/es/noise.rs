@@ -137,10 +137,11 @@ pub fn lazy_evaluation_rng(seed: u64, index: u64) -> LazyRng {
     LazyRng::new(seed, EVALUATION_STREAM, index)
 }
 
-/// The generator of the centre evaluation `f(θ)` of an estimator called with `seed`
-/// (`rng::substream(seed, CENTER_STREAM, 0)`), built when first used.
-pub(crate) fn center_rng(seed: u64) -> LazyRng {
-    LazyRng::new(seed, CENTER_STREAM, 0)
+/// The generator of centre evaluation `c` of `f(θ)` of an estimator called with `seed`
+/// (`rng::substream(seed, CENTER_STREAM, c)`), built when first used. An estimator that
+/// evaluates the centre once uses `c = 0`.
+pub(crate) fn center_rng(seed: u64, c: u64) -> LazyRng {
+    LazyRng::new(seed, CENTER_STREAM, c)
 }
 
 /// The point `θ + scale · g`, computed in `f32`.
@@ -157,7 +158,7 @@ pub(crate) fn perturbed(theta: &[f32], g: &[f32], scale: f32) -> Vec<f32> {
 /// and, with `center`, `f(θ)` itself, in parallel batches of [`BATCH`] handed to
 /// [`Objective::values`]. Evaluation `(i, s)` receives [`evaluation_rng`]`(seed, i)`: all
 /// signs of one perturbation share a generator (common random numbers for antithetic
-/// pairs); the centre receives [`center_rng`]`(seed)`.
+/// pairs); the centre receives [`center_rng`]`(seed, 0)`.
 ///
 /// Returns the values perturbation-major (entry `i · signs.len() + k` is
 /// `f(θ + σ signs[k] g_i)`) and the centre's value.
@@ -181,15 +182,17 @@ where
         sigma,
         signs,
         seed,
-        center,
+        usize::from(center),
     )
 }
 
-/// [`evaluate_perturbed`] shared between the ranks of an MPI job: evaluation `j` is made by
-/// rank `j mod size`, which runs its own evaluations in batches of [`BATCH`]; an all-gather
-/// gives every rank all values, in order. An objective's value does not depend on how
-/// evaluations are batched ([`Objective::values`]' contract), so the values are those of
-/// one process.
+/// [`evaluate_perturbed`] shared between the ranks of an MPI job, with `centers`
+/// evaluations of `f(θ)` (0, 1, or more to average: ES-MAML A.7.2's "# Current Evals"),
+/// centre `c` with [`center_rng`]`(seed, c)`; the centre value returned is their mean.
+/// Evaluation `j` is made by rank `j mod size`, which runs its own evaluations in batches
+/// of [`BATCH`]; an all-gather gives every rank all values, in order. An objective's value
+/// does not depend on how evaluations are batched ([`Objective::values`]' contract), so
+/// the values are those of one process.
 #[allow(clippy::too_many_arguments)] // evaluate_perturbed's arguments and the cluster
 pub(crate) fn evaluate_perturbed_on<F>(
     cluster: &crate::dist::Cluster,
@@ -199,12 +202,12 @@ pub(crate) fn evaluate_perturbed_on<F>(
     sigma: f32,
     signs: &[f32],
     seed: u64,
-    center: bool,
+    centers: usize,
 ) -> (Vec<f64>, Option<f64>)
 where
     F: Objective + ?Sized,
 {
-    let n = perturbations.len() * signs.len() + usize::from(center);
+    let n = perturbations.len() * signs.len() + centers;
     let local: Vec<f64> = cluster
         .owned(n)
         .par_chunks(BATCH)
@@ -218,13 +221,16 @@ where
         })
         .collect();
     let mut values = cluster.gather(n, 1, &local);
-    let f0 = center.then(|| values.pop().expect("the centre was evaluated"));
+    let f0 = (centers > 0).then(|| {
+        let c = values.split_off(n - centers);
+        c.iter().sum::<f64>() / centers as f64
+    });
     (values, f0)
 }
 
 /// Evaluation `j` of [`evaluate_perturbed`]'s layout, its point and generator: `j < n ·
 /// signs.len()` is `θ + σ signs[j % m] g_{j / m}` with [`evaluation_rng`]`(seed, j / m)`,
-/// `j = n · signs.len()` the centre `θ` with [`center_rng`]`(seed)`.
+/// `j = n · signs.len() + c` the centre `θ` with [`center_rng`]`(seed, c)`.
 pub(crate) fn perturbed_evaluation(
     theta: &[f32],
     perturbations: &[Vec<f32>],
@@ -234,8 +240,9 @@ pub(crate) fn perturbed_evaluation(
     j: usize,
 ) -> (Vec<f32>, LazyRng) {
     let m = signs.len();
-    if j == perturbations.len() * m {
-        (theta.to_vec(), center_rng(seed))
+    if j >= perturbations.len() * m {
+        let c = j - perturbations.len() * m;
+        (theta.to_vec(), center_rng(seed, c as u64))
     } else {
         let (i, k) = (j / m, j % m);
         let point = perturbed(theta, &perturbations[i], sigma * signs[k]);

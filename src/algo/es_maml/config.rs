@@ -41,6 +41,20 @@ pub enum HessianValues {
     Raw,
 }
 
+/// What the adaptation budget `queries` (K) counts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum QueryCount {
+    /// K directions or proposals (default, ES-MAML's code `num_queries`): forward-FD and
+    /// hill climbing evaluate K + 1 points (the start too), antithetic 2K, Monte Carlo K.
+    #[default]
+    Directions,
+    /// K evaluations in all, the paper's count of queries (§4, "the number K of queries
+    /// used"): forward-FD and hill climbing spend one on the start and K − 1 on
+    /// directions, antithetic K/2 pairs, Monte Carlo K.
+    Evaluations,
+}
+
 /// ES-MAML hyperparameters (paper A.7.2 and mission-anchors §3.4).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -62,6 +76,12 @@ pub struct EsMamlConfig {
     pub perturbations: usize,
     /// Adaptation queries K (20).
     pub queries: usize,
+    /// What `queries` counts: `directions` (default, the code's K + 1 evaluations for
+    /// forward-FD and hill climbing) or `evaluations` (the paper's K in all).
+    pub query_count: QueryCount,
+    /// Evaluations of f(θ) averaged into the outer forward-FD estimator's f(θ). Default 1;
+    /// the paper's A.7.2 table has 150 ("# Current Evals", on 150 of its 300 workers).
+    pub current_evals: usize,
     /// Outer precision σ (0.1).
     pub sigma: f32,
     /// Adaptation precision σ (0.1).
@@ -105,6 +125,8 @@ impl Default for EsMamlConfig {
             hessian_values: HessianValues::Shaped,
             perturbations: 150,
             queries: 20,
+            query_count: QueryCount::Directions,
+            current_evals: 1,
             sigma: 0.1,
             adapt_sigma: 0.1,
             meta_lr: 0.01,
@@ -127,6 +149,7 @@ impl EsMamlConfig {
         for (f, v) in [
             ("es.perturbations", self.perturbations),
             ("es.queries", self.queries),
+            ("es.current_evals", self.current_evals),
             ("es.dpp_pool_factor", self.dpp_pool_factor),
             ("es.train_tasks", self.train_tasks),
             ("es.task_batch", self.task_batch),
@@ -147,6 +170,17 @@ impl EsMamlConfig {
         }
         if !(self.alpha.is_finite() && self.alpha >= 0.0) {
             return Err(Error::invalid("es.alpha", self.alpha, "≥ 0"));
+        }
+        if self.query_count == QueryCount::Evaluations {
+            let antithetic = self.adapt_estimator == EsEstimator::Antithetic;
+            if self.queries < 2 || (antithetic && self.queries % 2 == 1) {
+                let allowed = if antithetic {
+                    "an even number ≥ 2 with es.query_count = \"evaluations\" and the antithetic estimator (K/2 pairs)"
+                } else {
+                    "≥ 2 with es.query_count = \"evaluations\" (one goes to the start)"
+                };
+                return Err(Error::invalid("es.queries", self.queries, allowed));
+            }
         }
         if self.task_batch > self.train_tasks {
             return Err(Error::invalid(
@@ -193,6 +227,23 @@ impl EsMamlConfig {
             _ => (0..self.train_tasks)
                 .map(|_| env.sample_task(rng))
                 .collect(),
+        }
+    }
+
+    /// The directions (or proposals) of one adaptation by `operator` within the budget
+    /// `queries` ([`QueryCount`]).
+    pub fn adapt_directions(&self, operator: Operator) -> usize {
+        let k = self.queries;
+        match (self.query_count, operator) {
+            (QueryCount::Directions, _) => k,
+            (QueryCount::Evaluations, Operator::HillClimb) => k - 1,
+            (QueryCount::Evaluations, Operator::EsGrad | Operator::Dpp) => {
+                match self.adapt_estimator {
+                    EsEstimator::Mc => k,
+                    EsEstimator::ForwardFd => k - 1,
+                    EsEstimator::Antithetic => k / 2,
+                }
+            }
         }
     }
 

@@ -225,7 +225,8 @@ impl EsMaml {
         };
         match operator {
             Operator::HillClimb => {
-                hill_climb_lockstep(starts, cfg.adapt_sigma, cfg.queries, seeds, eval)
+                let k = cfg.adapt_directions(operator);
+                hill_climb_lockstep(starts, cfg.adapt_sigma, k, seeds, eval)
                     .into_iter()
                     .map(|hc| hc.theta)
                     .collect()
@@ -275,8 +276,9 @@ impl EsMaml {
             .collect()
     }
 
-    /// The K query directions of a gradient-type adaptation with seed `seed`: i.i.d.
-    /// Gaussian ([`es_gradient`]'s) for `es-grad`, chosen by the DPP for `dpp`.
+    /// The query directions of a gradient-type adaptation with seed `seed` (K, or fewer
+    /// when `query_count` counts evaluations): i.i.d. Gaussian ([`es_gradient`]'s) for
+    /// `es-grad`, chosen by the DPP for `dpp`.
     pub(super) fn adaptation_directions(
         &self,
         operator: Operator,
@@ -284,11 +286,10 @@ impl EsMaml {
         seed: u64,
     ) -> Vec<Vec<f32>> {
         let cfg = &self.cfg;
+        let k = cfg.adapt_directions(operator);
         match operator {
-            Operator::Dpp => {
-                dpp_perturbations(d, cfg.queries, cfg.dpp_pool_factor, (d as f64).sqrt(), seed)
-            }
-            _ => gaussian_perturbations(d, cfg.queries, seed, 0),
+            Operator::Dpp => dpp_perturbations(d, k, cfg.dpp_pool_factor, (d as f64).sqrt(), seed),
+            _ => gaussian_perturbations(d, k, seed, 0),
         }
     }
 

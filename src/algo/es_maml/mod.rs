@@ -55,7 +55,7 @@ mod config;
 mod evaluator;
 
 pub use crate::learner::EVAL_PATH_TASKS;
-pub use config::{EsMamlConfig, HessianValues, Operator, PolicyKind};
+pub use config::{EsMamlConfig, HessianValues, Operator, PolicyKind, QueryCount};
 use evaluator::{AdaptedReturn, Counter};
 
 /// The ES-MAML learner.
@@ -202,6 +202,7 @@ impl EsMaml {
             self.cfg.sigma,
             self.cfg.perturbations,
             self.cfg.estimator,
+            self.cfg.current_evals,
             seed,
             self.cfg.shaping(),
         );
@@ -223,6 +224,7 @@ impl EsMaml {
         let c = &mine;
         // Each rank adapts its share of the tasks; the directions are gathered in order.
         let owned = self.cluster.owned(cfg.perturbations);
+        let k = cfg.adapt_directions(Operator::EsGrad);
         let local: Vec<(Vec<f32>, f64)> = owned
             .into_par_iter()
             .map(|i| {
@@ -235,7 +237,7 @@ impl EsMaml {
                     &f,
                     theta,
                     cfg.adapt_sigma,
-                    cfg.queries,
+                    k,
                     cfg.adapt_estimator,
                     s1,
                     cfg.shaping(),
@@ -245,7 +247,7 @@ impl EsMaml {
                     &f,
                     &adapted,
                     cfg.adapt_sigma,
-                    cfg.queries,
+                    k,
                     cfg.adapt_estimator,
                     s2,
                     cfg.shaping(),

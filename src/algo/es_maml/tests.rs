@@ -168,3 +168,54 @@ fn raw_hessian_values_estimate_the_true_hessian_vector_product() {
         "scaled {scaled:?} vs shaped {shaped:?}"
     );
 }
+
+/// `query_count` sets what K counts. On goal-1d (5 steps, never ends) an adaptation's
+/// env steps are 5 × its evaluations: with `directions`, forward-FD and hill climbing
+/// evaluate K + 1 points and antithetic 2K; with `evaluations`, every operator spends
+/// exactly K (Monte Carlo K either way).
+#[test]
+fn query_count_sets_the_evaluations_of_one_adaptation() {
+    let k = 6;
+    for (operator, estimator, directions, evaluations) in [
+        (Operator::EsGrad, EsEstimator::ForwardFd, k + 1, k),
+        (Operator::HillClimb, EsEstimator::ForwardFd, k + 1, k),
+        (Operator::Dpp, EsEstimator::ForwardFd, k + 1, k),
+        (Operator::EsGrad, EsEstimator::Antithetic, 2 * k, k),
+        (Operator::EsGrad, EsEstimator::Mc, k, k),
+    ] {
+        for (query_count, want) in [
+            (QueryCount::Directions, directions),
+            (QueryCount::Evaluations, evaluations),
+        ] {
+            let cfg = EsMamlConfig {
+                operator,
+                adapt_estimator: estimator,
+                queries: k,
+                query_count,
+                ..EsMamlConfig::default()
+            };
+            cfg.validate().unwrap();
+            let es = learner("goal-1d", cfg);
+            let (norm, c) = es.context();
+            let theta = es.theta();
+            let task = es.train[0].clone();
+            es.adapt_batch(operator, &[&theta], &[&task], &[3], &norm, &c);
+            let steps = c.steps.load(Ordering::Relaxed) as usize;
+            assert_eq!(
+                steps,
+                5 * want,
+                "{operator:?} {estimator:?} {query_count:?}"
+            );
+        }
+    }
+    // K = 1 leaves no direction after the start; antithetic needs whole pairs.
+    let bad = |queries, adapt_estimator| EsMamlConfig {
+        queries,
+        adapt_estimator,
+        query_count: QueryCount::Evaluations,
+        ..EsMamlConfig::default()
+    };
+    assert!(bad(1, EsEstimator::ForwardFd).validate().is_err());
+    assert!(bad(5, EsEstimator::Antithetic).validate().is_err());
+    assert!(bad(6, EsEstimator::Antithetic).validate().is_ok());
+}

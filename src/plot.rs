@@ -29,6 +29,9 @@ use plotters::style::{register_font, FontStyle};
 
 use crate::error::{Error, Result};
 
+/// Where [`plot_curves`] puts its legend (plotters' corners).
+pub use plotters::prelude::SeriesLabelPosition;
+
 /// Name of the learning-curve CSV inside a run directory.
 pub const PROGRESS_FILE: &str = "progress.csv";
 /// Name of the trajectory CSV inside a run directory.
@@ -565,6 +568,17 @@ fn legend_entry(chart: &mut Chart, label: &str, color: RGBColor) -> Result<()> {
 /// Draws `curves` as lines on one chart (isolated points as dots), with a legend when
 /// there is more than one curve.
 fn line_chart(area: &Area, spec: &ChartText, curves: &[Curve], text: bool) -> Result<()> {
+    line_chart_at(area, spec, curves, text, SeriesLabelPosition::LowerRight)
+}
+
+/// [`line_chart`] with the legend at `legend`.
+fn line_chart_at(
+    area: &Area,
+    spec: &ChartText,
+    curves: &[Curve],
+    text: bool,
+    legend: SeriesLabelPosition,
+) -> Result<()> {
     let xs = curves
         .iter()
         .flat_map(|c| c.x.iter().zip(c.y).filter(|(_, y)| y.is_finite()));
@@ -575,18 +589,23 @@ fn line_chart(area: &Area, spec: &ChartText, curves: &[Curve], text: bool) -> Re
         let style = curve.color.stroke_width(2);
         for seg in segments(curve.x, curve.y) {
             if seg.len() == 1 {
-                let dot = Circle::new(seg[0], 3, curve.color.filled());
+                let dot = Circle::new(seg[0], 5, curve.color.filled());
                 chart.draw_series(std::iter::once(dot)).map_err(draw_err)?;
             } else {
+                // One segment at a time (see `draw_path`): no miter spikes where a
+                // curve doubles back.
                 chart
-                    .draw_series(LineSeries::new(seg, style))
+                    .draw_series(
+                        seg.windows(2)
+                            .map(|w| PathElement::new(vec![w[0], w[1]], style)),
+                    )
                     .map_err(draw_err)?;
             }
         }
         legend_entry(&mut chart, curve.label, curve.color)?;
     }
     if curves.len() > 1 {
-        draw_legend(&mut chart, SeriesLabelPosition::LowerRight, text)?;
+        draw_legend(&mut chart, legend, text)?;
     }
     Ok(())
 }
@@ -645,6 +664,38 @@ fn plot_comparison(dirs: &[PathBuf], out: &Path, text: bool) -> Result<bool> {
         line_chart(root, &spec, &curves, text)
     })?;
     Ok(true)
+}
+
+/// Draws named curves, each the polyline through its points `(x[i], y[i])`, on one
+/// chart at `out` (a PNG): for plots that are not of a run directory, e.g. a path in
+/// parameter space (`x` = θ₀, `y` = θ₁ over iterations); a one-point curve is a dot.
+/// The legend goes in the corner `legend`. Axis text only where a font is found, as for
+/// every plot here.
+pub fn plot_curves(
+    out: &Path,
+    (title, x_desc, y_desc): (&str, &str, &str),
+    curves: &[(String, Vec<f64>, Vec<f64>)],
+    legend: SeriesLabelPosition,
+) -> Result<()> {
+    let text = font_available();
+    let curves: Vec<Curve> = curves
+        .iter()
+        .enumerate()
+        .map(|(i, (label, x, y))| Curve {
+            label,
+            x,
+            y,
+            color: PALETTE[i % PALETTE.len()],
+        })
+        .collect();
+    let spec = ChartText {
+        title,
+        x_desc,
+        y_desc,
+    };
+    render(out, CURVE_SIZE, |root| {
+        line_chart_at(root, &spec, &curves, text, legend)
+    })
 }
 
 // ---------------------------------------------------------------------------------------

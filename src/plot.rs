@@ -645,7 +645,24 @@ fn plot_comparison(dirs: &[PathBuf], out: &Path, text: bool) -> Result<bool> {
     if runs.len() < 2 {
         return Ok(false);
     }
-    let curves: Vec<Curve> = runs
+    let spec = ChartText {
+        title: "Average return by run",
+        x_desc: "iteration",
+        y_desc: "return",
+    };
+    draw_curves(out, &spec, &runs, text, SeriesLabelPosition::LowerRight)?;
+    Ok(true)
+}
+
+/// Draws labelled `(label, x, y)` curves in the palette's colours on one chart at `out`.
+fn draw_curves(
+    out: &Path,
+    spec: &ChartText,
+    curves: &[RunCurve],
+    text: bool,
+    legend: SeriesLabelPosition,
+) -> Result<()> {
+    let curves: Vec<Curve> = curves
         .iter()
         .enumerate()
         .map(|(i, (label, x, y))| Curve {
@@ -655,15 +672,9 @@ fn plot_comparison(dirs: &[PathBuf], out: &Path, text: bool) -> Result<bool> {
             color: PALETTE[i % PALETTE.len()],
         })
         .collect();
-    let spec = ChartText {
-        title: "Average return by run",
-        x_desc: "iteration",
-        y_desc: "return",
-    };
     render(out, CURVE_SIZE, |root| {
-        line_chart(root, &spec, &curves, text)
-    })?;
-    Ok(true)
+        line_chart_at(root, spec, &curves, text, legend)
+    })
 }
 
 /// Draws named curves, each the polyline through its points `(x[i], y[i])`, on one
@@ -677,25 +688,12 @@ pub fn plot_curves(
     curves: &[(String, Vec<f64>, Vec<f64>)],
     legend: SeriesLabelPosition,
 ) -> Result<()> {
-    let text = font_available();
-    let curves: Vec<Curve> = curves
-        .iter()
-        .enumerate()
-        .map(|(i, (label, x, y))| Curve {
-            label,
-            x,
-            y,
-            color: PALETTE[i % PALETTE.len()],
-        })
-        .collect();
     let spec = ChartText {
         title,
         x_desc,
         y_desc,
     };
-    render(out, CURVE_SIZE, |root| {
-        line_chart_at(root, &spec, &curves, text, legend)
-    })
+    draw_curves(out, &spec, curves, font_available(), legend)
 }
 
 // ---------------------------------------------------------------------------------------

@@ -113,8 +113,17 @@ pub fn post_adaptation_value(
     -(to_vec(mse_and_grad(predict(&adapted, b.xq), b.yq).0)[0] as f64)
 }
 
-/// Exact first-order ES-MAML direction on one task batch (support = query data of f):
-/// returns (d2 + α H d2 or d2, d1, H d2), all with f = −L.
+/// Exact first-order ES-MAML direction on one task batch: returns (d2 + α H d2 or d2, d1,
+/// H d2), all with f = −L. The adaptation step reads the support points and the adapted
+/// parameters are scored on the query points, as in the zero-order objective
+/// ([`post_adaptation_value`]):
+///
+/// ```text
+/// d1 = −∇L_support(θ)        θ' = θ + α d1
+/// d2 = −∇L_query(θ')         H  = −∇²L_support(θ)      (the Jacobian of θ' is I + αH)
+/// ```
+///
+/// With the Hessian term this is the exact gradient of −L_query(θ + α d1(θ)).
 pub fn fo_direction(
     theta: &[f32],
     b: &SineBatch,
@@ -122,23 +131,23 @@ pub fn fo_direction(
     device: &Device,
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let sizes = cfg.sizes();
-    let grad_at = |th: &[f32]| -> Vec<f32> {
+    let grad_at = |th: &[f32], x: &Tensor<3>, y: &Tensor<3>| -> Vec<f32> {
         let p = MlpParams::from_flat(th, &sizes, Activation::Relu, device, false);
-        let (y, cache) = forward(&p, b.xs.clone());
-        let (_, dy) = mse_and_grad(y, b.ys.clone());
+        let (out, cache) = forward(&p, x.clone());
+        let (_, dy) = mse_and_grad(out, y.clone());
         backward(&p, &cache, dy)
             .to_flat()
             .iter()
             .map(|g| -g)
             .collect()
     };
-    let d1 = grad_at(theta);
+    let d1 = grad_at(theta, &b.xs, &b.ys);
     let adapted: Vec<f32> = theta
         .iter()
         .zip(&d1)
         .map(|(t, g)| t + cfg.alpha as f32 * g)
         .collect();
-    let d2 = grad_at(&adapted);
+    let d2 = grad_at(&adapted, &b.xq, &b.yq);
     let hd2 = hessian_vector(theta, &d2, b, &sizes, device);
     let dir = if cfg.hessian {
         d2.iter()

@@ -41,9 +41,10 @@ pub enum PhiGradient {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MameConfig {
-    /// Tasks per meta-batch.
+    /// Tasks per meta-batch. Default 40 (ProMP's); the paper's, from the MAML repository:
+    /// 20 (`experiments/meta-explore/mame-paper.toml`).
     pub tasks: usize,
-    /// Rollouts per task, for exploration and for exploitation.
+    /// Rollouts per task, for exploration and for exploitation (20, also the paper's).
     pub rollouts: usize,
     /// Inner step size α on z.
     pub inner_lr: f64,
@@ -72,13 +73,15 @@ pub struct MameConfig {
     pub lr: f64,
     /// Adam step size of z.
     pub latent_lr: f64,
-    /// Exploration policy μ_φ(s).
+    /// Exploration policy μ_φ(s). Default ProMP's (64, 64) tanh; the paper's (all three
+    /// networks): Finn et al.'s policy, two hidden layers of 100 ReLU (`mame-paper.toml`).
     pub explore: GaussianPolicyConfig,
-    /// Exploitation policy π_{θ,z}(s) (its input is s ⊕ z).
+    /// Exploitation policy π_{θ,z}(s) (its input is s ⊕ z); default and paper as `explore`.
     pub exploit: GaussianPolicyConfig,
-    /// Hidden sizes of M_{β,z}(s, a) (input s ⊕ a ⊕ z, one output).
+    /// Hidden sizes of M_{β,z}(s, a) (input s ⊕ a ⊕ z, one output). Default (64, 64);
+    /// the paper's (100, 100).
     pub ssl_hidden: Vec<usize>,
-    /// Hidden nonlinearity of M_{β,z}.
+    /// Hidden nonlinearity of M_{β,z}. Default tanh; the paper's ReLU.
     pub ssl_activation: Activation,
     /// Task chunks whose gradients are computed in parallel and summed (fixed, so results
     /// do not depend on the thread count).

@@ -39,9 +39,11 @@ pub struct MetaPgConfig {
     pub tasks: usize,
     /// Rollouts per task and per inner step (ProMP: 20).
     pub rollouts: usize,
-    /// Inner step size α (ProMP: 0.1).
+    /// Inner step size α. Default 0.1, ProMP's code; the ProMP paper's Table 1 gives 0.01
+    /// (0.05 for the RandParams tasks), which did worse on nav2d
+    /// (`experiments/promp/nav2d-alpha0.01.toml`: −16.4…−19.3 against −14.6…−15.7).
     pub inner_lr: f64,
-    /// Inner adaptation steps, each with fresh samples (ProMP: 1).
+    /// Inner adaptation steps, each with fresh samples (ProMP: 1; its point env, D.2: 3).
     pub inner_steps: usize,
     /// Inner-objective estimator.
     pub estimator: Estimator,

@@ -332,7 +332,7 @@ fn plot_progress(csv: &Path, out_dir: &Path, text: bool) -> Result<Vec<PathBuf>>
             y_desc: "return",
         };
         render(&out, CURVE_SIZE, |root| {
-            line_chart(root, &spec, &series, text)
+            line_chart(root, &spec, &series, text, SeriesLabelPosition::LowerRight)
         })?;
         written.push(out);
     }
@@ -367,7 +367,13 @@ fn draw_metrics(out: &Path, x: &[f64], metrics: &[Column], text: bool) -> Result
                 x_desc: "iteration",
                 y_desc: "",
             };
-            line_chart(&cell, &spec, &[curve], text)?;
+            line_chart(
+                &cell,
+                &spec,
+                &[curve],
+                text,
+                SeriesLabelPosition::LowerRight,
+            )?;
         }
         Ok(())
     })
@@ -565,14 +571,9 @@ fn legend_entry(chart: &mut Chart, label: &str, color: RGBColor) -> Result<()> {
     Ok(())
 }
 
-/// Draws `curves` as lines on one chart (isolated points as dots), with a legend when
-/// there is more than one curve.
-fn line_chart(area: &Area, spec: &ChartText, curves: &[Curve], text: bool) -> Result<()> {
-    line_chart_at(area, spec, curves, text, SeriesLabelPosition::LowerRight)
-}
-
-/// [`line_chart`] with the legend at `legend`.
-fn line_chart_at(
+/// Draws `curves` as lines on one chart (isolated points as dots), with a legend in the
+/// corner `legend` when there is more than one curve.
+fn line_chart(
     area: &Area,
     spec: &ChartText,
     curves: &[Curve],
@@ -592,14 +593,7 @@ fn line_chart_at(
                 let dot = Circle::new(seg[0], 5, curve.color.filled());
                 chart.draw_series(std::iter::once(dot)).map_err(draw_err)?;
             } else {
-                // One segment at a time (see `draw_path`): no miter spikes where a
-                // curve doubles back.
-                chart
-                    .draw_series(
-                        seg.windows(2)
-                            .map(|w| PathElement::new(vec![w[0], w[1]], style)),
-                    )
-                    .map_err(draw_err)?;
+                draw_segments(&mut chart, &seg, style)?;
             }
         }
         legend_entry(&mut chart, curve.label, curve.color)?;
@@ -673,7 +667,7 @@ fn draw_curves(
         })
         .collect();
     render(out, CURVE_SIZE, |root| {
-        line_chart_at(root, spec, &curves, text, legend)
+        line_chart(root, spec, &curves, text, legend)
     })
 }
 
@@ -992,9 +986,7 @@ fn draw_phase<'a, 'b: 'a>(
     Ok(())
 }
 
-/// Draws a path in time order, one segment at a time: plotters joins the segments of a
-/// wide polyline with miter joins, which shoot far past the data (and out of the panel)
-/// where a path doubles back on itself.
+/// Draws a path in time order, one segment at a time ([`draw_segments`]).
 fn draw_path<'a, 'b: 'a>(
     chart: &mut Chart<'a, 'b>,
     points: &[TrajPoint],
@@ -1004,6 +996,13 @@ fn draw_path<'a, 'b: 'a>(
     let mut points: Vec<TrajPoint> = points.iter().filter(|p| !p.0.is_nan()).copied().collect();
     points.sort_by(|a, b| a.0.total_cmp(&b.0));
     let xy: Vec<(f64, f64)> = points.iter().map(point).collect();
+    draw_segments(chart, &xy, style)
+}
+
+/// Draws the polyline through `xy` one segment at a time: plotters joins the segments of
+/// a wide polyline with miter joins, which shoot far past the data (and out of the panel)
+/// where a path doubles back on itself.
+fn draw_segments(chart: &mut Chart, xy: &[(f64, f64)], style: ShapeStyle) -> Result<()> {
     chart
         .draw_series(
             xy.windows(2)

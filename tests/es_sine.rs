@@ -37,6 +37,14 @@ fn rel(a: &[f32], b: &[f32]) -> f64 {
     n / b.iter().map(|y| (*y as f64).powi(2)).sum::<f64>().sqrt()
 }
 
+/// One sine task and its 10 support and 10 query points, drawn from stream `seed`.
+fn one_task_batch(seed: u64, d: &burn::prelude::Device) -> SineBatch {
+    let dist = SineDistribution::default();
+    let mut r = stream(seed, "tasks");
+    let task = dist.sample_task(&mut r);
+    SineBatch::sample(&dist, &[task], 10, &mut r, d)
+}
+
 fn grad_loss(th: &[f32], b: &SineBatch, d: &burn::prelude::Device) -> Vec<f64> {
     let p = MlpParams::from_flat(th, &SIZES, Activation::Relu, d, false);
     let (y, cache) = forward(&p, b.xs.clone());
@@ -52,10 +60,7 @@ fn grad_loss(th: &[f32], b: &SineBatch, d: &burn::prelude::Device) -> Vec<f64> {
 #[test]
 fn exact_hessian_vector_product_matches_finite_differences_of_the_gradient() {
     let d = metarl::device::f64_device();
-    let dist = SineDistribution::default();
-    let mut r = stream(5, "tasks");
-    let task = dist.sample_task(&mut r);
-    let b = SineBatch::sample(&dist, &[task], 10, &mut r, &d);
+    let b = one_task_batch(5, &d);
     let th = theta();
     let v: Vec<f32> = (0..th.len())
         .map(|i| ((i * 13 % 7) as f32 - 3.0) * 0.1)
@@ -79,10 +84,7 @@ fn exact_hessian_vector_product_matches_finite_differences_of_the_gradient() {
 #[test]
 fn first_order_direction_reduces_to_the_gradient_without_hessian_or_step() {
     let d = metarl::device::f64_device();
-    let dist = SineDistribution::default();
-    let mut r = stream(6, "tasks");
-    let task = dist.sample_task(&mut r);
-    let b = SineBatch::sample(&dist, &[task], 10, &mut r, &d);
+    let b = one_task_batch(6, &d);
     let th = theta();
     let mut c = cfg();
     c.alpha = 0.0;
@@ -126,10 +128,7 @@ fn first_order_direction_reduces_to_the_gradient_without_hessian_or_step() {
 #[test]
 fn es_gradient_agrees_with_the_exact_gradient() {
     let d = metarl::device::f64_device();
-    let dist = SineDistribution::default();
-    let mut r = stream(7, "tasks");
-    let task = dist.sample_task(&mut r);
-    let b = SineBatch::sample(&dist, &[task], 10, &mut r, &d);
+    let b = one_task_batch(7, &d);
     let th = theta();
     let (_, d1, _) = fo_direction(&th, &b, &cfg(), &d);
     let f = |p: &[f32], _r: &mut Rng| -> f64 {
@@ -161,10 +160,7 @@ fn first_order_direction_with_hessian_is_the_exact_meta_gradient() {
     use metarl::nn::functional::predict;
     use metarl::supervised::{adapt, Hessian};
     let d = metarl::device::f64_device();
-    let dist = SineDistribution::default();
-    let mut r = stream(8, "tasks");
-    let task = dist.sample_task(&mut r);
-    let b = SineBatch::sample(&dist, &[task], 10, &mut r, &d);
+    let b = one_task_batch(8, &d);
     let th = theta();
     let c = cfg();
     let big_f = |t: &[f32]| -> f64 {

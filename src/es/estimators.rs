@@ -41,6 +41,16 @@ impl EsEstimator {
         }
     }
 
+    /// Directions whose evaluations fit a budget of `evaluations` (the inverse of
+    /// [`Self::evaluations`], rounded down): `k`, `k − 1` or `k / 2`.
+    pub fn directions_within(self, evaluations: usize) -> usize {
+        match self {
+            EsEstimator::Mc => evaluations,
+            EsEstimator::ForwardFd => evaluations.saturating_sub(1),
+            EsEstimator::Antithetic => evaluations / 2,
+        }
+    }
+
     /// The signs each direction is evaluated with, and whether `f(θ)` is evaluated too.
     fn layout(self) -> (&'static [f32], bool) {
         match self {

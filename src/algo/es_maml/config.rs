@@ -233,16 +233,15 @@ impl EsMamlConfig {
     /// The directions (or proposals) of one adaptation by `operator` within the budget
     /// `queries` ([`QueryCount`]).
     pub fn adapt_directions(&self, operator: Operator) -> usize {
-        let k = self.queries;
-        match (self.query_count, operator) {
-            (QueryCount::Directions, _) => k,
-            (QueryCount::Evaluations, Operator::HillClimb) => k - 1,
-            (QueryCount::Evaluations, Operator::EsGrad | Operator::Dpp) => {
-                match self.adapt_estimator {
-                    EsEstimator::Mc => k,
-                    EsEstimator::ForwardFd => k - 1,
-                    EsEstimator::Antithetic => k / 2,
-                }
+        match self.query_count {
+            QueryCount::Directions => self.queries,
+            QueryCount::Evaluations => {
+                // Hill climbing evaluates its start and one point per proposal: forward-FD's layout.
+                let layout = match operator {
+                    Operator::HillClimb => EsEstimator::ForwardFd,
+                    Operator::EsGrad | Operator::Dpp => self.adapt_estimator,
+                };
+                layout.directions_within(self.queries)
             }
         }
     }

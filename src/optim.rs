@@ -129,3 +129,62 @@ mod tests {
         assert_eq!(none.theta, vec![0.0]);
     }
 }
+
+/// Adam (Kingma & Ba 2015) on a flat parameter vector, with Burn's `AdamConfig` defaults
+/// and its update written in the same f32 operations (β₁ 0.9, β₂ 0.999, ε 1e-5 added to
+/// √v after scaling by √(1 − β₂ᵗ)), so a learner can move between it and Burn's optimizer
+/// and stay within f32 rounding. Its state serializes to JSON for checkpoints (f32 values
+/// round-trip exactly).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FlatAdam {
+    /// Steps taken.
+    pub time: i32,
+    /// First moment.
+    pub m: Vec<f32>,
+    /// Second moment.
+    pub v: Vec<f32>,
+}
+
+impl FlatAdam {
+    /// β₁.
+    pub const BETA_1: f32 = 0.9;
+    /// β₂.
+    pub const BETA_2: f32 = 0.999;
+    /// ε.
+    pub const EPSILON: f32 = 1e-5;
+
+    /// One step that descends along `grad`: θ ← θ − lr · m̂ / (√v̂ + ε).
+    pub fn step(&mut self, lr: f64, theta: &mut [f32], grad: &[f32]) {
+        assert_eq!(theta.len(), grad.len(), "one gradient entry per parameter");
+        if self.time == 0 {
+            self.m = vec![0.0; grad.len()];
+            self.v = vec![0.0; grad.len()];
+        }
+        assert_eq!(
+            self.m.len(),
+            grad.len(),
+            "Adam state for another parameter count"
+        );
+        self.time += 1;
+        let (b1, b2) = (Self::BETA_1, Self::BETA_2);
+        let bc2 = (1.0 - b2.powi(self.time)).sqrt();
+        let factor = bc2 / (1.0 - b1.powi(self.time));
+        let (eps, lr) = (Self::EPSILON * bc2, lr as f32);
+        for (((t, g), m), v) in theta.iter_mut().zip(grad).zip(&mut self.m).zip(&mut self.v) {
+            *m = *m * b1 + *g * (1.0 - b1);
+            *v = *v * b2 + (*g * *g) * (1.0 - b2);
+            *t -= (*m * factor) / (v.sqrt() + eps) * lr;
+        }
+    }
+
+    /// The state as checkpoint bytes.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("Adam state serializes")
+    }
+
+    /// The state from [`Self::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> crate::error::Result<Self> {
+        serde_json::from_slice(bytes)
+            .map_err(|e| crate::error::Error::Other(format!("Adam state: {e}")))
+    }
+}

@@ -6,6 +6,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::env::sine::{SineDistribution, SineTask};
+use crate::nn::dense::{maml_task, Dense, TaskData, TaskLosses, Workspace};
 use crate::nn::functional::{backward, forward, mse_and_grad, predict, MlpParams};
 use crate::nn::to_vec;
 use crate::rng::Rng;
@@ -18,6 +19,69 @@ pub enum Hessian {
     Full,
     /// First-order MAML (inner gradients treated as constants).
     None,
+}
+
+/// The points of a batch of tasks on the host: inputs and targets of task i are
+/// `[i·K, (i+1)·K)` of each vector (sine inputs and targets are scalars).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SinePoints {
+    /// Tasks M.
+    pub tasks: usize,
+    /// Points K per set.
+    pub shots: usize,
+    /// Support inputs, `[M·K]`.
+    pub xs: Vec<f32>,
+    /// Support targets.
+    pub ys: Vec<f32>,
+    /// Query inputs.
+    pub xq: Vec<f32>,
+    /// Query targets.
+    pub yq: Vec<f32>,
+}
+
+impl SinePoints {
+    /// Draws K support and K query points for each task (2K points, first K support).
+    pub fn sample(dist: &SineDistribution, tasks: &[SineTask], k: usize, rng: &mut Rng) -> Self {
+        let mut p = Self {
+            tasks: tasks.len(),
+            shots: k,
+            xs: vec![],
+            ys: vec![],
+            xq: vec![],
+            yq: vec![],
+        };
+        for t in tasks {
+            let (x, y) = dist.sample_points(t, 2 * k, rng);
+            p.xs.extend_from_slice(&x[..k]);
+            p.ys.extend_from_slice(&y[..k]);
+            p.xq.extend_from_slice(&x[k..]);
+            p.yq.extend_from_slice(&y[k..]);
+        }
+        p
+    }
+
+    /// The same points as `[M, K, 1]` tensors on `device`.
+    pub fn to_batch(&self, device: &Device) -> SineBatch {
+        let (m, k) = (self.tasks, self.shots);
+        let t = |v: &[f32]| Tensor::<3>::from_data(TensorData::new(v.to_vec(), [m, k, 1]), device);
+        SineBatch {
+            xs: t(&self.xs),
+            ys: t(&self.ys),
+            xq: t(&self.xq),
+            yq: t(&self.yq),
+        }
+    }
+
+    /// Task i's support and query sets.
+    pub fn task(&self, i: usize) -> TaskData<'_, f32> {
+        let r = i * self.shots..(i + 1) * self.shots;
+        TaskData {
+            xs: &self.xs[r.clone()],
+            ys: &self.ys[r.clone()],
+            xq: &self.xq[r.clone()],
+            yq: &self.yq[r],
+        }
+    }
 }
 
 /// A batch of tasks as `[M, K, 1]` tensors: support inputs/targets and query inputs/targets.
@@ -42,23 +106,79 @@ impl SineBatch {
         rng: &mut Rng,
         device: &Device,
     ) -> Self {
-        let m = tasks.len();
-        let (mut xs, mut ys, mut xq, mut yq) = (vec![], vec![], vec![], vec![]);
-        for t in tasks {
-            let (x, y) = dist.sample_points(t, 2 * k, rng);
-            xs.extend_from_slice(&x[..k]);
-            ys.extend_from_slice(&y[..k]);
-            xq.extend_from_slice(&x[k..]);
-            yq.extend_from_slice(&y[k..]);
-        }
-        let t = |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, [m, k, 1]), device);
-        Self {
-            xs: t(xs),
-            ys: t(ys),
-            xq: t(xq),
-            yq: t(yq),
-        }
+        SinePoints::sample(dist, tasks, k, rng).to_batch(device)
     }
+}
+
+/// Buffers of [`meta_gradient_host`] kept from one iteration to the next: a fresh
+/// per-task gradient buffer (176 KB for sine MAML) every iteration made the allocator
+/// return and re-fault a zeroed huge page each time, which cost more than the kernels.
+#[derive(Clone, Debug, Default)]
+pub struct HostScratch {
+    /// Per-task gradients, `[M, P]`.
+    per_task: Vec<f32>,
+    /// Per-task losses.
+    losses: Vec<TaskLosses>,
+    /// One workspace per chunk of tasks.
+    workspaces: Vec<Workspace<f32>>,
+}
+
+/// The MAML meta-objective (1/M) Σ_i L_query,i(θ'_i), the mean pre-adaptation support loss
+/// and the meta-gradient of the first, computed on the host by the hand-written kernels of
+/// [`crate::nn::dense`]: tasks in chunks, one per thread of the rayon pool (sequentially on
+/// one thread), then summed in task order, so the result does not depend on the thread
+/// count. The same quantity as the tensor route `sine_maml::meta_objective` +
+/// `backward()`, up to f32 rounding.
+pub fn meta_gradient_host(
+    net: &Dense,
+    theta: &[f32],
+    points: &SinePoints,
+    (alpha, steps, hessian): (f64, usize, Hessian),
+    scratch: &mut HostScratch,
+) -> (f64, f64, Vec<f32>) {
+    use rayon::prelude::*;
+    let (p, m) = (theta.len(), points.tasks);
+    let cfg = (alpha, steps, hessian == Hessian::Full);
+    let chunks = rayon::current_num_threads().clamp(1, m);
+    let per_chunk = m.div_ceil(chunks);
+    let HostScratch {
+        per_task,
+        losses,
+        workspaces,
+    } = scratch;
+    per_task.resize(m * p, 0.0);
+    losses.resize(
+        m,
+        TaskLosses {
+            pre: 0.0,
+            post: 0.0,
+        },
+    );
+    workspaces.resize_with(chunks, Workspace::default);
+    let run = |c: usize, g: &mut [f32], l: &mut [TaskLosses], ws: &mut Workspace<f32>| {
+        for (t, (g, l)) in g.chunks_exact_mut(p).zip(l).enumerate() {
+            *l = maml_task(net, theta, points.task(c * per_chunk + t), cfg, ws, g);
+        }
+    };
+    if chunks == 1 {
+        run(0, per_task, losses, &mut workspaces[0]);
+    } else {
+        per_task
+            .par_chunks_mut(per_chunk * p)
+            .zip(losses.par_chunks_mut(per_chunk))
+            .zip(workspaces.par_iter_mut())
+            .enumerate()
+            .for_each(|(c, ((g, l), ws))| run(c, g, l, ws));
+    }
+    let mut grad = vec![0.0f32; p];
+    for g in per_task.chunks_exact(p) {
+        grad.iter_mut().zip(g).for_each(|(a, x)| *a += *x);
+    }
+    let inv = (1.0 / m as f64) as f32;
+    grad.iter_mut().for_each(|g| *g *= inv);
+    let post = losses.iter().map(|l| l.post).sum::<f64>();
+    let pre = losses.iter().map(|l| l.pre).sum::<f64>();
+    (post / m as f64, pre / m as f64, grad)
 }
 
 /// Runs `steps` inner SGD steps from θ on the support set and returns θ'_i (per task) and

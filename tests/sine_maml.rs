@@ -234,3 +234,162 @@ fn with_zero_inner_step_both_variants_equal_the_plain_gradient() {
         assert!(rel_err(&g, &plain) < 1e-12, "{h:?}");
     }
 }
+
+/// The host kernels ([`metarl::nn::dense`]) against the tensor route, in f64: per-task
+/// meta-gradients averaged over the batch equal autodiff through `meta_objective`, for
+/// both nonlinearities, 1 and 3 inner steps, second and first order.
+#[test]
+fn host_kernel_meta_gradient_equals_the_tensor_route() {
+    use metarl::nn::dense::{maml_task, Dense, TaskData, Workspace};
+    let d = f64_device();
+    let ad = d.clone().autodiff();
+    let (m, k) = (4, 10);
+    let b = batch(&ad, m, k);
+    let host = |t: &Tensor<3>| to_vec_f64(t.clone());
+    let (xs, ys, xq, yq) = (host(&b.xs), host(&b.ys), host(&b.xq), host(&b.yq));
+    let theta = theta0(5);
+    for act in [Activation::Tanh, Activation::Relu] {
+        for (steps, hessian) in [
+            (1, Hessian::Full),
+            (3, Hessian::Full),
+            (1, Hessian::None),
+            (3, Hessian::None),
+        ] {
+            let c = cfg(act, steps, 0.3, hessian);
+            let net = Dense::new(SIZES.to_vec(), act);
+            let (mut ws, mut g, mut sum) = (
+                Workspace::default(),
+                vec![0.0; theta.len()],
+                vec![0.0; theta.len()],
+            );
+            let mut post = 0.0;
+            for i in 0..m {
+                let r = i * k..(i + 1) * k;
+                let task = TaskData {
+                    xs: &xs[r.clone()],
+                    ys: &ys[r.clone()],
+                    xq: &xq[r.clone()],
+                    yq: &yq[r],
+                };
+                post += maml_task(
+                    &net,
+                    &theta,
+                    task,
+                    (c.inner_lr, steps, hessian == Hessian::Full),
+                    &mut ws,
+                    &mut g,
+                )
+                .post;
+                sum.iter_mut().zip(&g).for_each(|(s, x)| *s += x / m as f64);
+            }
+            let tensor = meta_grad(&theta, &c, &b, &ad);
+            let e = rel_err(&sum, &tensor);
+            assert!(
+                e < 1e-12,
+                "{act:?}, {steps} steps, {hessian:?}: relative error {e:e}"
+            );
+            let v = meta_value(&theta, &c, &b, &d);
+            assert!(
+                (post / m as f64 - v).abs() < 1e-12 * v.abs().max(1.0),
+                "meta-objective {post} vs {v}"
+            );
+        }
+    }
+}
+
+/// The learner's f32 path on Flex (`meta_gradient_host`, tasks on the thread pool) against
+/// the f32 tensor route on the same batch. The two sum the same products in different
+/// orders, so they differ by f32 rounding: measured relative error 1.3–1.5e-7 (norm of the
+/// difference over the norm); the bound 2e-6 leaves a factor of 10 for other batches.
+#[test]
+fn learner_host_path_matches_the_f32_tensor_route() {
+    use metarl::algo::sine_maml::{meta_gradient_host, HostScratch, SinePoints};
+    use metarl::params::{flatten, flatten_gradients};
+    let dev = metarl::device::DeviceKind::Flex
+        .device()
+        .unwrap()
+        .autodiff();
+    let dist = SineDistribution::default();
+    let mut rng = stream(3, "tasks");
+    let tasks: Vec<_> = (0..25).map(|_| dist.sample_task(&mut rng)).collect();
+    let points = SinePoints::sample(&dist, &tasks, 10, &mut rng);
+    for (steps, hessian) in [(1, Hessian::Full), (5, Hessian::Full), (1, Hessian::None)] {
+        let c = SineMamlConfig {
+            inner_steps: steps,
+            hessian,
+            ..Default::default()
+        };
+        let model = c.init_model(&mut stream(4, "policy"), &dev);
+        let theta = flatten(&model);
+        let mut scratch = HostScratch::default();
+        let (post, pre, g) = meta_gradient_host(
+            &c.dense(),
+            &theta,
+            &points,
+            (c.inner_lr, steps, hessian),
+            &mut scratch,
+        );
+        let (lt, lp) = meta_objective(&MlpParams::from_mlp(&model), &points.to_batch(&dev), &c);
+        let (tv, pv) = (to_vec_f64(lt.clone())[0], to_vec_f64(lp)[0]);
+        let grads = burn::optim::GradientsParams::from_grads(lt.backward(), &model);
+        let want = flatten_gradients(&model, &grads);
+        let f64s = |v: &[f32]| v.iter().map(|x| *x as f64).collect::<Vec<_>>();
+        let e = rel_err(&f64s(&g), &f64s(&want));
+        assert!(e < 2e-6, "{steps} steps, {hessian:?}: relative error {e:e}");
+        assert!((post - tv).abs() < 1e-5 * tv && (pre - pv).abs() < 1e-5 * pv);
+        // Reusing the scratch buffers changes nothing.
+        let again = meta_gradient_host(
+            &c.dense(),
+            &theta,
+            &points,
+            (c.inner_lr, steps, hessian),
+            &mut scratch,
+        );
+        assert_eq!(again.2, g);
+    }
+}
+
+/// The flat Adam the sine learner uses takes Burn's Adam steps (default config) to within
+/// f32 rounding, over 50 steps of changing gradients.
+#[test]
+fn flat_adam_follows_burns_adam() {
+    use burn::optim::{AdamConfig, GradientsParams};
+    use metarl::optim::FlatAdam;
+    use metarl::params::{flatten, to_gradients};
+    let dev = metarl::device::DeviceKind::Flex
+        .device()
+        .unwrap()
+        .autodiff();
+    let c = SineMamlConfig::default();
+    let mut model = c.init_model(&mut stream(6, "policy"), &dev);
+    let mut theta = flatten(&model);
+    let start = theta.clone();
+    let (mut burn_adam, mut flat) = (AdamConfig::new().init(), FlatAdam::default());
+    let mut r = stream(7, "grads");
+    for _ in 0..50 {
+        let g: Vec<f32> = (0..theta.len())
+            .map(|_| rand::Rng::random_range(&mut r, -1.0f32..1.0))
+            .collect();
+        let grads: GradientsParams = to_gradients(&model, &g, &dev);
+        model = burn_adam.step(1e-3, model, grads);
+        flat.step(1e-3, &mut theta, &g);
+    }
+    let burn_theta = flatten(&model);
+    let worst = theta
+        .iter()
+        .zip(&burn_theta)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(worst < 1e-6, "largest difference {worst:e}");
+    let moved = theta
+        .iter()
+        .zip(&start)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        moved > 1e-2,
+        "50 steps of 1e-3 move θ (largest move {moved})"
+    );
+    // The state round-trips through checkpoint bytes.
+    assert_eq!(FlatAdam::from_bytes(&flat.to_bytes()).unwrap(), flat);
+}

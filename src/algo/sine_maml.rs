@@ -20,24 +20,36 @@
 //! `hessian = none` the inner gradients are detached, which is first-order MAML: the
 //! meta-gradient is ∇L_query evaluated at θ'_i.
 //!
+//! On Flex (the CPU backend) the learner computes the same meta-gradient with the
+//! hand-written kernels of [`crate::nn::dense`] ([`meta_gradient_host`]: forward, backward
+//! and a Hessian-vector product per task, no tensor graph), which is what makes the tiny
+//! 10 × 40 matrices of this task fast; other backends take the tensor route above
+//! ([`meta_objective`]). Both are tested against finite differences and against each
+//! other.
+//!
 //! Deviations from Finn's code: the outer loss is the mean (not the sum) over tasks, which
 //! only rescales Adam's input; weights start Xavier-uniform rather than N(0, 0.01²)
 //! truncated (configurable); evaluation uses a fixed held-out set of 600 tasks as in his
 //! `test()`, drawn from our own named stream.
 
-use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{load_module, load_optimizer, module_bytes, optimizer_bytes};
+use crate::checkpoint::{load_module, module_bytes};
 use crate::env::sine::{SineDistribution, SineTask};
 use crate::error::{Error, Result};
 use crate::learner::{Checkpoint, Evaluation, MetaLearner, Metrics, Phases};
+use crate::nn::dense::Dense;
 use crate::nn::functional::{mse_and_grad, predict, MlpParams};
 use crate::nn::{to_vec, Activation, Init, Mlp};
-use crate::params::{flatten, flatten_gradients};
+use crate::optim::FlatAdam;
+use crate::params::{flatten, flatten_gradients, unflatten};
 use crate::rng::Rng;
-pub use crate::supervised::{adapt, mse_curve, sine_evaluation, Hessian, SineBatch};
+pub use crate::supervised::{
+    adapt, meta_gradient_host, mse_curve, sine_evaluation, Hessian, HostScratch, SineBatch,
+    SinePoints,
+};
 
 /// Hyperparameters of sine MAML; defaults are Finn et al.'s.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -122,6 +134,14 @@ impl SineMamlConfig {
     pub fn init_model(&self, rng: &mut Rng, device: &Device) -> Mlp {
         Mlp::new(1, &self.hidden, 1, self.activation, self.init, rng, device)
     }
+
+    /// The same network's shape for the host kernels ([`crate::nn::dense`]).
+    pub fn dense(&self) -> Dense {
+        let mut sizes = vec![1];
+        sizes.extend(&self.hidden);
+        sizes.push(1);
+        Dense::new(sizes, self.activation)
+    }
 }
 
 /// The MAML meta-objective (1/M) Σ_i L_query,i(U(θ, T_i)) and the mean pre-adaptation
@@ -140,29 +160,42 @@ pub fn meta_objective(
 pub struct SineMaml {
     /// Hyperparameters.
     pub cfg: SineMamlConfig,
-    /// Meta-parameters θ (on an autodiff device).
-    pub model: Mlp,
     /// Inner steps of the held-out evaluation (Finn: 10).
     pub eval_steps: usize,
-    optim: ModuleOptimizer,
+    /// Meta-parameters θ, flat ([`crate::params::flatten`] order).
+    theta: Vec<f32>,
+    /// The network θ belongs to (its values are not θ's; see [`SineMaml::model`]).
+    template: Mlp,
+    optim: FlatAdam,
     dist: SineDistribution,
     tasks_rng: Rng,
     device: Device,
+    /// The network's shape and buffers when the meta-gradient runs on the host kernels
+    /// (on Flex).
+    host: Option<(Dense, HostScratch)>,
 }
 
 impl SineMaml {
     /// A learner with θ drawn from `init_rng` and tasks from `tasks_rng`; `device` must be
     /// an autodiff device.
     pub fn new(cfg: SineMamlConfig, init_rng: &mut Rng, tasks_rng: Rng, device: &Device) -> Self {
+        let template = cfg.init_model(init_rng, device);
         Self {
-            model: cfg.init_model(init_rng, device),
+            theta: flatten(&template),
+            template,
+            host: crate::nn::fused::is_flex(device).then(|| (cfg.dense(), HostScratch::default())),
             cfg,
             eval_steps: 10,
-            optim: AdamConfig::new().init(),
+            optim: FlatAdam::default(),
             dist: SineDistribution::default(),
             tasks_rng,
             device: device.clone(),
         }
+    }
+
+    /// The meta-parameters θ as a network (on the learner's autodiff device).
+    pub fn model(&self) -> Mlp {
+        unflatten(self.template.clone(), &self.theta)
     }
 }
 
@@ -171,42 +204,44 @@ impl MetaLearner for SineMaml {
         let tasks: Vec<SineTask> = (0..self.cfg.meta_batch)
             .map(|_| self.dist.sample_task(&mut self.tasks_rng))
             .collect();
-        let batch = SineBatch::sample(
-            &self.dist,
-            &tasks,
-            self.cfg.shots,
-            &mut self.tasks_rng,
-            &self.device,
-        );
-        let (post, pre) = meta_objective(&MlpParams::from_mlp(&self.model), &batch, &self.cfg);
-        let (post_v, pre_v) = (to_vec(post.clone())[0] as f64, to_vec(pre)[0] as f64);
-        let grads = GradientsParams::from_grads(post.backward(), &self.model);
-        let norm = flatten_gradients(&self.model, &grads)
-            .iter()
-            .map(|g| (*g as f64).powi(2))
-            .sum::<f64>()
-            .sqrt();
-        self.model = self.optim.step(self.cfg.meta_lr, self.model.clone(), grads);
+        let points = SinePoints::sample(&self.dist, &tasks, self.cfg.shots, &mut self.tasks_rng);
+        let c = &self.cfg;
+        let (post, pre, grad) = match &mut self.host {
+            Some((net, scratch)) => {
+                let cfg = (c.inner_lr, c.inner_steps, c.hessian);
+                meta_gradient_host(net, &self.theta, &points, cfg, scratch)
+            }
+            None => {
+                let model = unflatten(self.template.clone(), &self.theta);
+                let batch = points.to_batch(&self.device);
+                let (post, pre) = meta_objective(&MlpParams::from_mlp(&model), &batch, c);
+                let (post_v, pre_v) = (to_vec(post.clone())[0] as f64, to_vec(pre)[0] as f64);
+                let grads = GradientsParams::from_grads(post.backward(), &model);
+                (post_v, pre_v, flatten_gradients(&model, &grads))
+            }
+        };
+        let norm = crate::params::norm(&grad);
+        self.optim.step(c.meta_lr, &mut self.theta, &grad);
         Ok(Metrics::new()
-            .with("pre_mse", pre_v)
-            .with("post_mse", post_v)
+            .with("pre_mse", pre)
+            .with("post_mse", post)
             .with("grad_norm", norm))
     }
 
     fn parameters_finite(&self) -> bool {
-        flatten(&self.model).iter().all(|x| x.is_finite())
+        self.theta.iter().all(|x| x.is_finite())
     }
 
     fn checkpoint(&self) -> Result<Checkpoint> {
         Ok(Checkpoint::default()
-            .with_file("model.bpk", module_bytes(&self.model)?)
-            .with_file("adam.bpk", optimizer_bytes(&self.optim)?)
+            .with_file("model.bpk", module_bytes(&self.model())?)
+            .with_file("adam.json", self.optim.to_bytes())
             .with_rng("tasks", &self.tasks_rng))
     }
 
     fn restore(&mut self, ck: &Checkpoint) -> Result<()> {
-        self.model = load_module(self.model.clone(), ck.file("model.bpk")?)?;
-        self.optim = load_optimizer(AdamConfig::new().init(), ck.file("adam.bpk")?)?;
+        self.theta = flatten(&load_module(self.template.clone(), ck.file("model.bpk")?)?);
+        self.optim = FlatAdam::from_bytes(ck.file("adam.json")?)?;
         self.tasks_rng = ck.rng("tasks")?;
         Ok(())
     }
@@ -214,7 +249,7 @@ impl MetaLearner for SineMaml {
     /// Finn's protocol ([`sine_evaluation`]) after [`SineMaml::eval_steps`] inner steps.
     fn evaluate(&self, tasks: usize) -> Result<Evaluation> {
         Ok(sine_evaluation(
-            &self.model.valid(),
+            &self.model().valid(),
             tasks,
             self.cfg.shots,
             self.cfg.inner_lr,

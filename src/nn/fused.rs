@@ -112,16 +112,21 @@ pub fn composed_tanh<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 
 /// Whether a tensor lives on Flex (with or without autodiff), where the fused ops exist.
 fn on_flex<const D: usize>(x: &Tensor<D>) -> bool {
+    is_flex(&x.device())
+}
+
+/// Whether `device` is Flex (with or without autodiff).
+pub fn is_flex(device: &Device) -> bool {
     #[cfg(feature = "flex")]
     {
         matches!(
-            x.device().without_autodiff().as_dispatch(),
+            device.clone().without_autodiff().as_dispatch(),
             burn::backend::DispatchDevice::Flex(_)
         )
     }
     #[cfg(not(feature = "flex"))]
     {
-        let _ = x;
+        let _ = device;
         false
     }
 }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::rng::Rng;
 
 pub mod critic;
+pub mod dense;
 pub mod deterministic;
 pub mod fastmath;
 pub mod flat;

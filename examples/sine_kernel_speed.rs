@@ -15,6 +15,26 @@ use metarl::nn::dense::{maml_task, Workspace};
 use metarl::rng::stream;
 
 fn main() {
+    #[cfg(target_arch = "x86_64")]
+    if std::env::args().any(|a| a == "--products") {
+        for (r, m, n) in [
+            (10, 40, 40),
+            (40, 10, 40),
+            (10, 40, 1),
+            (40, 10, 1),
+            (10, 1, 40),
+        ] {
+            // SAFETY: only on a CPU with AVX-512.
+            let (nn, tn) = unsafe {
+                (
+                    product_speed::<false>(r, m, n),
+                    product_speed::<true>(r, m, n),
+                )
+            };
+            println!("[{r}x{m}]·[{m}x{n}]: {nn:.1} GFLOP/s (a), {tn:.1} GFLOP/s (aᵀ stored)");
+        }
+        return;
+    }
     let cfg = SineMamlConfig::default();
     let net = cfg.dense();
     let mut r = stream(0, "theta");
@@ -48,4 +68,26 @@ fn main() {
             1.0 / times[3]
         );
     }
+}
+
+/// Times one matrix-product shape on AVX-512 (GFLOP/s).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,avx512f")]
+unsafe fn product_speed<const A_T: bool>(r: usize, m: usize, n: usize) -> f64 {
+    let a = vec![0.5f32; r * m];
+    let b = vec![0.25f32; m * n];
+    let mut c = vec![0.0f32; r * n];
+    let reps = 200_000;
+    let t0 = Instant::now();
+    for _ in 0..reps {
+        metarl::nn::dense::matmul::<f32, A_T>(
+            &mut c,
+            std::hint::black_box(&a),
+            &b,
+            (r, m, n),
+            false,
+        );
+        std::hint::black_box(&mut c);
+    }
+    2.0 * (r * m * n * reps) as f64 / t0.elapsed().as_secs_f64() / 1e9
 }

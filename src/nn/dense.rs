@@ -67,6 +67,11 @@ pub trait Real:
     fn to_f64(self) -> f64;
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// Writes the 8 × 8 blocks of `out = xᵀ` (`x: [r, c]`, see [`transpose`]) with vector
+    /// shuffles and returns true, or does nothing and returns false.
+    fn transpose_blocks(_out: &mut [Self], _x: &[Self], _r: usize, _c: usize) -> bool {
+        false
+    }
 }
 
 impl Real for f32 {
@@ -80,6 +85,16 @@ impl Real for f32 {
     }
     fn tanh(self) -> Self {
         f32::tanh(self)
+    }
+    fn transpose_blocks(out: &mut [f32], x: &[f32], r: usize, c: usize) -> bool {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx") {
+            // SAFETY: AVX was detected; `transpose` sized both buffers to r · c.
+            unsafe { transpose_blocks_avx(out, x, r, c) };
+            return true;
+        }
+        let _ = (out, x, r, c);
+        false
     }
 }
 
@@ -139,7 +154,9 @@ impl Dense {
 pub struct Pass<T> {
     /// Points K.
     k: usize,
-    /// Input of every layer, `h[0] = x`, `[K, n_l]`.
+    /// Input of every layer with a ones column, `h[0] = [x 1]`, `[K, n_l + 1]`: the bias
+    /// is the last row of each layer's `[W; b]` block, so z = [h 1]·[W; b] and
+    /// [∇W; ∇b] = [h 1]ᵀ e are one product each.
     h: Vec<Vec<T>>,
     /// σ'(z_l) of every hidden layer, `[K, n_{l+1}]`.
     ds: Vec<Vec<T>>,
@@ -173,7 +190,8 @@ pub struct Workspace<T> {
 
 /// `c = a · b` (or `c += a · b` when `accumulate`), row-major, `a: [r, m]`, `b: [m, n]`;
 /// with `A_T` the left factor is stored transposed, `a: [m, r]`, and `c = aᵀ · b`.
-/// Tiles of 4 rows × 16 (then 8, then 1) columns are accumulated in registers.
+/// Tiles of 4 (then 2, then 1) rows × 16 (then 8, then 1) columns are accumulated in
+/// registers.
 #[inline(always)]
 pub fn matmul<T: Real, const A_T: bool>(
     c: &mut [T],
@@ -186,6 +204,33 @@ pub fn matmul<T: Real, const A_T: bool>(
         c.len() >= r * n && a.len() >= r * m && b.len() >= m * n,
         "matmul shapes"
     );
+    if n == 1 {
+        // A matrix-vector product: dot products of a's rows with b, or, when a is stored
+        // transposed, the one-row product bᵀ · a (vectorized along a's rows).
+        if A_T {
+            return matmul::<T, false>(c, b, a, (1, m, r), accumulate);
+        }
+        let mut i = 0;
+        while i + 4 <= r {
+            let d = dots::<T, 4>(&a[i * m..(i + 4) * m], &b[..m]);
+            for (q, dq) in d.into_iter().enumerate() {
+                c[i + q] = if accumulate { c[i + q] + dq } else { dq };
+            }
+            i += 4;
+        }
+        if i + 2 <= r {
+            let d = dots::<T, 2>(&a[i * m..(i + 2) * m], &b[..m]);
+            for (q, dq) in d.into_iter().enumerate() {
+                c[i + q] = if accumulate { c[i + q] + dq } else { dq };
+            }
+            i += 2;
+        }
+        if i < r {
+            let [d] = dots::<T, 1>(&a[i * m..(i + 1) * m], &b[..m]);
+            c[i] = if accumulate { c[i] + d } else { d };
+        }
+        return;
+    }
     let dims = Dims { r, m, n };
     // SAFETY: every tile reads rows < r of a, rows < m of b and writes rows < r of c,
     // columns < n, within the lengths asserted above.
@@ -195,11 +240,46 @@ pub fn matmul<T: Real, const A_T: bool>(
             row_tiles::<T, 4, A_T>(c, a, b, i, dims, accumulate);
             i += 4;
         }
-        while i < r {
+        if i + 2 <= r {
+            row_tiles::<T, 2, A_T>(c, a, b, i, dims, accumulate);
+            i += 2;
+        }
+        if i < r {
             row_tiles::<T, 1, A_T>(c, a, b, i, dims, accumulate);
-            i += 1;
         }
     }
+}
+
+/// The dot products of R consecutive rows of `a` (`[R, m]`) with `y` (`[m]`), 8 partial
+/// sums per row at a time (R independent chains).
+#[inline(always)]
+fn dots<T: Real, const R: usize>(a: &[T], y: &[T]) -> [T; R] {
+    let m = y.len();
+    assert!(a.len() >= R * m, "dots shapes");
+    let full = m / 8 * 8;
+    let mut s = [[T::ZERO; 8]; R];
+    let (ap, yp) = (a.as_ptr(), y.as_ptr());
+    for p in (0..full).step_by(8) {
+        for (q, sq) in s.iter_mut().enumerate() {
+            for (t, st) in sq.iter_mut().enumerate() {
+                // SAFETY: q < R, p + t < m, and a holds R · m values (asserted above).
+                unsafe { *st += *ap.add(q * m + p + t) * *yp.add(p + t) };
+            }
+        }
+    }
+    std::array::from_fn(|q| {
+        let sq = &mut s[q];
+        for w in [4, 2, 1] {
+            for t in 0..w {
+                sq[t] += sq[t + w];
+            }
+        }
+        let mut d = sq[0];
+        for p in full..m {
+            d += a[q * m + p] * y[p];
+        }
+        d
+    })
 }
 
 /// Matrix sizes of [`matmul`].
@@ -278,57 +358,63 @@ unsafe fn tile<T: Real, const R: usize, const W: usize, const A_T: bool>(
     }
 }
 
-/// `out = xᵀ` for row-major `x: [r, c]`, in 8 × 8 blocks (loads and stores of whole
-/// block rows, which the compiler turns into vector shuffles).
+/// `out = xᵀ` for row-major `x: [r, c]`: 8 × 8 blocks in AVX registers for f32 where the
+/// CPU has AVX ([`Real::transpose_blocks`]), the rest element by element.
 #[inline(always)]
 fn transpose<T: Real>(out: &mut Vec<T>, x: &[T], r: usize, c: usize) {
-    const B: usize = 8;
     resize(out, r * c);
-    assert!(x.len() >= r * c);
-    let (mut i, o, x) = (0, out.as_mut_slice(), &x[..r * c]);
-    while i + B <= r {
-        let mut j = 0;
-        while j + B <= c {
-            let mut blk = [[T::ZERO; B]; B];
-            for (q, row) in blk.iter_mut().enumerate() {
-                row.copy_from_slice(&x[(i + q) * c + j..(i + q) * c + j + B]);
-            }
-            for t in 0..B {
-                let col: [T; B] = std::array::from_fn(|q| blk[q][t]);
-                o[(j + t) * r + i..(j + t) * r + i + B].copy_from_slice(&col);
-            }
-            j += B;
-        }
-        for q in i..i + B {
-            for t in j..c {
-                o[t * r + q] = x[q * c + t];
-            }
-        }
-        i += B;
-    }
-    for q in i..r {
-        for t in 0..c {
-            o[t * r + q] = x[q * c + t];
+    let x = &x[..r * c];
+    let (rb, cb) = if T::transpose_blocks(out, x, r, c) {
+        (r / 8 * 8, c / 8 * 8)
+    } else {
+        (0, 0)
+    };
+    // Whatever the blocks did not cover: rows below rb, and columns right of cb.
+    for i in 0..r {
+        let from = if i < rb { cb } else { 0 };
+        for j in from..c {
+            out[j * r + i] = x[i * c + j];
         }
     }
 }
 
-/// `out[k, :] = bias` for k < K.
-#[inline(always)]
-fn broadcast_rows<T: Real>(out: &mut Vec<T>, bias: &[T], k: usize) {
-    out.clear();
-    for _ in 0..k {
-        out.extend_from_slice(bias);
-    }
-}
-
-/// Column sums of `x: [K, n]` into `out: [n]`.
-#[inline(always)]
-fn column_sums<T: Real>(out: &mut [T], x: &[T], n: usize) {
-    out.fill(T::ZERO);
-    for row in x.chunks_exact(n) {
-        for (o, v) in out.iter_mut().zip(row) {
-            *o += *v;
+/// The 8 × 8 blocks of an f32 transpose `out = xᵀ`, `x: [r, c]`, rows < r / 8 · 8 and
+/// columns < c / 8 · 8.
+///
+/// # Safety
+/// The CPU must support AVX; `x` and `out` must hold r · c values.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose_blocks_avx(out: &mut [f32], x: &[f32], r: usize, c: usize) {
+    use std::arch::x86_64::*;
+    assert!(x.len() >= r * c && out.len() >= r * c);
+    let (xp, op) = (x.as_ptr(), out.as_mut_ptr());
+    for i in (0..r / 8 * 8).step_by(8) {
+        for j in (0..c / 8 * 8).step_by(8) {
+            let row = |q: usize| _mm256_loadu_ps(xp.add((i + q) * c + j));
+            let (r0, r1, r2, r3) = (row(0), row(1), row(2), row(3));
+            let (r4, r5, r6, r7) = (row(4), row(5), row(6), row(7));
+            let (t0, t1) = (_mm256_unpacklo_ps(r0, r1), _mm256_unpackhi_ps(r0, r1));
+            let (t2, t3) = (_mm256_unpacklo_ps(r2, r3), _mm256_unpackhi_ps(r2, r3));
+            let (t4, t5) = (_mm256_unpacklo_ps(r4, r5), _mm256_unpackhi_ps(r4, r5));
+            let (t6, t7) = (_mm256_unpacklo_ps(r6, r7), _mm256_unpackhi_ps(r6, r7));
+            let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+            let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+            let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+            let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+            let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+            let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+            let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+            let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+            let col = |q: usize, v: __m256| _mm256_storeu_ps(op.add((j + q) * r + i), v);
+            col(0, _mm256_permute2f128_ps::<0x20>(s0, s4));
+            col(1, _mm256_permute2f128_ps::<0x20>(s1, s5));
+            col(2, _mm256_permute2f128_ps::<0x20>(s2, s6));
+            col(3, _mm256_permute2f128_ps::<0x20>(s3, s7));
+            col(4, _mm256_permute2f128_ps::<0x31>(s0, s4));
+            col(5, _mm256_permute2f128_ps::<0x31>(s1, s5));
+            col(6, _mm256_permute2f128_ps::<0x31>(s2, s6));
+            col(7, _mm256_permute2f128_ps::<0x31>(s3, s7));
         }
     }
 }
@@ -341,54 +427,73 @@ fn resize<T: Real>(v: &mut Vec<T>, n: usize) {
 }
 
 impl Dense {
-    /// Forward pass on `x: [K, n_0]`: fills `pass` (inputs, σ') and leaves the output
-    /// `[K, n_L]` in `pass.e[L−1]`.
+    /// Forward pass on `x: [K, n_0]`: fills `pass` (inputs with their ones column, σ') and
+    /// leaves the output `[K, n_L]` in `pass.e[L−1]`.
     #[inline(always)]
     fn forward<T: Real>(&self, theta: &[T], x: &[T], pass: &mut Pass<T>) {
         let nl = self.layers();
-        let k = x.len() / self.sizes[0];
+        let n0 = self.sizes[0];
+        let k = x.len() / n0;
         pass.k = k;
         pass.h.resize_with(nl, Vec::new);
         pass.ds.resize_with(nl - 1, Vec::new);
         pass.e.resize_with(nl, Vec::new);
         pass.g.resize_with(nl, Vec::new);
         pass.wt.resize_with(nl, Vec::new);
-        pass.h[0].clear();
-        pass.h[0].extend_from_slice(x);
+        let h0 = &mut pass.h[0];
+        h0.clear();
+        for row in x.chunks_exact(n0) {
+            h0.extend_from_slice(row);
+            h0.push(T::ONE);
+        }
         for l in 0..nl {
             let (ni, no) = (self.sizes[l], self.sizes[l + 1]);
             let (wo, bo) = self.offsets(l);
-            let mut z = if l + 1 == nl {
-                std::mem::take(&mut pass.e[l])
-            } else {
-                std::mem::take(&mut pass.h[l + 1])
-            };
-            broadcast_rows(&mut z, &theta[bo..bo + no], k);
-            matmul::<T, false>(&mut z, &pass.h[l], &theta[wo..bo], (k, ni, no), true);
+            // z = [h 1] · [W; b], one product: b is stored right after W.
+            let mut z = std::mem::take(&mut pass.e[l]);
+            resize(&mut z, k * no);
+            matmul::<T, false>(
+                &mut z,
+                &pass.h[l],
+                &theta[wo..bo + no],
+                (k, ni + 1, no),
+                false,
+            );
             if l + 1 == nl {
                 pass.e[l] = z;
                 break;
             }
-            let ds = &mut pass.ds[l];
+            let (ds, h) = (&mut pass.ds[l], &mut pass.h[l + 1]);
             resize(ds, k * no);
-            match self.activation {
-                Activation::Relu => {
-                    for (zi, di) in z.iter_mut().zip(ds.iter_mut()) {
-                        let on = *zi > T::ZERO;
-                        *di = if on { T::ONE } else { T::ZERO };
-                        *zi = if on { *zi } else { T::ZERO };
+            resize(h, k * (no + 1));
+            for ((zr, dr), hr) in z
+                .chunks_exact(no)
+                .zip(ds.chunks_exact_mut(no))
+                .zip(h.chunks_exact_mut(no + 1))
+            {
+                match self.activation {
+                    Activation::Relu => {
+                        for ((zi, di), hi) in zr.iter().zip(dr.iter_mut()).zip(hr.iter_mut()) {
+                            let on = *zi > T::ZERO;
+                            *di = if on { T::ONE } else { T::ZERO };
+                            *hi = if on { *zi } else { T::ZERO };
+                        }
+                    }
+                    Activation::Tanh => {
+                        for ((zi, di), hi) in zr.iter().zip(dr.iter_mut()).zip(hr.iter_mut()) {
+                            let t = zi.tanh();
+                            *hi = t;
+                            *di = T::ONE - t * t;
+                        }
+                    }
+                    Activation::Identity => {
+                        hr[..no].copy_from_slice(zr);
+                        dr.fill(T::ONE);
                     }
                 }
-                Activation::Tanh => {
-                    for (zi, di) in z.iter_mut().zip(ds.iter_mut()) {
-                        let h = zi.tanh();
-                        *zi = h;
-                        *di = T::ONE - h * h;
-                    }
-                }
-                Activation::Identity => ds.fill(T::ONE),
+                hr[no] = T::ONE;
             }
-            pass.h[l + 1] = z;
+            pass.e[l] = z; // keeps the buffer for the next pass
         }
     }
 
@@ -416,16 +521,11 @@ impl Dense {
         for l in (0..nl).rev() {
             let (ni, no) = (self.sizes[l], self.sizes[l + 1]);
             let (wo, bo) = self.offsets(l);
-            matmul::<T, true>(
-                &mut grad[wo..bo],
-                &pass.h[l],
-                &pass.e[l],
-                (ni, k, no),
-                false,
-            );
-            column_sums(&mut grad[bo..bo + no], &pass.e[l], no);
-            transpose(&mut pass.wt[l], &theta[wo..bo], ni, no);
+            // [∇W; ∇b] = [h 1]ᵀ e, one product.
+            let block = &mut grad[wo..bo + no];
+            matmul::<T, true>(block, &pass.h[l], &pass.e[l], (ni + 1, k, no), false);
             if l > 0 {
+                transpose(&mut pass.wt[l], &theta[wo..bo], ni, no);
                 let mut g = std::mem::take(&mut pass.g[l]);
                 resize(&mut g, k * ni);
                 matmul::<T, false>(&mut g, &pass.e[l], &pass.wt[l], (k, no, ni), false);
@@ -467,13 +567,13 @@ impl Dense {
         let (nl, k) = (self.layers(), pass.k);
         ws.rz.resize_with(nl, Vec::new);
         ws.rh.resize_with(nl, Vec::new);
-        // R-forward: R{z_l} for every layer; R{h_{l+1}} = σ' ⊙ R{z_l}.
+        // R-forward: R{z_l} = [h 1]·[V; c] + R{h_l} W_l;  R{h_{l+1}} = σ' ⊙ R{z_l}.
         for l in 0..nl {
             let (ni, no) = (self.sizes[l], self.sizes[l + 1]);
             let (wo, bo) = self.offsets(l);
             let z = &mut ws.rz[l];
-            broadcast_rows(z, &v[bo..bo + no], k);
-            matmul::<T, false>(z, &pass.h[l], &v[wo..bo], (k, ni, no), true);
+            resize(z, k * no);
+            matmul::<T, false>(z, &pass.h[l], &v[wo..bo + no], (k, ni + 1, no), false);
             if l > 0 {
                 matmul::<T, false>(z, &ws.rh[l], &theta[wo..bo], (k, ni, no), true);
             }
@@ -490,30 +590,35 @@ impl Dense {
         for l in (0..nl).rev() {
             let (ni, no) = (self.sizes[l], self.sizes[l + 1]);
             let (wo, bo) = self.offsets(l);
-            matmul::<T, true>(&mut out[wo..bo], &pass.h[l], &ws.re, (ni, k, no), false);
-            if l > 0 {
-                matmul::<T, true>(&mut out[wo..bo], &ws.rh[l], &pass.e[l], (ni, k, no), true);
+            // [(Hv)_W; (Hv)_b] = [h 1]ᵀ R{e} + [R{h} 0]ᵀ e.
+            matmul::<T, true>(
+                &mut out[wo..bo + no],
+                &pass.h[l],
+                &ws.re,
+                (ni + 1, k, no),
+                false,
+            );
+            if l == 0 {
+                break;
             }
-            column_sums(&mut out[bo..bo + no], &ws.re, no);
-            if l > 0 {
-                resize(&mut ws.rg, k * ni);
-                matmul::<T, false>(&mut ws.rg, &ws.re, &pass.wt[l], (k, no, ni), false);
-                transpose(&mut ws.vt, &v[wo..bo], ni, no);
-                matmul::<T, false>(&mut ws.rg, &pass.e[l], &ws.vt, (k, no, ni), true);
-                let (rg, ds) = (&ws.rg, &pass.ds[l - 1]);
-                ws.re.clear();
-                match self.activation {
-                    Activation::Tanh => {
-                        // + g ⊙ σ'' ⊙ R{z}, with σ'' = −2 h σ'.
-                        let (h, g, rzl) = (&pass.h[l], &pass.g[l], &ws.rz[l - 1]);
-                        let m2 = T::from_f64(-2.0);
-                        ws.re.extend(
-                            (0..k * ni)
-                                .map(|i| rg[i] * ds[i] + g[i] * (m2 * h[i] * ds[i]) * rzl[i]),
-                        );
-                    }
-                    _ => ws.re.extend(rg.iter().zip(ds).map(|(a, b)| *a * *b)),
+            matmul::<T, true>(&mut out[wo..bo], &ws.rh[l], &pass.e[l], (ni, k, no), true);
+            resize(&mut ws.rg, k * ni);
+            matmul::<T, false>(&mut ws.rg, &ws.re, &pass.wt[l], (k, no, ni), false);
+            transpose(&mut ws.vt, &v[wo..bo], ni, no);
+            matmul::<T, false>(&mut ws.rg, &pass.e[l], &ws.vt, (k, no, ni), true);
+            let (rg, ds) = (&ws.rg, &pass.ds[l - 1]);
+            ws.re.clear();
+            match self.activation {
+                Activation::Tanh => {
+                    // + g ⊙ σ'' ⊙ R{z}, with σ'' = −2 h σ' (h has its ones column).
+                    let (h, g, rzl) = (&pass.h[l], &pass.g[l], &ws.rz[l - 1]);
+                    let m2 = T::from_f64(-2.0);
+                    ws.re.extend((0..k * ni).map(|i| {
+                        let hi = h[i / ni * (ni + 1) + i % ni];
+                        rg[i] * ds[i] + g[i] * (m2 * hi * ds[i]) * rzl[i]
+                    }));
                 }
+                _ => ws.re.extend(rg.iter().zip(ds).map(|(a, b)| *a * *b)),
             }
         }
     }
@@ -665,9 +770,25 @@ mod tests {
     }
 
     #[test]
+    fn f32_transpose_blocks_match_the_definition() {
+        for &(r, c) in &[(40, 40), (8, 8), (17, 9), (3, 40), (40, 1), (16, 24)] {
+            let x: Vec<f32> = lcg(4, r * c, 1.0).iter().map(|v| *v as f32).collect();
+            let mut out = Vec::new();
+            transpose(&mut out, &x, r, c);
+            for i in 0..r {
+                for j in 0..c {
+                    assert_eq!(out[j * r + i], x[i * c + j], "({r}, {c}) at ({i}, {j})");
+                }
+            }
+        }
+    }
+
+    #[test]
     fn matmul_matches_the_definition_for_every_block_shape() {
         for &(r, m, n) in &[
             (1, 1, 1),
+            (10, 40, 1),
+            (40, 10, 1),
             (2, 3, 16),
             (3, 5, 25),
             (10, 40, 40),

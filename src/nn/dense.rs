@@ -186,6 +186,8 @@ pub struct Workspace<T> {
     rg: Vec<T>,
     /// V_lᵀ.
     vt: Vec<T>,
+    /// Layer widths of the network `thetas[0]` and `passes[0]` belong to.
+    sizes: Vec<usize>,
 }
 
 /// `c = a · b` (or `c += a · b` when `accumulate`), row-major, `a: [r, m]`, `b: [m, n]`;
@@ -362,7 +364,7 @@ unsafe fn tile<T: Real, const R: usize, const W: usize, const A_T: bool>(
 /// CPU has AVX ([`Real::transpose_blocks`]), the rest element by element.
 #[inline(always)]
 fn transpose<T: Real>(out: &mut Vec<T>, x: &[T], r: usize, c: usize) {
-    resize(out, r * c);
+    fit(out, r * c);
     let x = &x[..r * c];
     let (rb, cb) = if T::transpose_blocks(out, x, r, c) {
         (r / 8 * 8, c / 8 * 8)
@@ -419,11 +421,14 @@ unsafe fn transpose_blocks_avx(out: &mut [f32], x: &[f32], r: usize, c: usize) {
     }
 }
 
-/// `v` as `n` zeros, keeping its allocation.
+/// `v` with `n` elements, keeping its allocation; the contents are unspecified (every
+/// caller overwrites all of them), so a buffer of the right size is not cleared again.
 #[inline(always)]
-fn resize<T: Real>(v: &mut Vec<T>, n: usize) {
-    v.clear();
-    v.resize(n, T::ZERO);
+fn fit<T: Real>(v: &mut Vec<T>, n: usize) {
+    if v.len() != n {
+        v.clear();
+        v.resize(n, T::ZERO);
+    }
 }
 
 impl Dense {
@@ -451,7 +456,7 @@ impl Dense {
             let (wo, bo) = self.offsets(l);
             // z = [h 1] · [W; b], one product: b is stored right after W.
             let mut z = std::mem::take(&mut pass.e[l]);
-            resize(&mut z, k * no);
+            fit(&mut z, k * no);
             matmul::<T, false>(
                 &mut z,
                 &pass.h[l],
@@ -464,8 +469,8 @@ impl Dense {
                 break;
             }
             let (ds, h) = (&mut pass.ds[l], &mut pass.h[l + 1]);
-            resize(ds, k * no);
-            resize(h, k * (no + 1));
+            fit(ds, k * no);
+            fit(h, k * (no + 1));
             for ((zr, dr), hr) in z
                 .chunks_exact(no)
                 .zip(ds.chunks_exact_mut(no))
@@ -514,9 +519,10 @@ impl Dense {
     }
 
     /// Backward pass after [`Self::forward`] and [`Self::mse`]: writes the gradient into
-    /// `grad` and keeps e_l, g_l and W_lᵀ in `pass`.
+    /// `grad` and keeps e_l, g_l and W_lᵀ in `pass` (W_lᵀ already there from the same
+    /// `theta` when `!transpose`).
     #[inline(always)]
-    fn backward<T: Real>(&self, theta: &[T], pass: &mut Pass<T>, grad: &mut [T]) {
+    fn backward<T: Real>(&self, theta: &[T], pass: &mut Pass<T>, grad: &mut [T], transpose: bool) {
         let (nl, k) = (self.layers(), pass.k);
         for l in (0..nl).rev() {
             let (ni, no) = (self.sizes[l], self.sizes[l + 1]);
@@ -525,9 +531,11 @@ impl Dense {
             let block = &mut grad[wo..bo + no];
             matmul::<T, true>(block, &pass.h[l], &pass.e[l], (ni + 1, k, no), false);
             if l > 0 {
-                transpose(&mut pass.wt[l], &theta[wo..bo], ni, no);
+                if transpose {
+                    self::transpose(&mut pass.wt[l], &theta[wo..bo], ni, no);
+                }
                 let mut g = std::mem::take(&mut pass.g[l]);
-                resize(&mut g, k * ni);
+                fit(&mut g, k * ni);
                 matmul::<T, false>(&mut g, &pass.e[l], &pass.wt[l], (k, no, ni), false);
                 let mut e = std::mem::take(&mut pass.e[l - 1]);
                 e.clear();
@@ -548,9 +556,24 @@ impl Dense {
         pass: &mut Pass<T>,
         grad: &mut [T],
     ) -> f64 {
+        self.loss_grad_keeping(theta, x, t, pass, grad, false)
+    }
+
+    /// [`Self::loss_grad`], reusing the pass's W_lᵀ when `keep_wt` (it must come from the
+    /// same `theta`).
+    #[inline(always)]
+    fn loss_grad_keeping<T: Real>(
+        &self,
+        theta: &[T],
+        x: &[T],
+        t: &[T],
+        pass: &mut Pass<T>,
+        grad: &mut [T],
+        keep_wt: bool,
+    ) -> f64 {
         self.forward(theta, x, pass);
         let loss = Self::mse(pass, t);
-        self.backward(theta, pass, grad);
+        self.backward(theta, pass, grad, !keep_wt);
         loss
     }
 
@@ -572,7 +595,7 @@ impl Dense {
             let (ni, no) = (self.sizes[l], self.sizes[l + 1]);
             let (wo, bo) = self.offsets(l);
             let z = &mut ws.rz[l];
-            resize(z, k * no);
+            fit(z, k * no);
             matmul::<T, false>(z, &pass.h[l], &v[wo..bo + no], (k, ni + 1, no), false);
             if l > 0 {
                 matmul::<T, false>(z, &ws.rh[l], &theta[wo..bo], (k, ni, no), true);
@@ -602,7 +625,7 @@ impl Dense {
                 break;
             }
             matmul::<T, true>(&mut out[wo..bo], &ws.rh[l], &pass.e[l], (ni, k, no), true);
-            resize(&mut ws.rg, k * ni);
+            fit(&mut ws.rg, k * ni);
             matmul::<T, false>(&mut ws.rg, &ws.re, &pass.wt[l], (k, no, ni), false);
             transpose(&mut ws.vt, &v[wo..bo], ni, no);
             matmul::<T, false>(&mut ws.rg, &pass.e[l], &ws.vt, (k, no, ni), true);
@@ -711,12 +734,26 @@ fn maml_task_inline<T: Real>(
     let a = T::from_f64(alpha);
     ws.thetas.resize_with(steps + 1, Vec::new);
     ws.passes.resize_with(steps + 1, Pass::default);
-    ws.thetas[0].clear();
-    ws.thetas[0].extend_from_slice(theta);
+    // Tasks of one batch share θ: the first support pass's W_lᵀ is still the right one
+    // when the previous task on this workspace started from the same θ and network.
+    let same_start = steps > 0 && ws.sizes == net.sizes && ws.thetas[0] == theta;
+    if !same_start {
+        ws.thetas[0].clear();
+        ws.thetas[0].extend_from_slice(theta);
+        ws.sizes.clone_from(&net.sizes);
+    }
     // Inner loop: θ_{s+1} = θ_s − α ∇L_S(θ_s), keeping every pass for the R-operator.
     let mut pre = 0.0;
     for s in 0..steps {
-        let loss = net.loss_grad(&ws.thetas[s], task.xs, task.ys, &mut ws.passes[s], grad);
+        let keep = s == 0 && same_start;
+        let loss = net.loss_grad_keeping(
+            &ws.thetas[s],
+            task.xs,
+            task.ys,
+            &mut ws.passes[s],
+            grad,
+            keep,
+        );
         if s == 0 {
             pre = loss;
         }
@@ -737,7 +774,7 @@ fn maml_task_inline<T: Real>(
     );
     if second_order {
         let mut hv = std::mem::take(&mut ws.hv);
-        resize(&mut hv, p);
+        fit(&mut hv, p);
         let (thetas, passes) = (
             std::mem::take(&mut ws.thetas),
             std::mem::take(&mut ws.passes),
@@ -962,6 +999,27 @@ mod tests {
                 &mut again,
             );
             assert_eq!(again, grad, "a reused workspace gives the same gradient");
+            // Another θ on the same workspace: nothing of the previous θ is reused.
+            let other: Vec<f64> = theta.iter().map(|t| t * 0.9 + 0.01).collect();
+            let (mut g_reused, mut g_fresh) = (vec![0.0; p], vec![0.0; p]);
+            maml_task(
+                &net,
+                &other,
+                task,
+                (alpha, steps, true),
+                &mut ws,
+                &mut g_reused,
+            );
+            let mut fresh = Workspace::default();
+            maml_task(
+                &net,
+                &other,
+                task,
+                (alpha, steps, true),
+                &mut fresh,
+                &mut g_fresh,
+            );
+            assert_eq!(g_reused, g_fresh, "a new θ on a used workspace");
             let differs = fo.iter().zip(&grad).any(|(a, b)| (a - b).abs() > 1e-6);
             assert!(differs, "the Hessian term must change the gradient");
         }

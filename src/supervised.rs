@@ -146,7 +146,7 @@ pub fn meta_gradient_host(
         losses,
         workspaces,
     } = scratch;
-    per_task.resize(m * p, 0.0);
+    per_task.resize(if chunks == 1 { p } else { m * p }, 0.0);
     losses.resize(
         m,
         TaskLosses {
@@ -155,24 +155,30 @@ pub fn meta_gradient_host(
         },
     );
     workspaces.resize_with(chunks, Workspace::default);
-    let run = |c: usize, g: &mut [f32], l: &mut [TaskLosses], ws: &mut Workspace<f32>| {
-        for (t, (g, l)) in g.chunks_exact_mut(p).zip(l).enumerate() {
-            *l = maml_task(net, theta, points.task(c * per_chunk + t), cfg, ws, g);
-        }
-    };
+    let mut grad = vec![0.0f32; p];
+    let add = |grad: &mut [f32], g: &[f32]| grad.iter_mut().zip(g).for_each(|(a, x)| *a += *x);
     if chunks == 1 {
-        run(0, per_task, losses, &mut workspaces[0]);
+        // Each task's gradient is added while it is in cache: the same additions, in the
+        // same order, as the parallel branch.
+        let (ws, g) = (&mut workspaces[0], &mut per_task[..p]);
+        for (i, l) in losses.iter_mut().enumerate() {
+            *l = maml_task(net, theta, points.task(i), cfg, ws, g);
+            add(&mut grad, g);
+        }
     } else {
         per_task
             .par_chunks_mut(per_chunk * p)
             .zip(losses.par_chunks_mut(per_chunk))
             .zip(workspaces.par_iter_mut())
             .enumerate()
-            .for_each(|(c, ((g, l), ws))| run(c, g, l, ws));
-    }
-    let mut grad = vec![0.0f32; p];
-    for g in per_task.chunks_exact(p) {
-        grad.iter_mut().zip(g).for_each(|(a, x)| *a += *x);
+            .for_each(|(c, ((g, l), ws))| {
+                for (t, (g, l)) in g.chunks_exact_mut(p).zip(l).enumerate() {
+                    *l = maml_task(net, theta, points.task(c * per_chunk + t), cfg, ws, g);
+                }
+            });
+        for g in per_task.chunks_exact(p) {
+            add(&mut grad, g);
+        }
     }
     let inv = (1.0 / m as f64) as f32;
     grad.iter_mut().for_each(|g| *g *= inv);

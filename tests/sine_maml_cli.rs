@@ -130,3 +130,38 @@ fn resume_continues_exactly_and_same_seed_repeats() {
     let o = sine_maml(&["--out", full.to_str().unwrap(), "--iterations", "1"]);
     assert_eq!(o.status.code(), Some(2));
 }
+
+/// The host kernels run tasks in chunks on the thread pool and sum their gradients in task
+/// order: one and two threads give the same progress.csv, to the bit.
+#[test]
+fn one_and_two_threads_give_the_same_run() {
+    let d = tempfile::tempdir().unwrap();
+    for hessian in ["full", "none"] {
+        let rows = |threads: &str| {
+            let out = d.path().join(format!("{hessian}-{threads}"));
+            let o = Command::new(env!("CARGO_BIN_EXE_sine-maml"))
+                .args([
+                    "--iterations",
+                    "40",
+                    "--inner-steps",
+                    "2",
+                    "--hessian",
+                    hessian,
+                ])
+                .args([
+                    "--eval-tasks",
+                    "20",
+                    "--quiet",
+                    "--out",
+                    out.to_str().unwrap(),
+                ])
+                .env_remove("BURN_DEVICE")
+                .env("RAYON_NUM_THREADS", threads)
+                .output()
+                .unwrap();
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            without_wall_clock(&out.join("progress.csv"))
+        };
+        assert_eq!(rows("1"), rows("2"), "hessian {hessian}: 1 vs 2 threads");
+    }
+}

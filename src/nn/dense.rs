@@ -546,27 +546,13 @@ impl Dense {
         }
     }
 
-    /// The MSE of `theta` on `(x, t)`; its gradient goes to `grad`.
+    /// The MSE of `theta` on `(x, t)`; its gradient goes to `grad`. With `keep_wt` the
+    /// pass's W_lᵀ are reused (they must come from the same `theta`).
     #[inline(always)]
     fn loss_grad<T: Real>(
         &self,
         theta: &[T],
-        x: &[T],
-        t: &[T],
-        pass: &mut Pass<T>,
-        grad: &mut [T],
-    ) -> f64 {
-        self.loss_grad_keeping(theta, x, t, pass, grad, false)
-    }
-
-    /// [`Self::loss_grad`], reusing the pass's W_lᵀ when `keep_wt` (it must come from the
-    /// same `theta`).
-    #[inline(always)]
-    fn loss_grad_keeping<T: Real>(
-        &self,
-        theta: &[T],
-        x: &[T],
-        t: &[T],
+        (x, t): (&[T], &[T]),
         pass: &mut Pass<T>,
         grad: &mut [T],
         keep_wt: bool,
@@ -684,28 +670,24 @@ pub fn maml_task<T: Real>(
     let cfg = (alpha, steps, second_order);
     #[cfg(target_arch = "x86_64")]
     {
-        #[target_feature(enable = "avx2,avx512f")]
-        unsafe fn avx512<T: Real>(
-            net: &Dense,
-            theta: &[T],
-            task: TaskData<'_, T>,
-            cfg: (f64, usize, bool),
-            ws: &mut Workspace<T>,
-            grad: &mut [T],
-        ) -> TaskLosses {
-            maml_task_inline(net, theta, task, cfg, ws, grad)
+        /// `maml_task_inline` compiled with the named instruction sets.
+        macro_rules! at_level {
+            ($name:ident, $features:literal) => {
+                #[target_feature(enable = $features)]
+                unsafe fn $name<T: Real>(
+                    net: &Dense,
+                    theta: &[T],
+                    task: TaskData<'_, T>,
+                    cfg: (f64, usize, bool),
+                    ws: &mut Workspace<T>,
+                    grad: &mut [T],
+                ) -> TaskLosses {
+                    maml_task_inline(net, theta, task, cfg, ws, grad)
+                }
+            };
         }
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2<T: Real>(
-            net: &Dense,
-            theta: &[T],
-            task: TaskData<'_, T>,
-            cfg: (f64, usize, bool),
-            ws: &mut Workspace<T>,
-            grad: &mut [T],
-        ) -> TaskLosses {
-            maml_task_inline(net, theta, task, cfg, ws, grad)
-        }
+        at_level!(avx512, "avx2,avx512f");
+        at_level!(avx2, "avx2");
         use crate::lanes::Simd;
         match Simd::best() {
             // SAFETY: the CPU supports the level (`Simd::best` checked it).
@@ -746,14 +728,8 @@ fn maml_task_inline<T: Real>(
     let mut pre = 0.0;
     for s in 0..steps {
         let keep = s == 0 && same_start;
-        let loss = net.loss_grad_keeping(
-            &ws.thetas[s],
-            task.xs,
-            task.ys,
-            &mut ws.passes[s],
-            grad,
-            keep,
-        );
+        let support = (task.xs, task.ys);
+        let loss = net.loss_grad(&ws.thetas[s], support, &mut ws.passes[s], grad, keep);
         if s == 0 {
             pre = loss;
         }
@@ -763,15 +739,10 @@ fn maml_task_inline<T: Real>(
         ws.thetas[s + 1] = next;
     }
     if steps == 0 {
-        pre = net.loss_grad(theta, task.xs, task.ys, &mut ws.passes[0], grad);
+        pre = net.loss_grad(theta, (task.xs, task.ys), &mut ws.passes[0], grad, false);
     }
-    let post = net.loss_grad(
-        &ws.thetas[steps],
-        task.xq,
-        task.yq,
-        &mut ws.passes[steps],
-        grad,
-    );
+    let query = (task.xq, task.yq);
+    let post = net.loss_grad(&ws.thetas[steps], query, &mut ws.passes[steps], grad, false);
     if second_order {
         let mut hv = std::mem::take(&mut ws.hv);
         fit(&mut hv, p);
@@ -877,7 +848,7 @@ mod tests {
             let theta = lcg(7, p, 0.8);
             let (x, t) = (lcg(8, 6 * 2, 2.0), lcg(9, 6 * 3, 1.0));
             let (mut pass, mut grad) = (Pass::default(), vec![0.0; p]);
-            net.loss_grad(&theta, &x, &t, &mut pass, &mut grad);
+            net.loss_grad(&theta, (&x, &t), &mut pass, &mut grad, false);
             let v = lcg(10, p, 1.0);
             let mut hv = vec![0.0; p];
             net.hvp(&theta, &pass, &v, &mut Workspace::default(), &mut hv);
@@ -901,7 +872,7 @@ mod tests {
                     .map(|(a, b)| a + sign * h * b)
                     .collect();
                 let (mut pass, mut g) = (Pass::default(), vec![0.0; p]);
-                net.loss_grad(&th, &x, &t, &mut pass, &mut g);
+                net.loss_grad(&th, (&x, &t), &mut pass, &mut g, false);
                 g
             };
             let (gu, gd) = (shifted(1.0), shifted(-1.0));
@@ -927,7 +898,7 @@ mod tests {
         let mut th = theta.to_vec();
         for _ in 0..steps {
             let (mut pass, mut g) = (Pass::default(), vec![0.0; th.len()]);
-            net.loss_grad(&th, task.xs, task.ys, &mut pass, &mut g);
+            net.loss_grad(&th, (task.xs, task.ys), &mut pass, &mut g, false);
             th.iter_mut().zip(&g).for_each(|(t, g)| *t -= alpha * g);
         }
         loss(net, &th, task.xq, task.yq)
@@ -983,11 +954,11 @@ mod tests {
             let mut th = theta.clone();
             for _ in 0..steps {
                 let (mut pass, mut g) = (Pass::default(), vec![0.0; p]);
-                net.loss_grad(&th, &xs, &ys, &mut pass, &mut g);
+                net.loss_grad(&th, (&xs, &ys), &mut pass, &mut g, false);
                 th.iter_mut().zip(&g).for_each(|(t, g)| *t -= alpha * g);
             }
             let (mut pass, mut gq) = (Pass::default(), vec![0.0; p]);
-            net.loss_grad(&th, &xq, &yq, &mut pass, &mut gq);
+            net.loss_grad(&th, (&xq, &yq), &mut pass, &mut gq, false);
             assert_eq!(fo, gq);
             let mut again = vec![0.0; p];
             maml_task(

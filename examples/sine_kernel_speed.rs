@@ -53,9 +53,10 @@ fn main() {
             let mut sink = 0.0;
             let (mut ws, mut grad) = (Workspace::default(), vec![0.0f32; theta.len()]);
             for _ in 0..n {
+                ws.start_from(&net, &theta);
                 for i in 0..25 {
                     let cfg = (0.01, steps, second);
-                    sink += maml_task(&net, &theta, points.task(i), cfg, &mut ws, &mut grad).post;
+                    sink += maml_task(&net, points.task(i), cfg, &mut ws, &mut grad).post;
                 }
             }
             std::hint::black_box(sink);

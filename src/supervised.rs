@@ -161,8 +161,9 @@ pub fn meta_gradient_host(
         // Each task's gradient is added while it is in cache: the same additions, in the
         // same order, as the parallel branch.
         let (ws, g) = (&mut workspaces[0], &mut per_task[..p]);
+        ws.start_from(net, theta);
         for (i, l) in losses.iter_mut().enumerate() {
-            *l = maml_task(net, theta, points.task(i), cfg, ws, g);
+            *l = maml_task(net, points.task(i), cfg, ws, g);
             add(&mut grad, g);
         }
     } else {
@@ -172,8 +173,9 @@ pub fn meta_gradient_host(
             .zip(workspaces.par_iter_mut())
             .enumerate()
             .for_each(|(c, ((g, l), ws))| {
+                ws.start_from(net, theta);
                 for (t, (g, l)) in g.chunks_exact_mut(p).zip(l).enumerate() {
-                    *l = maml_task(net, theta, points.task(c * per_chunk + t), cfg, ws, g);
+                    *l = maml_task(net, points.task(c * per_chunk + t), cfg, ws, g);
                 }
             });
         for g in per_task.chunks_exact(p) {

@@ -263,6 +263,7 @@ fn host_kernel_meta_gradient_equals_the_tensor_route() {
                 vec![0.0; theta.len()],
             );
             let mut post = 0.0;
+            ws.start_from(&net, &theta);
             for i in 0..m {
                 let r = i * k..(i + 1) * k;
                 let task = TaskData {
@@ -273,7 +274,6 @@ fn host_kernel_meta_gradient_equals_the_tensor_route() {
                 };
                 post += maml_task(
                     &net,
-                    &theta,
                     task,
                     (c.inner_lr, steps, hessian == Hessian::Full),
                     &mut ws,

@@ -655,13 +655,40 @@ pub struct TaskLosses {
     pub post: f64,
 }
 
+impl<T: Real> Workspace<T> {
+    /// Makes `theta` the starting point θ of the next [`maml_task`] calls on this workspace:
+    /// one copy and one set of W_lᵀ per batch, shared by the batch's tasks that run here.
+    pub fn start_from(&mut self, net: &Dense, theta: &[T]) {
+        assert_eq!(
+            theta.len(),
+            net.num_params(),
+            "theta must match the layer sizes"
+        );
+        if self.thetas.is_empty() {
+            self.thetas.push(Vec::new());
+        }
+        self.thetas[0].clear();
+        self.thetas[0].extend_from_slice(theta);
+        self.sizes.clone_from(&net.sizes);
+        if self.passes.is_empty() {
+            self.passes.push(Pass::default());
+        }
+        let wt = &mut self.passes[0].wt;
+        wt.resize_with(net.layers(), Vec::new);
+        for (l, wt) in wt.iter_mut().enumerate().skip(1) {
+            let (wo, bo) = net.offsets(l);
+            transpose(wt, &theta[wo..bo], net.sizes[l], net.sizes[l + 1]);
+        }
+    }
+}
+
 /// The MAML meta-gradient of one task into `grad`: `steps` inner SGD steps of size
-/// `alpha` on the support set from `theta`, then ∇_θ of the query loss, differentiated
-/// through the steps when `second_order` (exact; see the module docs), else first-order
-/// MAML's ∇L_Q(θ_n). Compiled for AVX-512, AVX2 and the baseline.
+/// `alpha` on the support set from θ (set by [`Workspace::start_from`]), then ∇_θ of the
+/// query loss, differentiated through the steps when `second_order` (exact; see the
+/// module docs), else first-order MAML's ∇L_Q(θ_n). Compiled for AVX-512, AVX2 and the
+/// baseline.
 pub fn maml_task<T: Real>(
     net: &Dense,
-    theta: &[T],
     task: TaskData<'_, T>,
     (alpha, steps, second_order): (f64, usize, bool),
     ws: &mut Workspace<T>,
@@ -676,13 +703,12 @@ pub fn maml_task<T: Real>(
                 #[target_feature(enable = $features)]
                 unsafe fn $name<T: Real>(
                     net: &Dense,
-                    theta: &[T],
                     task: TaskData<'_, T>,
                     cfg: (f64, usize, bool),
                     ws: &mut Workspace<T>,
                     grad: &mut [T],
                 ) -> TaskLosses {
-                    maml_task_inline(net, theta, task, cfg, ws, grad)
+                    maml_task_inline(net, task, cfg, ws, grad)
                 }
             };
         }
@@ -691,18 +717,17 @@ pub fn maml_task<T: Real>(
         use crate::lanes::Simd;
         match Simd::best() {
             // SAFETY: the CPU supports the level (`Simd::best` checked it).
-            Simd::Avx512 => return unsafe { avx512(net, theta, task, cfg, ws, grad) },
-            Simd::Avx2 => return unsafe { avx2(net, theta, task, cfg, ws, grad) },
+            Simd::Avx512 => return unsafe { avx512(net, task, cfg, ws, grad) },
+            Simd::Avx2 => return unsafe { avx2(net, task, cfg, ws, grad) },
             Simd::Baseline => {}
         }
     }
-    maml_task_inline(net, theta, task, cfg, ws, grad)
+    maml_task_inline(net, task, cfg, ws, grad)
 }
 
 #[inline(always)]
 fn maml_task_inline<T: Real>(
     net: &Dense,
-    theta: &[T],
     task: TaskData<'_, T>,
     (alpha, steps, second_order): (f64, usize, bool),
     ws: &mut Workspace<T>,
@@ -710,24 +735,17 @@ fn maml_task_inline<T: Real>(
 ) -> TaskLosses {
     let p = net.num_params();
     assert!(
-        theta.len() == p && grad.len() == p,
-        "theta and grad must match the layer sizes"
+        ws.sizes == net.sizes && ws.thetas.first().map(Vec::len) == Some(p) && grad.len() == p,
+        "Workspace::start_from(net, θ) must come first; grad must match the layer sizes"
     );
     let a = T::from_f64(alpha);
     ws.thetas.resize_with(steps + 1, Vec::new);
     ws.passes.resize_with(steps + 1, Pass::default);
-    // Tasks of one batch share θ: the first support pass's W_lᵀ is still the right one
-    // when the previous task on this workspace started from the same θ and network.
-    let same_start = steps > 0 && ws.sizes == net.sizes && ws.thetas[0] == theta;
-    if !same_start {
-        ws.thetas[0].clear();
-        ws.thetas[0].extend_from_slice(theta);
-        ws.sizes.clone_from(&net.sizes);
-    }
     // Inner loop: θ_{s+1} = θ_s − α ∇L_S(θ_s), keeping every pass for the R-operator.
     let mut pre = 0.0;
     for s in 0..steps {
-        let keep = s == 0 && same_start;
+        // The first pass's W_lᵀ are θ's, from `start_from`.
+        let keep = s == 0;
         let support = (task.xs, task.ys);
         let loss = net.loss_grad(&ws.thetas[s], support, &mut ws.passes[s], grad, keep);
         if s == 0 {
@@ -739,10 +757,12 @@ fn maml_task_inline<T: Real>(
         ws.thetas[s + 1] = next;
     }
     if steps == 0 {
-        pre = net.loss_grad(theta, (task.xs, task.ys), &mut ws.passes[0], grad, false);
+        let (theta, pass) = (&ws.thetas[0], &mut ws.passes[0]);
+        pre = net.loss_grad(theta, (task.xs, task.ys), pass, grad, true);
     }
     let query = (task.xq, task.yq);
-    let post = net.loss_grad(&ws.thetas[steps], query, &mut ws.passes[steps], grad, false);
+    let keep = steps == 0; // θ_0's W_lᵀ are already in passes[0]
+    let post = net.loss_grad(&ws.thetas[steps], query, &mut ws.passes[steps], grad, keep);
     if second_order {
         let mut hv = std::mem::take(&mut ws.hv);
         fit(&mut hv, p);
@@ -887,6 +907,19 @@ mod tests {
         }
     }
 
+    /// [`maml_task`] from θ.
+    fn maml_task_from(
+        net: &Dense,
+        theta: &[f64],
+        task: TaskData<'_, f64>,
+        cfg: (f64, usize, bool),
+        ws: &mut Workspace<f64>,
+        grad: &mut [f64],
+    ) -> TaskLosses {
+        ws.start_from(net, theta);
+        maml_task(net, task, cfg, ws, grad)
+    }
+
     /// L_Q(θ_n) after `steps` plain SGD steps on the support set: the meta-objective.
     fn meta_loss(
         net: &Dense,
@@ -929,7 +962,7 @@ mod tests {
             let alpha = 0.1;
             let mut ws = Workspace::default();
             let mut grad = vec![0.0; p];
-            let r = maml_task(&net, &theta, task, (alpha, steps, true), &mut ws, &mut grad);
+            let r = maml_task_from(&net, &theta, task, (alpha, steps, true), &mut ws, &mut grad);
             assert!((r.post - meta_loss(&net, &theta, task, alpha, steps)).abs() < 1e-12);
             assert!((r.pre - loss(&net, &theta, &xs, &ys)).abs() < 1e-12);
             let h = 1e-6;
@@ -950,7 +983,7 @@ mod tests {
             // First order: the gradient of the query loss at θ_n, no Hessian terms.
             // The workspace is reused: results must not depend on what it held.
             let mut fo = vec![0.0; p];
-            maml_task(&net, &theta, task, (alpha, steps, false), &mut ws, &mut fo);
+            maml_task_from(&net, &theta, task, (alpha, steps, false), &mut ws, &mut fo);
             let mut th = theta.clone();
             for _ in 0..steps {
                 let (mut pass, mut g) = (Pass::default(), vec![0.0; p]);
@@ -961,7 +994,7 @@ mod tests {
             net.loss_grad(&th, (&xq, &yq), &mut pass, &mut gq, false);
             assert_eq!(fo, gq);
             let mut again = vec![0.0; p];
-            maml_task(
+            maml_task_from(
                 &net,
                 &theta,
                 task,
@@ -973,7 +1006,7 @@ mod tests {
             // Another θ on the same workspace: nothing of the previous θ is reused.
             let other: Vec<f64> = theta.iter().map(|t| t * 0.9 + 0.01).collect();
             let (mut g_reused, mut g_fresh) = (vec![0.0; p], vec![0.0; p]);
-            maml_task(
+            maml_task_from(
                 &net,
                 &other,
                 task,
@@ -982,7 +1015,7 @@ mod tests {
                 &mut g_reused,
             );
             let mut fresh = Workspace::default();
-            maml_task(
+            maml_task_from(
                 &net,
                 &other,
                 task,

@@ -9,7 +9,7 @@
 /// every step two independent dependency chains; measured (`cargo bench --bench
 /// es_episodes`), the linear policy's episodes ran 1.5× faster with 16 lanes than with 8.
 /// Large policies run their forward in blocks of 8 ([`crate::nn::flat::BLOCK_LANES`]).
-pub const LANES: usize = 16;
+pub const LANES: usize = 64;
 
 /// One value per lane (episode).
 pub type Lanes = [f32; LANES];

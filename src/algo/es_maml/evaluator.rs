@@ -5,6 +5,11 @@
 
 use super::*;
 
+/// Fewest episodes run in SIMD lanes rather than one after another. Measured (`cargo
+/// bench --bench es_episodes`, nav2d, linear policy): a full batch of 64 lanes takes 15 µs,
+/// one episode alone 5.7 µs, so lanes pay from three episodes on.
+const MIN_LANE_EPISODES: usize = 3;
+
 /// What evaluations of f add up during one iteration: env steps and observation
 /// statistics (both sums, so the result does not depend on evaluation order).
 pub(super) struct Counter {
@@ -152,9 +157,9 @@ impl EsMaml {
     }
 
     /// [`Self::f`] for episode `i` = (`tasks[i]`, `thetas[i]`, `seeds[i]`) of a batch, with
-    /// exactly the same results: batches that fill more than half of the SIMD lanes run
-    /// in lock-step ([`episode_returns_lanes`]), the rest one episode at a time (a lane batch
-    /// costs the same however few lanes it fills). Batches run in parallel.
+    /// exactly the same results: batches of at least [`MIN_LANE_EPISODES`] episodes run in
+    /// lock-step ([`episode_returns_lanes`]), smaller ones one episode at a time (a lane
+    /// batch costs the same however few lanes it fills). Batches run in parallel.
     pub(super) fn f_batch(
         &self,
         tasks: &[&Task],
@@ -170,7 +175,7 @@ impl EsMaml {
                 let end = thetas.len().min(start + LANES);
                 let (t, p, s) = (&tasks[start..end], &thetas[start..end], &seeds[start..end]);
                 let mut local = ObsStats::new(self.env.spec().obs_dim);
-                let out = if end - start > LANES / 2 {
+                let out = if end - start >= MIN_LANE_EPISODES {
                     episode_returns_lanes(&self.env, t, &self.flat, p, norm, s, &mut local)
                 } else {
                     (0..t.len())

@@ -334,8 +334,8 @@ pub fn episode_return_flat(
     episode_flat(env, task, policy, theta, norm, seed, stats, |_| {}).0
 }
 
-/// The returns of `thetas.len()` episodes, [`LANES`] at a time in lock-step, one episode
-/// per SIMD lane ([`crate::lanes`]): episode `i` runs task `tasks[i]` with the flat-vector
+/// The returns of `thetas.len()` episodes, [`FlatPolicy::batch_lanes`] (at most [`LANES`])
+/// at a time in lock-step, one episode per SIMD lane ([`crate::lanes`]): episode `i` runs task `tasks[i]` with the flat-vector
 /// policy `thetas[i]` from the start state of `seeds[i]`. Each return, and what is added to
 /// `stats`, is exactly what [`episode_return_flat`] gives for that episode alone (tested
 /// for every family), so callers may batch episodes any way they like. Lanes whose episode
@@ -465,8 +465,9 @@ fn returns_lanes_body(
     // A family whose start is fixed never reads the row's generator: it gets this one.
     let fixed_start = env.fixed_start();
     let mut unread = crate::rng::stream(0, "unread");
-    for start in (0..n).step_by(LANES) {
-        let m = LANES.min(n - start);
+    let width = policy.batch_lanes();
+    for start in (0..n).step_by(width) {
+        let m = width.min(n - start);
         // Padding lanes (past the last episode) repeat the batch's first episode.
         let index = |l: usize| start + if l < m { l } else { 0 };
         policy.pack_lanes(&thetas[start..start + m], &mut theta);
@@ -488,7 +489,7 @@ fn returns_lanes_body(
             env.observe_lanes(&lane_tasks, &state, &mut obs);
             lane_stats.push(&obs, &active);
             norm.apply_lanes(&mut obs);
-            policy.forward_lanes_at(simd, &theta, &obs, &mut act, &mut scratch);
+            policy.forward_lanes_at(simd, m, &theta, &obs, &mut act, &mut scratch);
             env.step_lanes(&lane_tasks, &mut state, &act, &mut reward, &mut terminated);
             // Separate straight-line loops over the lanes, so that each is one vector
             // computation (together, the returns were summed one lane at a time).

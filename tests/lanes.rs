@@ -55,34 +55,39 @@ fn lane_forward_equals_one_episode_forward_bit_for_bit() {
                 .map(|_| normal_vec(obs_dim, 2.0, &mut rng))
                 .collect();
             let refs: Vec<&[f32]> = thetas.iter().map(Vec::as_slice).collect();
-            let mut theta_l = Vec::new();
-            p.pack_lanes(&refs, &mut theta_l);
             let mut obs_l = vec![[0.0; LANES]; obs_dim];
             for (l, o) in obs.iter().enumerate() {
                 lanes::scatter(o, l, &mut obs_l);
             }
-            for simd in Simd::available() {
-                let mut out: Vec<Lanes> = vec![[f32::NAN; LANES]; act_dim];
-                p.forward_lanes_at(
-                    simd,
-                    &theta_l,
-                    &obs_l,
-                    &mut out,
-                    &mut LaneScratch::default(),
-                );
-                for l in 0..LANES {
-                    let mut want = vec![0.0; act_dim];
-                    p.forward_into(&thetas[l], &obs[l], 1, &mut want, &mut Scratch::default());
-                    let mut got = vec![0.0; act_dim];
-                    lanes::gather(&out, l, &mut got);
-                    let (w, g): (Vec<u32>, Vec<u32>) = (
-                        want.iter().map(|x| x.to_bits()).collect(),
-                        got.iter().map(|x| x.to_bits()).collect(),
+            // A full batch, and one whose lanes past 5 hold no episode (a blocked policy
+            // packs and runs only its first block of lanes).
+            for live in [LANES, 5] {
+                let mut theta_l = Vec::new();
+                p.pack_lanes(&refs[..live], &mut theta_l);
+                for simd in Simd::available() {
+                    let mut out: Vec<Lanes> = vec![[f32::NAN; LANES]; act_dim];
+                    p.forward_lanes_at(
+                        simd,
+                        live,
+                        &theta_l,
+                        &obs_l,
+                        &mut out,
+                        &mut LaneScratch::default(),
                     );
-                    assert_eq!(
-                        g, w,
-                        "{simd:?} {hidden:?} {act:?} {obs_dim}->{act_dim} lane {l}"
-                    );
+                    for l in 0..live {
+                        let mut want = vec![0.0; act_dim];
+                        p.forward_into(&thetas[l], &obs[l], 1, &mut want, &mut Scratch::default());
+                        let mut got = vec![0.0; act_dim];
+                        lanes::gather(&out, l, &mut got);
+                        let (w, g): (Vec<u32>, Vec<u32>) = (
+                            want.iter().map(|x| x.to_bits()).collect(),
+                            got.iter().map(|x| x.to_bits()).collect(),
+                        );
+                        assert_eq!(
+                            g, w,
+                            "{simd:?} {hidden:?} {act:?} {obs_dim}->{act_dim} lane {l} of {live}"
+                        );
+                    }
                 }
             }
         }

@@ -168,11 +168,12 @@ impl EsMaml {
         seeds: &[u64],
         c: &Counter,
     ) -> Vec<f64> {
-        let starts: Vec<usize> = (0..thetas.len()).step_by(LANES).collect();
+        let width = self.flat.batch_lanes();
+        let starts: Vec<usize> = (0..thetas.len()).step_by(width).collect();
         let chunks: Vec<Vec<f64>> = starts
             .par_iter()
             .map(|&start| {
-                let end = thetas.len().min(start + LANES);
+                let end = thetas.len().min(start + width);
                 let (t, p, s) = (&tasks[start..end], &thetas[start..end], &seeds[start..end]);
                 let mut local = ObsStats::new(self.env.spec().obs_dim);
                 let out = if end - start >= MIN_LANE_EPISODES {

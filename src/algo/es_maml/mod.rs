@@ -43,7 +43,6 @@ use crate::es::{
     first_order_meta_direction, gaussian_perturbations, hill_climb_lockstep, spread, standardize,
     EsEstimator, FitnessShaping, GradientProblem, Objective,
 };
-use crate::lanes::LANES;
 use crate::learner::{Checkpoint, EpisodeScore, Evaluation, MetaLearner, Metrics, Phases};
 use crate::nn::flat::FlatPolicy;
 use crate::nn::{Activation, DeterministicPolicy, DeterministicPolicyConfig, Init};

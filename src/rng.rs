@@ -69,16 +69,24 @@ const BLOCK_WORDS: usize = 16;
 /// lane (one AVX-512 register of `u32` per state word).
 const HEAD_LANES: usize = 16;
 
-/// The ChaCha key `Rng::seed_from_u64(state)` uses: `rand_core`'s expansion of a `u64`
-/// into 32 seed bytes (eight outputs of PCG32), as little-endian words.
-fn key_from_u64(mut state: u64) -> [u32; 8] {
+/// The ChaCha keys `Rng::seed_from_u64(seeds[l])` uses, for every lane, word-major
+/// (`key[w][l]`): `rand_core`'s expansion of a `u64` into 32 seed bytes, eight outputs of
+/// PCG32 as little-endian words. Loops over lanes, so that they vectorize.
+#[inline(always)]
+fn keys_from_u64(seeds: &[u64; HEAD_LANES]) -> [Word; 8] {
     const MUL: u64 = 6_364_136_223_846_793_005;
     const INC: u64 = 11_634_580_027_462_260_723;
-    std::array::from_fn(|_| {
-        state = state.wrapping_mul(MUL).wrapping_add(INC);
-        let xorshifted = (((state >> 18) ^ state) >> 27) as u32;
-        xorshifted.rotate_right((state >> 59) as u32)
-    })
+    let mut state = *seeds;
+    let mut key = [[0; HEAD_LANES]; 8];
+    for kw in &mut key {
+        for l in 0..HEAD_LANES {
+            let s = state[l].wrapping_mul(MUL).wrapping_add(INC);
+            state[l] = s;
+            let xorshifted = (((s >> 18) ^ s) >> 27) as u32;
+            kw[l] = xorshifted.rotate_right((s >> 59) as u32);
+        }
+    }
+    key
 }
 
 /// One state word of every lane.
@@ -102,6 +110,7 @@ const QUARTER_ROUNDS: [[usize; 4]; 8] = [
 /// The initial state of block 0 for [`HEAD_LANES`] keys (word-major: `key[w][l]` is word
 /// `w` of lane `l`'s key) and one stream number: the djb layout `rand_chacha` uses —
 /// constants, key, 64-bit block counter (0), 64-bit stream.
+#[inline(always)]
 fn block0_input(key: &[Word; 8], stream: u64) -> [Word; BLOCK_WORDS] {
     let mut x = [[0; HEAD_LANES]; BLOCK_WORDS];
     for (w, c) in SIGMA.iter().enumerate() {
@@ -147,11 +156,12 @@ fn chacha8_block0(input: &[Word; BLOCK_WORDS]) -> [Word; BLOCK_WORDS] {
 /// The CPU must support AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,avx512f")]
-unsafe fn chacha8_block0_avx512(input: &[Word; BLOCK_WORDS]) -> [Word; BLOCK_WORDS] {
+unsafe fn chacha8_block0_avx512(seeds: &[u64; HEAD_LANES], stream: u64) -> [Word; BLOCK_WORDS] {
     use std::arch::x86_64::{
         _mm512_add_epi32, _mm512_loadu_si512, _mm512_rol_epi32, _mm512_setzero_si512,
         _mm512_storeu_si512, _mm512_xor_si512,
     };
+    let input = &block0_input(&keys_from_u64(seeds), stream);
     let mut v = [_mm512_setzero_si512(); BLOCK_WORDS];
     for (vw, iw) in v.iter_mut().zip(input) {
         // SAFETY: an unaligned load of one 64-byte word row.
@@ -196,8 +206,8 @@ unsafe fn chacha8_block0_avx512(input: &[Word; BLOCK_WORDS]) -> [Word; BLOCK_WOR
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn chacha8_block0_avx2(input: &[Word; BLOCK_WORDS]) -> [Word; BLOCK_WORDS] {
-    chacha8_block0(input)
+unsafe fn chacha8_block0_avx2(seeds: &[u64; HEAD_LANES], stream: u64) -> [Word; BLOCK_WORDS] {
+    chacha8_block0(&block0_input(&keys_from_u64(seeds), stream))
 }
 
 /// The first block of [`substream`]`(seed, name, i)` — its first 16 `u32` draws — for
@@ -210,23 +220,22 @@ pub fn substream_heads(seed: u64, name: &str, indices: &[u64]) -> Vec<[u32; BLOC
     let mut out = Vec::with_capacity(indices.len());
     for chunk in indices.chunks(HEAD_LANES) {
         // Missing lanes of the last chunk repeat its first index (computed, not returned).
-        let mut key = [[0u32; HEAD_LANES]; 8];
-        for l in 0..HEAD_LANES {
-            let index = chunk.get(l).copied().unwrap_or(chunk[0]);
-            let lane_key = key_from_u64(seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
-            for (kw, k) in key.iter_mut().zip(lane_key) {
-                kw[l] = k;
-            }
-        }
-        let input = block0_input(&key, stream);
+        // `substream`'s generator seeds.
+        let seeds: [u64; HEAD_LANES] = std::array::from_fn(|l| {
+            seed ^ chunk
+                .get(l)
+                .copied()
+                .unwrap_or(chunk[0])
+                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+        });
         let block = match crate::lanes::Simd::best() {
             // SAFETY: the CPU supports the level `best` reports.
             #[cfg(target_arch = "x86_64")]
-            crate::lanes::Simd::Avx512 => unsafe { chacha8_block0_avx512(&input) },
+            crate::lanes::Simd::Avx512 => unsafe { chacha8_block0_avx512(&seeds, stream) },
             // SAFETY: as above.
             #[cfg(target_arch = "x86_64")]
-            crate::lanes::Simd::Avx2 => unsafe { chacha8_block0_avx2(&input) },
-            _ => chacha8_block0(&input),
+            crate::lanes::Simd::Avx2 => unsafe { chacha8_block0_avx2(&seeds, stream) },
+            _ => chacha8_block0(&block0_input(&keys_from_u64(&seeds), stream)),
         };
         for l in 0..chunk.len() {
             let mut head = [0u32; BLOCK_WORDS];

@@ -14,7 +14,8 @@ Workloads (identical work on both sides):
   seconds per meta-iteration, median of 5 after 4 warm-up iterations (JAX: the faster of
   its split and `--fused` versions).
 - ES-MAML nav2d, population 150, K = 20, forward FD at both levels, linear and 32-32 tanh
-  policies: seconds per meta-iteration, median of 10 after one warm-up. Both sides run
+  policies: seconds per meta-iteration, median of 30 after one warm-up (a linear
+  iteration is about 1.5 ms, so fewer are dominated by this machine's jitter). Both sides run
   151 × 22 episodes per iteration for the estimate (332 200 env steps). metarl's iteration
   also scores θ before and after adaptation on 10 test tasks (230 more episodes, 6.9% more
   work; its `env_steps` column, ≈ 355 k, counts them), which the JAX port does not do; the
@@ -103,11 +104,11 @@ def nav2d(algo):
 
 def es(policy):
     def metarl(b, t, tmp):
-        rows = run_metarl(b, "es-maml", ["--env", "nav2d", "--policy", policy, "--iterations", "12"], t, tmp)
+        rows = run_metarl(b, "es-maml", ["--env", "nav2d", "--policy", policy, "--iterations", "32"], t, tmp)
         return statistics.median(iteration_seconds(rows)[1:])
 
     def jax(py, t):
-        return run_jax(py, "es_nav2d_jax.py", ["--policy", policy, "--warmup", "1", "--iters", "10"],
+        return run_jax(py, "es_nav2d_jax.py", ["--policy", policy, "--warmup", "1", "--iters", "30"],
                        t)["s_per_iter_median"]
 
     label = "linear" if policy == "linear" else "32-32 MLP"

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::noise::{evaluate_perturbed_on, gaussian_perturbations, perturbed_evaluation};
+use super::noise::{evaluate_perturbed_on, gaussian_perturbations, perturbed_evaluation_into};
 use super::objective::Objective;
 use super::shaping::FitnessShaping;
 use crate::rng::LazyRng;
@@ -274,7 +274,10 @@ where
         .map(|p| estimator.evaluations(p.perturbations.len()))
         .sum();
     let mut owners = Vec::with_capacity(total);
-    let mut points = Vec::with_capacity(total);
+    // Every point in one buffer (thousands of small vectors cost more to allocate than to
+    // fill), each ending at `ends[q]`.
+    let mut points = Vec::with_capacity(total * problems.first().map_or(0, |p| p.theta.len()));
+    let mut ends = Vec::with_capacity(total);
     let mut rngs = Vec::with_capacity(total);
     for (p, problem) in problems.iter().enumerate() {
         assert!(
@@ -283,17 +286,21 @@ where
         );
         let (th, g) = (problem.theta, &problem.perturbations);
         for j in 0..estimator.evaluations(g.len()) {
-            let (point, rng) = perturbed_evaluation(th, g, sigma, signs, problem.seed, j);
+            let rng = perturbed_evaluation_into(th, g, sigma, signs, problem.seed, j, &mut points);
             owners.push(p);
-            points.push(point);
+            ends.push(points.len());
             rngs.push(rng);
         }
     }
-    let refs: Vec<&[f32]> = points.iter().map(Vec::as_slice).collect();
+    let refs: Vec<&[f32]> = std::iter::once(0)
+        .chain(ends.iter().copied())
+        .zip(&ends)
+        .map(|(a, &b)| &points[a..b])
+        .collect();
     let all = eval(&owners, &refs, &mut rngs);
     assert_eq!(
         all.len(),
-        points.len(),
+        refs.len(),
         "eval should return one value per point"
     );
     let mut rest = all.as_slice();

@@ -90,6 +90,10 @@ fn table_offset(d: usize, seed: u64, index: u64) -> Result<usize, Box<Rng>> {
     }
 }
 
+/// Table entries below which [`gaussian_perturbations`] copies its windows on the calling
+/// thread.
+const PARALLEL_COPY: usize = 1 << 14;
+
 /// `n` perturbations `g_i ~ N(0, I_d)`, `i = 0..n`, where `g_i` is
 /// [`gaussian_perturbation`]`(d, seed, index_base + i)`.
 ///
@@ -131,13 +135,17 @@ pub fn gaussian_perturbations(d: usize, n: usize, seed: u64, index_base: u64) ->
             unsafe { _mm_prefetch::<_MM_HINT_T0>(table[k..].as_ptr().cast()) };
         }
     }
-    offsets
-        .into_par_iter()
-        .map(|o| match o {
-            Ok(offset) => table[offset..offset + d].to_vec(),
-            Err(mut rng) => (0..d).map(|_| StandardNormal.sample(&mut *rng)).collect(),
-        })
-        .collect()
+    let window = |o: Result<usize, Box<Rng>>| match o {
+        Ok(offset) => table[offset..offset + d].to_vec(),
+        Err(mut rng) => (0..d).map(|_| StandardNormal.sample(&mut *rng)).collect(),
+    };
+    // Copying a few small windows costs less than handing them to the pool (the linear
+    // policy's adaptations read 20 windows of 6).
+    if n * d < PARALLEL_COPY {
+        offsets.into_iter().map(window).collect()
+    } else {
+        offsets.into_par_iter().map(window).collect()
+    }
 }
 
 /// The generator of evaluation `index` of an estimator called with `seed`:
@@ -253,14 +261,35 @@ pub(crate) fn perturbed_evaluation(
     seed: u64,
     j: usize,
 ) -> (Vec<f32>, LazyRng) {
+    let mut point = Vec::with_capacity(theta.len());
+    let rng = perturbed_evaluation_into(theta, perturbations, sigma, signs, seed, j, &mut point);
+    (point, rng)
+}
+
+/// [`perturbed_evaluation`] with the point appended to `points` (so that many points share
+/// one buffer); returns its generator.
+pub(crate) fn perturbed_evaluation_into(
+    theta: &[f32],
+    perturbations: &[Vec<f32>],
+    sigma: f32,
+    signs: &[f32],
+    seed: u64,
+    j: usize,
+    points: &mut Vec<f32>,
+) -> LazyRng {
     let m = signs.len();
     if j >= perturbations.len() * m {
         let c = j - perturbations.len() * m;
-        (theta.to_vec(), center_rng(seed, c as u64))
+        points.extend_from_slice(theta);
+        center_rng(seed, c as u64)
     } else {
         let (i, k) = (j / m, j % m);
-        let point = perturbed(theta, &perturbations[i], sigma * signs[k]);
-        (point, lazy_evaluation_rng(seed, i as u64))
+        let g = &perturbations[i];
+        assert_eq!(theta.len(), g.len(), "perturbation should have θ's length");
+        let scale = sigma * signs[k];
+        // `perturbed`'s arithmetic, element by element.
+        points.extend(theta.iter().zip(g).map(|(&t, &gi)| t + scale * gi));
+        lazy_evaluation_rng(seed, i as u64)
     }
 }
 

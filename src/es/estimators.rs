@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::noise::{evaluate_perturbed_on, gaussian_perturbations, perturbed_evaluation_into};
+use super::noise::{evaluate_perturbed_on, gaussian_perturbations, perturbed_evaluation};
 use super::objective::Objective;
 use super::shaping::FitnessShaping;
 use crate::rng::LazyRng;
@@ -286,7 +286,7 @@ where
         );
         let (th, g) = (problem.theta, &problem.perturbations);
         for j in 0..estimator.evaluations(g.len()) {
-            let rng = perturbed_evaluation_into(th, g, sigma, signs, problem.seed, j, &mut points);
+            let rng = perturbed_evaluation(th, g, sigma, signs, problem.seed, j, &mut points);
             owners.push(p);
             ends.push(points.len());
             rngs.push(rng);

@@ -234,11 +234,16 @@ where
         .owned(n)
         .par_chunks(BATCH)
         .flat_map_iter(|chunk| {
-            let (points, mut rngs): (Vec<Vec<f32>>, Vec<LazyRng>) = chunk
+            // The chunk's points in one buffer, each θ's length.
+            let mut buf = Vec::with_capacity(chunk.len() * theta.len());
+            let mut rngs: Vec<LazyRng> = chunk
                 .iter()
-                .map(|&j| perturbed_evaluation(theta, perturbations, sigma, signs, seed, j))
-                .unzip();
-            let points: Vec<&[f32]> = points.iter().map(Vec::as_slice).collect();
+                .map(|&j| {
+                    perturbed_evaluation(theta, perturbations, sigma, signs, seed, j, &mut buf)
+                })
+                .collect();
+            let d = theta.len();
+            let points: Vec<&[f32]> = (0..chunk.len()).map(|q| &buf[q * d..(q + 1) * d]).collect();
             f.values(&points, &mut rngs)
         })
         .collect();
@@ -250,25 +255,11 @@ where
     (values, f0)
 }
 
-/// Evaluation `j` of [`evaluate_perturbed`]'s layout, its point and generator: `j < n ·
-/// signs.len()` is `θ + σ signs[j % m] g_{j / m}` with [`evaluation_rng`]`(seed, j / m)`,
+/// Evaluation `j` of [`evaluate_perturbed`]'s layout: its point appended to `points` (so
+/// that many points share one buffer), and its generator. `j < n · signs.len()` is
+/// `θ + σ signs[j % m] g_{j / m}` with [`evaluation_rng`]`(seed, j / m)`,
 /// `j = n · signs.len() + c` the centre `θ` with [`center_rng`]`(seed, c)`.
 pub(crate) fn perturbed_evaluation(
-    theta: &[f32],
-    perturbations: &[Vec<f32>],
-    sigma: f32,
-    signs: &[f32],
-    seed: u64,
-    j: usize,
-) -> (Vec<f32>, LazyRng) {
-    let mut point = Vec::with_capacity(theta.len());
-    let rng = perturbed_evaluation_into(theta, perturbations, sigma, signs, seed, j, &mut point);
-    (point, rng)
-}
-
-/// [`perturbed_evaluation`] with the point appended to `points` (so that many points share
-/// one buffer); returns its generator.
-pub(crate) fn perturbed_evaluation_into(
     theta: &[f32],
     perturbations: &[Vec<f32>],
     sigma: f32,

@@ -354,6 +354,15 @@ mod tests {
             b.fill_bytes(&mut y);
             assert_eq!(x, y);
             assert_eq!(a.next_u64(), b.next_u64());
+            // Bytes drawn while still inside the head.
+            let mut a = HeadRng::new(head, 9, "row", i);
+            let mut b = substream(9, "row", i);
+            assert_eq!(a.next_u32(), b.next_u32());
+            let (mut x, mut y) = ([0u8; 21], [0u8; 21]);
+            a.fill_bytes(&mut x);
+            b.fill_bytes(&mut y);
+            assert_eq!(x, y);
+            assert_eq!(a.next_u64(), b.next_u64());
             // Uniform draws, with a range where rand's bias correction draws a second word
             // three times in four.
             let mut a = HeadRng::new(head, 9, "row", i);

@@ -333,6 +333,15 @@ mod tests {
         assert!(substream_heads(1, "a", &[]).is_empty());
     }
 
+    /// `n` bytes, then a u64, drawn the same from both generators.
+    fn same_bytes_then_word(a: &mut HeadRng, b: &mut Rng, n: usize) {
+        let (mut x, mut y) = (vec![0u8; n], vec![0u8; n]);
+        a.fill_bytes(&mut x);
+        b.fill_bytes(&mut y);
+        assert_eq!(x, y);
+        assert_eq!(a.next_u64(), b.next_u64());
+    }
+
     #[test]
     fn a_head_generator_draws_its_substream_past_the_head() {
         use rand::Rng as _;
@@ -349,20 +358,12 @@ mod tests {
                     assert_eq!(a.next_u64(), b.next_u64());
                 }
             }
-            let (mut x, mut y) = ([0u8; 13], [0u8; 13]);
-            a.fill_bytes(&mut x);
-            b.fill_bytes(&mut y);
-            assert_eq!(x, y);
-            assert_eq!(a.next_u64(), b.next_u64());
+            same_bytes_then_word(&mut a, &mut b, 13);
             // Bytes drawn while still inside the head.
             let mut a = HeadRng::new(head, 9, "row", i);
             let mut b = substream(9, "row", i);
             assert_eq!(a.next_u32(), b.next_u32());
-            let (mut x, mut y) = ([0u8; 21], [0u8; 21]);
-            a.fill_bytes(&mut x);
-            b.fill_bytes(&mut y);
-            assert_eq!(x, y);
-            assert_eq!(a.next_u64(), b.next_u64());
+            same_bytes_then_word(&mut a, &mut b, 21);
             // Uniform draws, with a range where rand's bias correction draws a second word
             // three times in four.
             let mut a = HeadRng::new(head, 9, "row", i);

@@ -11,8 +11,9 @@
 /// more episodes. Measured (`cargo bench --bench es_episodes`, 64 nav2d episodes): the
 /// linear policy's episodes ran 1.5× faster with 16 lanes than with 8, and 2.2× faster
 /// again with 64 (437 M env steps/s against 196 M, same session); a linear ES-MAML nav2d
-/// iteration took 1.76–1.79 ms with 64 lanes against 2.25–2.27 ms with 16 (1 thread). Large policies use fewer ([`crate::nn::flat::FlatPolicy::batch_lanes`]) and run
-/// their forward in blocks of 8 ([`crate::nn::flat::BLOCK_LANES`]).
+/// iteration took 1.76–1.79 ms with 64 lanes against 2.25–2.27 ms with 16 (1 thread).
+/// Large policies use fewer ([`crate::nn::flat::FlatPolicy::batch_lanes`]) and run their
+/// forward in blocks of 8 ([`crate::nn::flat::BLOCK_LANES`]).
 pub const LANES: usize = 64;
 
 /// One value per lane (episode).

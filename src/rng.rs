@@ -24,10 +24,15 @@ pub fn stream(seed: u64, name: &str) -> Rng {
     rng
 }
 
+/// The `u64` that [`substream`]`(seed, _, index)`'s generator is seeded from.
+fn substream_seed(seed: u64, index: u64) -> u64 {
+    seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+}
+
 /// Sub-stream `index` of a named stream (e.g. one per environment row or per ES
 /// perturbation), independent of how many other indices are drawn.
 pub fn substream(seed: u64, name: &str, index: u64) -> Rng {
-    let mut rng = Rng::seed_from_u64(seed ^ index.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    let mut rng = Rng::seed_from_u64(substream_seed(seed, index));
     rng.set_stream(name_hash(name));
     rng
 }
@@ -125,6 +130,7 @@ fn block0_input(key: &[Word; 8], stream: u64) -> [Word; BLOCK_WORDS] {
 /// Block 0 of ChaCha8 (four double rounds) from [`block0_input`]'s state, word-major:
 /// `out[w][l]` is word `w` of lane `l`'s block.
 #[inline(always)]
+#[allow(clippy::needless_range_loop)] // four state rows indexed by the same lane
 fn chacha8_block0(input: &[Word; BLOCK_WORDS]) -> [Word; BLOCK_WORDS] {
     let mut x = *input;
     for _ in 0..4 {
@@ -219,15 +225,10 @@ pub fn substream_heads(seed: u64, name: &str, indices: &[u64]) -> Vec<[u32; BLOC
     let stream = name_hash(name);
     let mut out = Vec::with_capacity(indices.len());
     for chunk in indices.chunks(HEAD_LANES) {
-        // Missing lanes of the last chunk repeat its first index (computed, not returned).
-        // `substream`'s generator seeds.
-        let seeds: [u64; HEAD_LANES] = std::array::from_fn(|l| {
-            seed ^ chunk
-                .get(l)
-                .copied()
-                .unwrap_or(chunk[0])
-                .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-        });
+        // `substream`'s generator seeds; missing lanes of the last chunk repeat its first
+        // index (computed, not returned).
+        let seeds: [u64; HEAD_LANES] =
+            std::array::from_fn(|l| substream_seed(seed, *chunk.get(l).unwrap_or(&chunk[0])));
         let block = match crate::lanes::Simd::best() {
             // SAFETY: the CPU supports the level `best` reports.
             #[cfg(target_arch = "x86_64")]

@@ -335,8 +335,9 @@ pub fn episode_return_flat(
 }
 
 /// The returns of `thetas.len()` episodes, [`FlatPolicy::batch_lanes`] (at most [`LANES`])
-/// at a time in lock-step, one episode per SIMD lane ([`crate::lanes`]): episode `i` runs task `tasks[i]` with the flat-vector
-/// policy `thetas[i]` from the start state of `seeds[i]`. Each return, and what is added to
+/// at a time in lock-step, one episode per SIMD lane ([`crate::lanes`]): episode `i` runs
+/// task `tasks[i]` with the flat-vector policy `thetas[i]` from the start state of
+/// `seeds[i]`. Each return, and what is added to
 /// `stats`, is exactly what [`episode_return_flat`] gives for that episode alone (tested
 /// for every family), so callers may batch episodes any way they like. Lanes whose episode
 /// has terminated keep stepping with their results ignored until the batch is done.

@@ -15,7 +15,6 @@
 
 use std::sync::OnceLock;
 
-use rand::Rng as _;
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
@@ -83,11 +82,22 @@ pub fn gaussian_perturbation(d: usize, seed: u64, index: u64) -> Vec<f32> {
 /// of the table) its stream, to draw from directly.
 fn table_offset(d: usize, seed: u64, index: u64) -> Result<usize, Box<Rng>> {
     let mut rng = rng::substream(seed, PERTURBATION_STREAM, index);
-    if d <= NOISE_TABLE_LEN / 16 {
-        Ok(rng.random_range(0..=NOISE_TABLE_LEN - d))
+    if in_table(d) {
+        Ok(draw_offset(d, &mut rng))
     } else {
         Err(Box::new(rng))
     }
+}
+
+/// Whether perturbations of dimension `d` are windows of the [`noise_table`] (at most 1/16
+/// of it), not drawn directly.
+fn in_table(d: usize) -> bool {
+    d <= NOISE_TABLE_LEN / 16
+}
+
+/// A window's offset in the [`noise_table`], drawn from the perturbation's generator.
+fn draw_offset(d: usize, rng: &mut impl rand::Rng) -> usize {
+    rng.random_range(0..=NOISE_TABLE_LEN - d)
 }
 
 /// Table entries below which [`gaussian_perturbations`] copies its windows on the calling
@@ -107,14 +117,14 @@ const PARALLEL_COPY: usize = 1 << 14;
 /// one after another (12% of a linear-policy ES iteration).
 pub fn gaussian_perturbations(d: usize, n: usize, seed: u64, index_base: u64) -> Vec<Vec<f32>> {
     let indices: Vec<u64> = (index_base..index_base + n as u64).collect();
-    let offsets: Vec<Result<usize, Box<Rng>>> = if d <= NOISE_TABLE_LEN / 16 {
+    let offsets: Vec<Result<usize, Box<Rng>>> = if in_table(d) {
         // One ChaCha block per offset, the substreams side by side in SIMD lanes.
         rng::substream_heads(seed, PERTURBATION_STREAM, &indices)
             .into_iter()
             .zip(&indices)
             .map(|(head, &i)| {
                 let mut rng = rng::HeadRng::new(head, seed, PERTURBATION_STREAM, i);
-                Ok(rng.random_range(0..=NOISE_TABLE_LEN - d))
+                Ok(draw_offset(d, &mut rng))
             })
             .collect()
     } else {
@@ -168,12 +178,15 @@ pub(crate) fn center_rng(seed: u64, c: u64) -> LazyRng {
 
 /// The point `θ + scale · g`, computed in `f32`.
 pub(crate) fn perturbed(theta: &[f32], g: &[f32], scale: f32) -> Vec<f32> {
+    let mut point = Vec::with_capacity(theta.len());
+    push_perturbed(theta, g, scale, &mut point);
+    point
+}
+
+/// [`perturbed`] appended to `points`.
+fn push_perturbed(theta: &[f32], g: &[f32], scale: f32, points: &mut Vec<f32>) {
     assert_eq!(theta.len(), g.len(), "perturbation should have θ's length");
-    theta
-        .iter()
-        .zip(g)
-        .map(|(&t, &gi)| t + scale * gi)
-        .collect()
+    points.extend(theta.iter().zip(g).map(|(&t, &gi)| t + scale * gi));
 }
 
 /// Evaluates `f(θ + σ s g_i)` for every perturbation `i` and every sign `s` in `signs`,
@@ -275,11 +288,7 @@ pub(crate) fn perturbed_evaluation(
         center_rng(seed, c as u64)
     } else {
         let (i, k) = (j / m, j % m);
-        let g = &perturbations[i];
-        assert_eq!(theta.len(), g.len(), "perturbation should have θ's length");
-        let scale = sigma * signs[k];
-        // `perturbed`'s arithmetic, element by element.
-        points.extend(theta.iter().zip(g).map(|(&t, &gi)| t + scale * gi));
+        push_perturbed(theta, &perturbations[i], sigma * signs[k], points);
         lazy_evaluation_rng(seed, i as u64)
     }
 }

@@ -67,6 +67,8 @@ pub trait Real:
     fn to_f64(self) -> f64;
     /// Hyperbolic tangent.
     fn tanh(self) -> Self;
+    /// eˣ.
+    fn exp(self) -> Self;
     /// Writes the 8 × 8 blocks of `out = xᵀ` (`x: [r, c]`, see [`transpose`]) with vector
     /// shuffles and returns true, or does nothing and returns false.
     fn transpose_blocks(_out: &mut [Self], _x: &[Self], _r: usize, _c: usize) -> bool {
@@ -83,8 +85,13 @@ impl Real for f32 {
     fn to_f64(self) -> f64 {
         self as f64
     }
+    /// [`super::fastmath::tanh`], the function Flex's fused tanh computes (vectorizes).
     fn tanh(self) -> Self {
-        f32::tanh(self)
+        super::fastmath::tanh(self)
+    }
+    /// [`super::fastmath::exp`] (vectorizes).
+    fn exp(self) -> Self {
+        super::fastmath::exp(self)
     }
     fn transpose_blocks(out: &mut [f32], x: &[f32], r: usize, c: usize) -> bool {
         #[cfg(target_arch = "x86_64")]
@@ -109,6 +116,9 @@ impl Real for f64 {
     }
     fn tanh(self) -> Self {
         f64::tanh(self)
+    }
+    fn exp(self) -> Self {
+        f64::exp(self)
     }
 }
 
@@ -166,6 +176,14 @@ pub struct Pass<T> {
     g: Vec<Vec<T>>,
     /// W_lᵀ, `[n_{l+1}, n_l]`.
     wt: Vec<Vec<T>>,
+}
+
+impl<T> Pass<T> {
+    /// The network output `[K, n_L]` after [`Dense::forward`]; the caller replaces it by
+    /// ∂loss/∂y before [`Dense::backward`].
+    pub(super) fn output_mut(&mut self) -> &mut [T] {
+        self.e.last_mut().expect("a forward pass")
+    }
 }
 
 /// Buffers of one task's meta-gradient, reused from task to task on one thread.
@@ -435,7 +453,7 @@ impl Dense {
     /// Forward pass on `x: [K, n_0]`: fills `pass` (inputs with their ones column, σ') and
     /// leaves the output `[K, n_L]` in `pass.e[L−1]`.
     #[inline(always)]
-    fn forward<T: Real>(&self, theta: &[T], x: &[T], pass: &mut Pass<T>) {
+    pub(super) fn forward<T: Real>(&self, theta: &[T], x: &[T], pass: &mut Pass<T>) {
         let nl = self.layers();
         let n0 = self.sizes[0];
         let k = x.len() / n0;
@@ -522,7 +540,7 @@ impl Dense {
     /// `grad` and keeps e_l, g_l and W_lᵀ in `pass` (W_lᵀ already there from the same
     /// `theta` when `!transpose`).
     #[inline(always)]
-    fn backward<T: Real>(&self, theta: &[T], pass: &mut Pass<T>, grad: &mut [T], transpose: bool) {
+    pub(super) fn backward<T: Real>(&self, theta: &[T], pass: &mut Pass<T>, grad: &mut [T], transpose: bool) {
         let (nl, k) = (self.layers(), pass.k);
         for l in (0..nl).rev() {
             let (ni, no) = (self.sizes[l], self.sizes[l + 1]);
@@ -573,10 +591,30 @@ impl Dense {
         ws: &mut Workspace<T>,
         out: &mut [T],
     ) {
+        self.r_forward(theta, pass, v, ws);
+        let two_k = T::from_f64(2.0 / pass.k as f64);
+        let ry = std::mem::take(&mut ws.rz[self.layers() - 1]);
+        ws.re.clear();
+        ws.re.extend(ry.iter().map(|x| two_k * *x));
+        ws.rz[self.layers() - 1] = ry;
+        self.r_backward(pass, v, ws, out);
+    }
+
+    /// The R-forward pass in direction `v` (the network's part of a flat vector, `[V; c]`
+    /// per layer) at the pass's parameters `theta`: R{z_l} and R{h_l} into `ws`, with the
+    /// output's R{y} = R{z_{L−1}} last ([`Workspace::r_output`]).
+    #[inline(always)]
+    pub(super) fn r_forward<T: Real>(
+        &self,
+        theta: &[T],
+        pass: &Pass<T>,
+        v: &[T],
+        ws: &mut Workspace<T>,
+    ) {
         let (nl, k) = (self.layers(), pass.k);
         ws.rz.resize_with(nl, Vec::new);
         ws.rh.resize_with(nl, Vec::new);
-        // R-forward: R{z_l} = [h 1]·[V; c] + R{h_l} W_l;  R{h_{l+1}} = σ' ⊙ R{z_l}.
+        // R{z_l} = [h 1]·[V; c] + R{h_l} W_l;  R{h_{l+1}} = σ' ⊙ R{z_l}.
         for l in 0..nl {
             let (ni, no) = (self.sizes[l], self.sizes[l + 1]);
             let (wo, bo) = self.offsets(l);
@@ -592,10 +630,21 @@ impl Dense {
                 rh.extend(z.iter().zip(&pass.ds[l]).map(|(a, b)| *a * *b));
             }
         }
-        // R-backward.
-        let two_k = T::from_f64(2.0 / k as f64);
-        ws.re.clear();
-        ws.re.extend(ws.rz[nl - 1].iter().map(|x| two_k * *x));
+    }
+
+    /// The R-backward pass after [`Self::r_forward`] in the same direction `v`, from the
+    /// output seed R{e_{L−1}} the caller left in [`Workspace::r_seed`] (the loss's second
+    /// derivatives applied to R{y}): (Hv) of the network's parameters into `out`. A seed
+    /// s added to it adds the plain backward of s to `out` (the recursion is linear).
+    #[inline(always)]
+    pub(super) fn r_backward<T: Real>(
+        &self,
+        pass: &Pass<T>,
+        v: &[T],
+        ws: &mut Workspace<T>,
+        out: &mut [T],
+    ) {
+        let (nl, k) = (self.layers(), pass.k);
         for l in (0..nl).rev() {
             let (ni, no) = (self.sizes[l], self.sizes[l + 1]);
             let (wo, bo) = self.offsets(l);
@@ -622,10 +671,15 @@ impl Dense {
                     // + g ⊙ σ'' ⊙ R{z}, with σ'' = −2 h σ' (h has its ones column).
                     let (h, g, rzl) = (&pass.h[l], &pass.g[l], &ws.rz[l - 1]);
                     let m2 = T::from_f64(-2.0);
-                    ws.re.extend((0..k * ni).map(|i| {
-                        let hi = h[i / ni * (ni + 1) + i % ni];
-                        rg[i] * ds[i] + g[i] * (m2 * hi * ds[i]) * rzl[i]
-                    }));
+                    fit(&mut ws.re, k * ni);
+                    let rows = ws.re.chunks_exact_mut(ni).zip(h.chunks_exact(ni + 1));
+                    for (r, (re, hr)) in rows.enumerate() {
+                        let at = r * ni..(r + 1) * ni;
+                        let (rg, ds, g, rz) = (&rg[at.clone()], &ds[at.clone()], &g[at.clone()], &rzl[at]);
+                        for (q, x) in re.iter_mut().enumerate() {
+                            *x = rg[q] * ds[q] + g[q] * (m2 * hr[q] * ds[q]) * rz[q];
+                        }
+                    }
                 }
                 _ => ws.re.extend(rg.iter().zip(ds).map(|(a, b)| *a * *b)),
             }
@@ -656,6 +710,17 @@ pub struct TaskLosses {
 }
 
 impl<T: Real> Workspace<T> {
+    /// R{y}, the network output's R-forward value after [`Dense::r_forward`], `[K, n_L]`.
+    pub(super) fn r_output(&self) -> &[T] {
+        self.rz.last().expect("an R-forward pass")
+    }
+
+    /// The output seed R{e_{L−1}} that [`Dense::r_backward`] starts from, for the caller
+    /// to fill (`[K, n_L]`).
+    pub(super) fn r_seed(&mut self) -> &mut Vec<T> {
+        &mut self.re
+    }
+
     /// Makes `theta` the starting point θ of the next [`maml_task`] calls on this workspace:
     /// one copy and one set of W_lᵀ per batch, shared by the batch's tasks that run here.
     pub fn start_from(&mut self, net: &Dense, theta: &[T]) {

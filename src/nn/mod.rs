@@ -14,6 +14,7 @@ use crate::rng::Rng;
 
 pub mod critic;
 pub mod dense;
+pub mod dense_pg;
 pub mod deterministic;
 pub mod fastmath;
 pub mod flat;

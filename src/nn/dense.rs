@@ -540,7 +540,13 @@ impl Dense {
     /// `grad` and keeps e_l, g_l and W_lᵀ in `pass` (W_lᵀ already there from the same
     /// `theta` when `!transpose`).
     #[inline(always)]
-    pub(super) fn backward<T: Real>(&self, theta: &[T], pass: &mut Pass<T>, grad: &mut [T], transpose: bool) {
+    pub(super) fn backward<T: Real>(
+        &self,
+        theta: &[T],
+        pass: &mut Pass<T>,
+        grad: &mut [T],
+        transpose: bool,
+    ) {
         let (nl, k) = (self.layers(), pass.k);
         for l in (0..nl).rev() {
             let (ni, no) = (self.sizes[l], self.sizes[l + 1]);
@@ -675,7 +681,8 @@ impl Dense {
                     let rows = ws.re.chunks_exact_mut(ni).zip(h.chunks_exact(ni + 1));
                     for (r, (re, hr)) in rows.enumerate() {
                         let at = r * ni..(r + 1) * ni;
-                        let (rg, ds, g, rz) = (&rg[at.clone()], &ds[at.clone()], &g[at.clone()], &rzl[at]);
+                        let (rg, ds, g, rz) =
+                            (&rg[at.clone()], &ds[at.clone()], &g[at.clone()], &rzl[at]);
                         for (q, x) in re.iter_mut().enumerate() {
                             *x = rg[q] * ds[q] + g[q] * (m2 * hr[q] * ds[q]) * rz[q];
                         }

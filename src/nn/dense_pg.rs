@@ -233,7 +233,11 @@ fn meta_pg_task_inline<T: Real>(
         let (g_ls, u_all) = (&mut ws.g[p..], &mut ws.u);
         for t in 0..rows {
             let at = t * a_dim..(t + 1) * a_dim;
-            let (mu, act, u) = (&ws.mu[at.clone()], &pre.act[at.clone()], &mut u_all[at.clone()]);
+            let (mu, act, u) = (
+                &ws.mu[at.clone()],
+                &pre.act[at.clone()],
+                &mut u_all[at.clone()],
+            );
             let mut lp = T::ZERO;
             for j in 0..a_dim {
                 u[j] = (act[j] - mu[j]) * inv_std[j];
@@ -288,7 +292,13 @@ fn meta_pg_task_inline<T: Real>(
                 Outer::Surrogate => (unclipped, unclipped),
                 Outer::Clipped(eps) => {
                     let (lo, hi) = (T::from_f64(1.0 - eps), T::from_f64(1.0 + eps));
-                    let r = if ratio < lo { lo } else if ratio > hi { hi } else { ratio };
+                    let r = if ratio < lo {
+                        lo
+                    } else if ratio > hi {
+                        hi
+                    } else {
+                        ratio
+                    };
                     let clipped = r * adv;
                     if unclipped <= clipped {
                         (unclipped, unclipped)
@@ -328,8 +338,7 @@ fn meta_pg_task_inline<T: Real>(
                 let i = t * a_dim + j;
                 let diff = ws.mu[i] - task.mu_o[i];
                 let q = (var_o[j] + diff * diff) * inv_var[j];
-                kl = kl + log_std[j] - task.log_std_o[j] + T::from_f64(0.5) * q
-                    - T::from_f64(0.5);
+                kl = kl + log_std[j] - task.log_std_o[j] + T::from_f64(0.5) * q - T::from_f64(0.5);
                 ws.kl_mu[i] = T::ZERO - eta * c * diff * inv_var[j];
                 ws.kl_ls[j] += T::ZERO - eta * c * (T::ONE - q);
             }
@@ -433,13 +442,17 @@ mod tests {
         let mut off = 0;
         for l in 0..net.layers() {
             let (ni, no) = (net.sizes[l], net.sizes[l + 1]);
-            let (w, b) = (&theta[off..off + ni * no], &theta[off + ni * no..off + ni * no + no]);
+            let (w, b) = (
+                &theta[off..off + ni * no],
+                &theta[off + ni * no..off + ni * no + no],
+            );
             off += ni * no + no;
             let rows = h.len() / ni;
             let mut z = vec![0.0; rows * no];
             for r in 0..rows {
                 for o in 0..no {
-                    z[r * no + o] = b[o] + (0..ni).map(|i| h[r * ni + i] * w[i * no + o]).sum::<f64>();
+                    z[r * no + o] =
+                        b[o] + (0..ni).map(|i| h[r * ni + i] * w[i * no + o]).sum::<f64>();
                     if l + 1 < net.layers() {
                         z[r * no + o] = z[r * no + o].tanh();
                     }
@@ -527,11 +540,25 @@ mod tests {
 
     /// The loss of the module docs with the inner gradient by finite differences of
     /// J^LR; `frozen` fixes θ' − θ at its value at `frozen` (first order).
-    fn loss(net: &Dense, cfg: &MetaPg, theta: &[f64], task: &PgTask<'_, f64>, frozen: Option<&[f64]>) -> f64 {
+    fn loss(
+        net: &Dense,
+        cfg: &MetaPg,
+        theta: &[f64],
+        task: &PgTask<'_, f64>,
+        frozen: Option<&[f64]>,
+    ) -> f64 {
         let at = frozen.unwrap_or(theta);
         let g = fd(at, 1e-6, |th| j_lr(net, cfg.inner, th, &task.pre));
-        let adapted: Vec<f64> = theta.iter().zip(&g).map(|(t, g)| t + cfg.alpha * g).collect();
-        let kl = if cfg.kl_coef != 0.0 { kl(net, theta, task) } else { 0.0 };
+        let adapted: Vec<f64> = theta
+            .iter()
+            .zip(&g)
+            .map(|(t, g)| t + cfg.alpha * g)
+            .collect();
+        let kl = if cfg.kl_coef != 0.0 {
+            kl(net, theta, task)
+        } else {
+            0.0
+        };
         -(j_out(net, cfg.outer, &adapted, &task.post) - cfg.kl_coef * kl) / cfg.tasks as f64
     }
 
@@ -552,7 +579,14 @@ mod tests {
             let act = lcg(seed + 1, r * a, 1.5);
             let adv = lcg(seed + 2, r, 1.0);
             let mask: Vec<f64> = (0..r).map(|t| if t % 7 == 6 { 0.0 } else { 1.0 }).collect();
-            let rows = Rows { obs: &obs, act: &act, logp_old: &adv, adv: &adv, mask: &mask, n: 1.0 };
+            let rows = Rows {
+                obs: &obs,
+                act: &act,
+                logp_old: &adv,
+                adv: &adv,
+                mask: &mask,
+                n: 1.0,
+            };
             let lp = log_probs(net, theta, &rows);
             let noise = lcg(seed + 3, r, spread);
             let old: Vec<f64> = lp.iter().zip(&noise).map(|(l, e)| l + e).collect();
@@ -560,13 +594,29 @@ mod tests {
         };
         let p = net.num_params();
         let pre = batch(10, 0.2);
-        let mu_o: Vec<f64> = means(net, &theta[..p], &pre[0]).iter().zip(lcg(20, r * a, 0.3)).map(|(m, e)| m + e).collect();
-        Data { pre, post: batch(30, 0.8), mu_o, log_std_o: vec![-0.2, 0.3] }
+        let mu_o: Vec<f64> = means(net, &theta[..p], &pre[0])
+            .iter()
+            .zip(lcg(20, r * a, 0.3))
+            .map(|(m, e)| m + e)
+            .collect();
+        Data {
+            pre,
+            post: batch(30, 0.8),
+            mu_o,
+            log_std_o: vec![-0.2, 0.3],
+        }
     }
 
     fn rows(b: &[Vec<f64>]) -> Rows<'_, f64> {
         let n = b[4].iter().sum();
-        Rows { obs: &b[0], act: &b[1], logp_old: &b[2], adv: &b[3], mask: &b[4], n }
+        Rows {
+            obs: &b[0],
+            act: &b[1],
+            logp_old: &b[2],
+            adv: &b[3],
+            mask: &b[4],
+            n,
+        }
     }
 
     #[test]
@@ -576,26 +626,44 @@ mod tests {
         let mut theta = lcg(1, p, 0.6);
         theta.extend([-0.3, 0.2]);
         let d = data(&net, &theta, 23);
-        let task = PgTask { pre: rows(&d.pre), post: rows(&d.post), mu_o: &d.mu_o, log_std_o: &d.log_std_o };
+        let task = PgTask {
+            pre: rows(&d.pre),
+            post: rows(&d.post),
+            mu_o: &d.mu_o,
+            log_std_o: &d.log_std_o,
+        };
         let mut clipped_steps = 0;
         for inner in [Inner::Lvc, Inner::Maml] {
             for outer in [Outer::Surrogate, Outer::Clipped(0.3)] {
                 for second_order in [true, false] {
                     for kl_coef in [0.0, 0.7] {
-                        let cfg = MetaPg { alpha: 0.3, inner, second_order, outer, kl_coef, tasks: 3 };
+                        let cfg = MetaPg {
+                            alpha: 0.3,
+                            inner,
+                            second_order,
+                            outer,
+                            kl_coef,
+                            tasks: 3,
+                        };
                         let mut grad = vec![0.0; p + 2];
                         let mut ws = PgWorkspace::default();
                         let values = meta_pg_task(&net, &cfg, task, &theta, &mut ws, &mut grad);
                         let frozen = (!second_order).then_some(theta.as_slice());
                         let want = fd(&theta, 1e-4, |th| loss(&net, &cfg, th, &task, frozen));
                         let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));
-                        let err = grad.iter().zip(&want).fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
+                        let err = grad
+                            .iter()
+                            .zip(&want)
+                            .fold(0.0f64, |m, (a, b)| m.max((a - b).abs()));
                         println!("{cfg:?}: error {err:e} of {scale:e}");
                         assert!(err < 1e-6 * scale, "{cfg:?}: error {err:e} of {scale:e}");
                         // The values: J^out at θ' and the KL, divided by M.
                         let lo = loss(&net, &cfg, &theta, &task, None);
                         let kl_term = cfg.kl_coef * values.kl / 1.0;
-                        assert!((lo + values.outer - kl_term).abs() < 1e-8, "{cfg:?}: values");
+                        assert!(
+                            (lo + values.outer - kl_term).abs() < 1e-8,
+                            "{cfg:?}: values"
+                        );
                         if kl_coef != 0.0 {
                             let want_kl = kl(&net, &theta, &task) / 3.0;
                             assert!((values.kl - want_kl).abs() < 1e-12, "{cfg:?}: KL");
@@ -605,7 +673,8 @@ mod tests {
                 if let Outer::Clipped(e) = outer {
                     // Ratios at θ' = θ + α ∇J^LR(θ).
                     let g = fd(&theta, 1e-6, |th| j_lr(&net, inner, th, &task.pre));
-                    let adapted: Vec<f64> = theta.iter().zip(&g).map(|(t, g)| t + 0.3 * g).collect();
+                    let adapted: Vec<f64> =
+                        theta.iter().zip(&g).map(|(t, g)| t + 0.3 * g).collect();
                     let lp = log_probs(&net, &adapted, &task.post);
                     clipped_steps += (0..lp.len())
                         .filter(|&t| ((lp[t] - task.post.logp_old[t]).exp() - 1.0).abs() > e)
@@ -615,6 +684,9 @@ mod tests {
         }
         // The clipped objective was checked with steps on both sides of the clip range.
         println!("{clipped_steps} steps outside the clip range (two estimators)");
-        assert!(clipped_steps >= 6, "only {clipped_steps} steps outside the clip range");
+        assert!(
+            clipped_steps >= 6,
+            "only {clipped_steps} steps outside the clip range"
+        );
     }
 }

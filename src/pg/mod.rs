@@ -5,12 +5,14 @@
 mod adapt;
 mod batch;
 mod evaluate;
+mod host;
 mod parallel;
 mod sampler;
 
 pub use adapt::*;
 pub use batch::*;
 pub use evaluate::{before_after_evaluation, evaluate, policy_checkpoint, restore_policy};
+pub use host::{host_path_applies, meta_pg, HostSamples, Outer};
 pub use parallel::*;
 pub use sampler::*;
 

@@ -261,10 +261,22 @@ impl ChunkedSamples {
     where
         F: Fn(&GaussianParams, usize) -> (Tensor<1>, Vec<f64>) + Sync,
     {
+        self.sum_gradients(|c| {
+            item_gradients(policy, &[c], &loss)
+                .pop()
+                .expect("one chunk's gradient")
+        })
+    }
+
+    /// Σ_chunks f(chunk) for a chunk's flat gradient and auxiliary values: the owned chunks
+    /// in parallel, gathered from every rank, summed in chunk order.
+    pub fn sum_gradients<F>(&self, f: F) -> (Vec<f32>, Vec<f64>)
+    where
+        F: Fn(usize) -> (Vec<f32>, Vec<f64>) + Sync,
+    {
+        use rayon::prelude::*;
         let n = self.ranges.len();
-        let (g, a): (Vec<_>, Vec<_>) = item_gradients(policy, &self.owned(), loss)
-            .into_iter()
-            .unzip();
+        let (g, a): (Vec<_>, Vec<_>) = self.owned().par_iter().map(|&c| f(c)).unzip();
         let g = self.cluster.gather_ragged(n, g);
         let a = self.cluster.gather_ragged(n, a);
         (sum_in_order(&g), sum_in_order(&a))

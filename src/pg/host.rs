@@ -1,0 +1,171 @@
+//! The PG meta-gradient on host memory ([`crate::nn::dense_pg`]) over a meta-iteration's
+//! chunked samples: the learners' fast path on Flex for one inner step with the LVC or
+//! MAML estimator. Each task's gradient is one fused pass on one thread; tasks run in
+//! parallel and are summed in task order, chunks in chunk order (so the result depends
+//! on neither the thread nor the rank count).
+
+use rayon::prelude::*;
+
+use super::*;
+use crate::nn::dense::Dense;
+pub use crate::nn::dense_pg::Outer;
+use crate::nn::dense_pg::{meta_pg_task, Inner, MetaPg, PgTask, PgWorkspace, Rows, MAX_ACT};
+use crate::nn::fused::is_flex;
+
+/// One batch's tensors read back to host memory, task-major.
+struct HostBatch {
+    /// Steps per task (K·T).
+    rows: usize,
+    obs: Vec<f32>,
+    act: Vec<f32>,
+    logp_old: Vec<f32>,
+    adv: Vec<f32>,
+    mask: Vec<f32>,
+    /// Real steps of every task.
+    n: Vec<f32>,
+}
+
+impl HostBatch {
+    fn new(b: &TaskBatch) -> Self {
+        Self {
+            rows: b.k * b.t,
+            obs: to_vec(b.obs.clone()),
+            act: to_vec(b.act.clone()),
+            logp_old: to_vec(b.logp_old.clone()),
+            adv: to_vec(b.adv.clone()),
+            mask: to_vec(b.mask.clone()),
+            n: to_vec(b.n.clone()),
+        }
+    }
+
+    /// Task i's rows.
+    fn task(&self, i: usize, obs_dim: usize, act_dim: usize) -> Rows<'_, f32> {
+        let r = self.rows;
+        Rows {
+            obs: &self.obs[i * r * obs_dim..(i + 1) * r * obs_dim],
+            act: &self.act[i * r * act_dim..(i + 1) * r * act_dim],
+            logp_old: &self.logp_old[i * r..(i + 1) * r],
+            adv: &self.adv[i * r..(i + 1) * r],
+            mask: &self.mask[i * r..(i + 1) * r],
+            n: self.n[i],
+        }
+    }
+}
+
+/// One owned chunk's pre-update and post-update batches and π_θo's means on the former.
+struct HostChunk {
+    tasks: usize,
+    pre: HostBatch,
+    post: HostBatch,
+    mu_o: Vec<f32>,
+}
+
+/// A meta-iteration's samples on host memory, for [`HostSamples::gradient`].
+pub struct HostSamples {
+    net: Dense,
+    act_dim: usize,
+    chunks: Vec<Option<HostChunk>>,
+}
+
+/// Whether the host meta-gradient computes what the tensor route would for these
+/// settings on this device: Flex, one inner step, the LVC or MAML estimator.
+pub fn host_path_applies(meta: &MetaPgConfig, act_dim: usize, device: &Device) -> bool {
+    is_flex(device)
+        && meta.inner_steps == 1
+        && matches!(meta.estimator, Estimator::Lvc | Estimator::Maml)
+        && act_dim <= MAX_ACT
+}
+
+impl HostSamples {
+    /// The owned chunks' batches read back from `s`, with π_θo's means on their
+    /// pre-update states (`mu_o`, per chunk as [`ChunkedSamples::per_owned`] gives them;
+    /// `None` when no KL penalty is taken).
+    pub fn new(
+        s: &ChunkedSamples,
+        mu_o: Option<&[Option<Tensor<3>>]>,
+        meta: &MetaPgConfig,
+        obs_dim: usize,
+        act_dim: usize,
+    ) -> Self {
+        let mut sizes = vec![obs_dim];
+        sizes.extend(&meta.policy.hidden);
+        sizes.push(act_dim);
+        let chunks = s.per_owned(|c| {
+            let part = s.part(c);
+            HostChunk {
+                tasks: part.post.m,
+                pre: HostBatch::new(&part.pre[0]),
+                post: HostBatch::new(&part.post),
+                mu_o: mu_o
+                    .and_then(|m| m[c].clone())
+                    .map(to_vec)
+                    .unwrap_or_default(),
+            }
+        });
+        Self {
+            net: Dense::new(sizes, meta.policy.activation),
+            act_dim,
+            chunks,
+        }
+    }
+
+    /// ∇_θ of the loss of [`crate::nn::dense_pg`] summed over the meta-batch, at the flat
+    /// `theta` (MLP then log σ, [`crate::params::flatten`] order), with π_θo's log σ
+    /// `log_std_o`; and the summed values [J^out / M, KL / M].
+    pub fn gradient(
+        &self,
+        s: &ChunkedSamples,
+        cfg: &MetaPg,
+        theta: &[f32],
+        log_std_o: &[f32],
+    ) -> (Vec<f32>, Vec<f64>) {
+        let (obs_dim, a) = (self.net.sizes[0], self.act_dim);
+        s.sum_gradients(|c| {
+            let chunk = self.chunks[c].as_ref().expect("a chunk this process owns");
+            let per_task: Vec<(Vec<f32>, [f64; 2])> = (0..chunk.tasks)
+                .into_par_iter()
+                .map_init(PgWorkspace::default, |ws, i| {
+                    let r = chunk.pre.rows;
+                    let mu_o = if chunk.mu_o.is_empty() {
+                        &[][..]
+                    } else {
+                        &chunk.mu_o[i * r * a..(i + 1) * r * a]
+                    };
+                    let task = PgTask {
+                        pre: chunk.pre.task(i, obs_dim, a),
+                        post: chunk.post.task(i, obs_dim, a),
+                        mu_o,
+                        log_std_o,
+                    };
+                    let mut grad = vec![0.0f32; theta.len()];
+                    let v = meta_pg_task(&self.net, cfg, task, theta, ws, &mut grad);
+                    (grad, [v.outer, v.kl])
+                })
+                .collect();
+            let mut grad = vec![0.0f32; theta.len()];
+            let mut aux = vec![0.0f64; 2];
+            for (g, v) in &per_task {
+                grad.iter_mut().zip(g).for_each(|(x, y)| *x += *y);
+                aux[0] += v[0];
+                aux[1] += v[1];
+            }
+            (grad, aux)
+        })
+    }
+}
+
+/// The host kernel's settings for a learner with sampling settings `meta`, outer objective
+/// `outer`, KL coefficient `kl_coef` and meta-batch size `tasks`.
+pub fn meta_pg(meta: &MetaPgConfig, outer: Outer, kl_coef: f64, tasks: usize) -> MetaPg {
+    MetaPg {
+        alpha: meta.inner_lr,
+        inner: match meta.estimator {
+            Estimator::Maml => Inner::Maml,
+            _ => Inner::Lvc,
+        },
+        second_order: meta.second_order,
+        outer,
+        kl_coef,
+        tasks,
+    }
+}

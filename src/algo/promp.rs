@@ -203,12 +203,28 @@ impl ProMp {
         let log_std_o = to_vec(self.policy.log_std.val());
         let (mut j, mut kl, mut gn) = (0.0, 0.0, 0.0);
         let (mut taken, mut fraction) = (0, 1.0f64);
-        for _ in 0..self.cfg.outer_steps {
+        let mut pending = None;
+        for step in 0..self.cfg.outer_steps {
             let before = (self.policy.clone(), self.optim.clone());
-            (j, kl, gn) = self.outer_step(&samples, &theta_o, &mu_o, host.as_ref(), &log_std_o);
+            let (grad, aux) = pending.take().unwrap_or_else(|| {
+                self.meta_gradient(&samples, &theta_o, &mu_o, host.as_ref(), &log_std_o)
+            });
+            (j, kl, gn) = self.outer_step(grad, &aux);
             if self.cfg.outer_kl_limit.is_finite() {
-                match self.backtrack(&before.0, &samples, &theta_o, &mu_o) {
-                    Some(f) => fraction = fraction.min(f),
+                // On host memory the next step's meta-gradient also gives D̄_KL(π_θo ‖ π_θ)
+                // at the new θ: computed now, it is kept when the step stands.
+                let last = step + 1 == self.cfg.outer_steps;
+                let next = (host.is_some() && !last).then(|| {
+                    self.meta_gradient(&samples, &theta_o, &mu_o, host.as_ref(), &log_std_o)
+                });
+                let kl_now = next.as_ref().map(|(_, aux)| aux[1]);
+                match self.backtrack(&before.0, &samples, &theta_o, &mu_o, kl_now) {
+                    Some(f) => {
+                        fraction = fraction.min(f);
+                        if f == 1.0 {
+                            pending = next;
+                        }
+                    }
                     None => {
                         // Not even 1/1024 of the step stays within the limit: undo it
                         // (policy and Adam state) and skip the batch's remaining steps.
@@ -241,15 +257,18 @@ impl ProMp {
     /// `outer_kl_limit`, halve the step (θ = θ_before + f·(θ_after − θ_before), f = 1/2, …,
     /// 1/1024; Adam's state keeps the step's gradient). Returns the fraction kept, or `None`
     /// when none is within the limit (θ is then left at the last trial; the caller undoes).
+    /// `kl_now` is the KL at the current θ when the caller already has it.
     fn backtrack(
         &mut self,
         before: &GaussianPolicy,
         s: &ChunkedSamples,
         theta_o: &GaussianParams,
         mu_o: &[Option<Tensor<3>>],
+        kl_now: Option<f64>,
     ) -> Option<f64> {
         let limit = self.cfg.outer_kl_limit;
-        if self.kl_from_sampling_policy(s, theta_o, mu_o) <= limit {
+        let kl_now = kl_now.unwrap_or_else(|| self.kl_from_sampling_policy(s, theta_o, mu_o));
+        if kl_now <= limit {
             return Some(1.0);
         }
         let (from, to) = (flatten(before), flatten(&self.policy));
@@ -287,16 +306,9 @@ impl ProMp {
         })[0]
     }
 
-    /// θ ← Adam(θ, −∇J^ProMP); returns (J^CLIP, KL, ‖∇‖) before the step.
-    fn outer_step(
-        &mut self,
-        s: &ChunkedSamples,
-        theta_o: &GaussianParams,
-        mu_o: &[Option<Tensor<3>>],
-        host: Option<&HostSamples>,
-        log_std_o: &[f32],
-    ) -> (f64, f64, f64) {
-        let (grad, aux) = self.meta_gradient(s, theta_o, mu_o, host, log_std_o);
+    /// θ ← Adam(θ, −∇J^ProMP) with the meta-gradient `grad` at θ and its values
+    /// `aux` = [J^CLIP, KL]; returns (J^CLIP, KL, ‖∇‖) before the step.
+    fn outer_step(&mut self, grad: Vec<f32>, aux: &[f64]) -> (f64, f64, f64) {
         let gn = norm(&grad);
         let policy = self.policy.clone();
         self.policy = descend(

@@ -101,9 +101,10 @@ pub struct PgTask<'a, T> {
     pub pre: Rows<'a, T>,
     /// Post-update batch D' (sampled by the adapted π_θ'o).
     pub post: Rows<'a, T>,
-    /// π_θo's means on D's states `[R, A]` (read only when η > 0).
+    /// π_θo's means on D's states `[R, A]`, or empty: then the KL is neither measured nor
+    /// penalized (η must be 0).
     pub mu_o: &'a [T],
-    /// π_θo's log σ `[A]` (read only when η > 0).
+    /// π_θo's log σ `[A]` (read only with `mu_o`).
     pub log_std_o: &'a [T],
 }
 
@@ -112,7 +113,7 @@ pub struct PgTask<'a, T> {
 pub struct PgValues {
     /// J^out(θ') / M.
     pub outer: f64,
-    /// D̄_KL(π_θo ‖ π_θ) / M (0 without a penalty).
+    /// D̄_KL(π_θo ‖ π_θ) / M (0 without π_θo's means).
     pub kl: f64,
 }
 
@@ -322,8 +323,10 @@ fn meta_pg_task_inline<T: Real>(
 
     // The KL penalty's seed: ∂/∂(μ, log σ) of −η D̄_KL(π_θo ‖ π_θ) / M on D.
     let penalty = cfg.kl_coef != 0.0;
+    let measure = !task.mu_o.is_empty();
+    assert!(measure || !penalty, "the KL penalty needs π_θo's means");
     zeros(&mut ws.kl_ls, a_dim);
-    if penalty {
+    if measure {
         fit_len(&mut ws.kl_mu, rows * a_dim);
         let pre = &task.pre;
         let c_scale = T::from_f64(scale) * recip(pre.n);

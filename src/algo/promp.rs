@@ -23,7 +23,11 @@
 //!
 //! With several inner steps the inner chain is recomputed from the stored pre-update
 //! batches at every outer step ([`crate::pg::readapt`]); the KL penalty is on the first
-//! (pre-update) batch. Deviations: KL and objectives are means over real samples; with
+//! (pre-update) batch. On Flex with one inner step and the LVC or MAML estimator, the
+//! meta-gradient ∇_θ J^ProMP is computed on host memory, one fused pass per task with a
+//! hand-written backward pass and Hessian-vector product ([`crate::nn::dense_pg`]); the
+//! tensor route (every other case, and every other backend) computes the same thing
+//! through Burn's autodiff. Deviations: KL and objectives are means over real samples; with
 //! `adaptive_kl` η is halved when the KL is below target/1.5 and doubled above 1.5·target
 //! after each batch (ProMP's `adaptive_inner_kl_penalty`).
 

@@ -384,6 +384,7 @@ mod tests {
     use super::*;
     use crate::device::DeviceKind;
     use crate::objective::Estimator;
+    use crate::pg::testing::{assert_same_gradient, samples_and_moved_theta};
     use crate::rng::stream;
 
     /// MAML-VPG's meta-gradient on host memory equals the tensor route's up to f32
@@ -403,7 +404,7 @@ mod tests {
                 env: stream(5, "env"),
                 act: stream(5, "action"),
             };
-            let mut p = PgMaml::new(
+            let p = PgMaml::new(
                 meta,
                 PgMamlConfig::default(),
                 env.clone(),
@@ -412,41 +413,15 @@ mod tests {
                 rngs,
                 &device,
             );
-            let tasks = sample_task_batch(&env, 4, &mut p.tasks_rng);
-            let theta = GaussianParams::from_policy(&p.policy).detach();
-            let s = sample_chunked(
-                &env,
-                &tasks,
-                &theta,
-                &p.meta,
-                &mut p.rngs,
-                2,
-                p.cluster,
-                &device,
-                &mut Phases::new(),
-            )
-            .unwrap();
-            let mut noise = stream(6, "noise");
-            let moved: Vec<f32> = flatten(&p.policy)
-                .iter()
-                .map(|t| {
-                    let e: f32 =
-                        rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut noise);
-                    t + 0.05 * e
-                })
-                .collect();
-            let policy = unflatten(p.policy.clone(), &moved);
+            let (s, theta) = samples_and_moved_theta(&env, &p.policy, &p.meta, 5);
+            let policy = unflatten(p.policy.clone(), &theta);
             let (g_host, j_host) = p.objective_gradient(&policy, &s);
             let (g_tensor, j_tensor) = p.tensor_gradient(&policy, &s);
-            let scale = g_tensor.iter().fold(0.0f32, |m, x| m.max(x.abs()));
-            let err = g_host
-                .iter()
-                .zip(&g_tensor)
-                .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-            println!("{estimator:?}: error {err:e} of {scale:e}; J {j_host} vs {j_tensor}");
-            // As for ProMP: two f32 computations of sums over 300 steps per task.
-            assert!(err < 2e-5 * scale, "error {err:e} of {scale:e}");
-            assert!((j_host - j_tensor).abs() < 1e-5 * j_tensor.abs().max(1e-3));
+            println!("{estimator:?}: J {j_host} vs {j_tensor}");
+            assert_same_gradient(&g_host, &g_tensor);
+            // J sums terms ρA/(n·M) whose magnitudes add up to about 1 (advantages are
+            // normalized per task) and cancel: f32 rounding of such a sum is ~1e-7.
+            assert!((j_host - j_tensor).abs() < 1e-6, "J {j_host} vs {j_tensor}");
         }
     }
 }

@@ -854,10 +854,11 @@ fn maml_task_inline<T: Real>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    fn lcg(seed: u64, n: usize, scale: f64) -> Vec<f64> {
+    /// `n` deterministic values in [−scale, scale) (a linear congruential generator).
+    pub(in crate::nn) fn lcg(seed: u64, n: usize, scale: f64) -> Vec<f64> {
         let mut s = seed;
         (0..n)
             .map(|_| {

@@ -283,8 +283,8 @@ fn meta_pg_task_inline<T: Real>(
             let mut dmu = [T::ZERO; MAX_ACT];
             let u = |j: usize| (act[j] - mu[j]) * inv_std_a[j];
             let mut lp = T::ZERO;
-            for j in 0..a_dim {
-                lp = lp - T::from_f64(0.5) * u(j) * u(j) - log_std_a[j] - half_ln_2pi;
+            for (j, ls) in log_std_a.iter().enumerate() {
+                lp = lp - T::from_f64(0.5) * u(j) * u(j) - *ls - half_ln_2pi;
             }
             let ratio = (lp - post.logp_old[t]).exp();
             let (adv, c) = (post.adv[t], post.mask[t] * c_scale);
@@ -385,8 +385,8 @@ fn meta_pg_task_inline<T: Real>(
             }
         }
         if penalty {
-            for j in 0..a_dim {
-                hv_ls[j] += ws.kl_ls[j] * inv_alpha;
+            for (h, k) in hv_ls.iter_mut().zip(&ws.kl_ls) {
+                *h += *k * inv_alpha;
             }
         }
         *ws.r.r_seed() = seed;
@@ -425,19 +425,8 @@ fn fit_len<T: Real>(v: &mut Vec<T>, n: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::nn::dense::tests::lcg;
     use crate::nn::Activation;
-
-    fn lcg(seed: u64, n: usize, scale: f64) -> Vec<f64> {
-        let mut s = seed;
-        (0..n)
-            .map(|_| {
-                s = s
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                ((s >> 11) as f64 / (1u64 << 53) as f64 * 2.0 - 1.0) * scale
-            })
-            .collect()
-    }
 
     /// The policy means `[R, A]`, written out plainly (no kernel code).
     fn means(net: &Dense, theta: &[f64], obs: &[f64]) -> Vec<f64> {

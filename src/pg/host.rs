@@ -169,3 +169,64 @@ pub fn meta_pg(meta: &MetaPgConfig, outer: Outer, kl_coef: f64, tasks: usize) ->
         tasks,
     }
 }
+
+/// What the learners' host-versus-tensor tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use crate::dist::Cluster;
+    use crate::rng::stream;
+
+    /// A meta-batch of `meta.tasks` tasks on `env` sampled by `policy` in 2 chunks (streams
+    /// of `seed`), and a flat θ 0.05·N(0, 1) per parameter away from the policy's, where the
+    /// ratios are not 1 and the KL to the sampling policy is not 0.
+    pub fn samples_and_moved_theta(
+        env: &Arc<dyn Env>,
+        policy: &crate::nn::GaussianPolicy,
+        meta: &MetaPgConfig,
+        seed: u64,
+    ) -> (ChunkedSamples, Vec<f32>) {
+        let device = policy.log_std.val().device();
+        let tasks = sample_task_batch(env, meta.tasks, &mut stream(seed, "tasks"));
+        let theta = GaussianParams::from_policy(policy).detach();
+        let mut rngs = SamplerRngs {
+            env: stream(seed, "env"),
+            act: stream(seed, "action"),
+        };
+        let s = sample_chunked(
+            env,
+            &tasks,
+            &theta,
+            meta,
+            &mut rngs,
+            2,
+            Cluster::current(),
+            &device,
+            &mut Phases::new(),
+        )
+        .expect("sampling nav2d");
+        let mut noise = stream(seed, "noise");
+        let moved = crate::params::flatten(policy)
+            .iter()
+            .map(|t| {
+                let e: f32 =
+                    rand_distr::Distribution::sample(&rand_distr::StandardNormal, &mut noise);
+                t + 0.05 * e
+            })
+            .collect();
+        (s, moved)
+    }
+
+    /// Asserts that two f32 computations of one meta-gradient agree: two sums over 300
+    /// steps per task rounded differently, measured at 1.5–2.6e-6 of the largest component
+    /// on this machine; 2e-5 leaves room for other instruction levels.
+    pub fn assert_same_gradient(host: &[f32], tensor: &[f32]) {
+        let scale = tensor.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+        let err = host
+            .iter()
+            .zip(tensor)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        println!("error {err:e} of {scale:e}");
+        assert!(err < 2e-5 * scale, "error {err:e} of {scale:e}");
+    }
+}

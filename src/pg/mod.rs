@@ -12,6 +12,8 @@ mod sampler;
 pub use adapt::*;
 pub use batch::*;
 pub use evaluate::{before_after_evaluation, evaluate, policy_checkpoint, restore_policy};
+#[cfg(test)]
+pub(crate) use host::testing;
 pub use host::{host_path_applies, meta_pg, HostSamples, Outer};
 pub use parallel::*;
 pub use sampler::*;

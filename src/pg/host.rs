@@ -12,6 +12,13 @@ pub use crate::nn::dense_pg::Outer;
 use crate::nn::dense_pg::{meta_pg_task, Inner, MetaPg, PgTask, PgWorkspace, Rows, MAX_ACT};
 use crate::nn::fused::is_flex;
 
+thread_local! {
+    /// This thread's kernel buffers, kept from call to call: the passes' buffers (a few MB
+    /// per task) are not allocated, and their pages not faulted in, at every outer step.
+    static WORKSPACE: std::cell::RefCell<PgWorkspace<f32>> =
+        std::cell::RefCell::new(PgWorkspace::default());
+}
+
 /// One batch's tensors read back to host memory, task-major.
 struct HostBatch {
     /// Steps per task (K·T).
@@ -124,7 +131,7 @@ impl HostSamples {
             let chunk = self.chunks[c].as_ref().expect("a chunk this process owns");
             let per_task: Vec<(Vec<f32>, [f64; 2])> = (0..chunk.tasks)
                 .into_par_iter()
-                .map_init(PgWorkspace::default, |ws, i| {
+                .map(|i| {
                     let r = chunk.pre.rows;
                     let mu_o = if chunk.mu_o.is_empty() {
                         &[][..]
@@ -138,7 +145,9 @@ impl HostSamples {
                         log_std_o,
                     };
                     let mut grad = vec![0.0f32; theta.len()];
-                    let v = meta_pg_task(&self.net, cfg, task, theta, ws, &mut grad);
+                    let v = WORKSPACE.with_borrow_mut(|ws| {
+                        meta_pg_task(&self.net, cfg, task, theta, ws, &mut grad)
+                    });
                     (grad, [v.outer, v.kl])
                 })
                 .collect();

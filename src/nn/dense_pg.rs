@@ -117,14 +117,16 @@ pub struct PgValues {
     pub kl: f64,
 }
 
-/// Buffers of one task's meta-gradient, reused from task to task on one thread.
+/// One task's inner step at θ on its pre-update batch ([`inner_step`]): the pass and the
+/// head's per-step values that the R-operator reuses, ∇J^LR and θ'. [`meta_pg_task`] reuses
+/// it when it was computed at the same θ (PG-MAML's one outer step and ProMP's first are at
+/// the sampling θ, whose inner step the sampler already took), else recomputes it.
 #[derive(Clone, Debug, Default)]
-pub struct PgWorkspace<T> {
-    /// The pre-update pass at θ and the post-update pass at θ'.
+pub struct InnerPass<T> {
+    /// The θ it was computed at (empty: none yet).
+    at: Vec<T>,
+    /// The pass at θ on D.
     pre: Pass<T>,
-    post: Pass<T>,
-    /// R-operator buffers.
-    r: Workspace<T>,
     /// π_θ's means on D `[R, A]`.
     mu: Vec<T>,
     /// u_j = (a_j − μ_j)/σ_j on D `[R, A]`.
@@ -132,25 +134,83 @@ pub struct PgWorkspace<T> {
     /// ℓ' and ℓ'' of every pre-update step `[R]`.
     d1: Vec<T>,
     d2: Vec<T>,
+    /// ∇J^LR(θ) and θ' = θ + α ∇J^LR(θ) (flat).
+    g: Vec<T>,
+    theta_a: Vec<T>,
+}
+
+impl<T> InnerPass<T> {
+    /// θ' = θ + α ∇J^LR(θ), flat (MLP then log σ).
+    pub fn adapted(&self) -> &[T] {
+        &self.theta_a
+    }
+}
+
+/// Buffers of the outer part of a task's meta-gradient, reused from task to task on one
+/// thread.
+#[derive(Clone, Debug, Default)]
+pub struct PgWorkspace<T> {
+    /// The post-update pass at θ'.
+    post: Pass<T>,
+    /// R-operator buffers.
+    r: Workspace<T>,
     /// The KL penalty's seed at μ `[R, A]` and at log σ `[A]` (ascent direction).
     kl_mu: Vec<T>,
     kl_ls: Vec<T>,
-    /// θ' and the gradient buffers (flat).
-    theta_a: Vec<T>,
-    g: Vec<T>,
+    /// v and H v (flat).
     v: Vec<T>,
     hv: Vec<T>,
 }
 
+/// The inner step θ' = θ + α ∇J^LR(θ) of one task on its pre-update batch `pre`, into
+/// `inner` ([`InnerPass::adapted`]). Compiled for AVX-512, AVX2 and the baseline.
+pub fn inner_step<T: Real>(
+    net: &Dense,
+    cfg: &MetaPg,
+    pre: Rows<'_, T>,
+    theta: &[T],
+    inner: &mut InnerPass<T>,
+) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        /// `inner_step_inline` compiled with the named instruction sets.
+        macro_rules! at_level {
+            ($name:ident, $features:literal) => {
+                #[target_feature(enable = $features)]
+                unsafe fn $name<T: Real>(
+                    net: &Dense,
+                    cfg: &MetaPg,
+                    pre: Rows<'_, T>,
+                    theta: &[T],
+                    inner: &mut InnerPass<T>,
+                ) {
+                    inner_step_inline(net, cfg, pre, theta, inner)
+                }
+            };
+        }
+        at_level!(avx512, "avx2,avx512f");
+        at_level!(avx2, "avx2");
+        use crate::lanes::Simd;
+        match Simd::best() {
+            // SAFETY: the CPU supports the level (`Simd::best` checked it).
+            Simd::Avx512 => return unsafe { avx512(net, cfg, pre, theta, inner) },
+            Simd::Avx2 => return unsafe { avx2(net, cfg, pre, theta, inner) },
+            Simd::Baseline => {}
+        }
+    }
+    inner_step_inline(net, cfg, pre, theta, inner)
+}
+
 /// ∇_θ loss(θ) of one task into `grad` (the module docs' loss, a descent direction's
 /// negative, as the tensor route's `backward` gives it); returns the objective values.
-/// `theta` and `grad` hold the MLP's parameters then log σ. Compiled for AVX-512, AVX2
-/// and the baseline.
+/// `theta` and `grad` hold the MLP's parameters then log σ; `inner` is the task's inner
+/// step, recomputed unless it is at `theta`. Compiled for AVX-512, AVX2 and the baseline.
 pub fn meta_pg_task<T: Real>(
     net: &Dense,
     cfg: &MetaPg,
     task: PgTask<'_, T>,
     theta: &[T],
+    inner: &mut InnerPass<T>,
     ws: &mut PgWorkspace<T>,
     grad: &mut [T],
 ) -> PgValues {
@@ -165,10 +225,11 @@ pub fn meta_pg_task<T: Real>(
                     cfg: &MetaPg,
                     task: PgTask<'_, T>,
                     theta: &[T],
+                    inner: &mut InnerPass<T>,
                     ws: &mut PgWorkspace<T>,
                     grad: &mut [T],
                 ) -> PgValues {
-                    meta_pg_task_inline(net, cfg, task, theta, ws, grad)
+                    meta_pg_task_inline(net, cfg, task, theta, inner, ws, grad)
                 }
             };
         }
@@ -177,12 +238,12 @@ pub fn meta_pg_task<T: Real>(
         use crate::lanes::Simd;
         match Simd::best() {
             // SAFETY: the CPU supports the level (`Simd::best` checked it).
-            Simd::Avx512 => return unsafe { avx512(net, cfg, task, theta, ws, grad) },
-            Simd::Avx2 => return unsafe { avx2(net, cfg, task, theta, ws, grad) },
+            Simd::Avx512 => return unsafe { avx512(net, cfg, task, theta, inner, ws, grad) },
+            Simd::Avx2 => return unsafe { avx2(net, cfg, task, theta, inner, ws, grad) },
             Simd::Baseline => {}
         }
     }
-    meta_pg_task_inline(net, cfg, task, theta, ws, grad)
+    meta_pg_task_inline(net, cfg, task, theta, inner, ws, grad)
 }
 
 /// `v` resized to `n` zeros.
@@ -197,45 +258,50 @@ pub const MAX_ACT: usize = 32;
 /// ½ ln 2π.
 const HALF_LN_2PI: f64 = 0.918_938_533_204_672_8;
 
+/// The Gaussian policy's θ split into the MLP's parameters and log σ, with 1/σ.
 #[inline(always)]
-fn meta_pg_task_inline<T: Real>(
-    net: &Dense,
-    cfg: &MetaPg,
-    task: PgTask<'_, T>,
-    theta: &[T],
-    ws: &mut PgWorkspace<T>,
-    grad: &mut [T],
-) -> PgValues {
+fn split<'a, T: Real>(net: &Dense, theta: &'a [T]) -> (&'a [T], &'a [T], Vec<T>) {
     let p = net.num_params();
     let a_dim = *net.sizes.last().expect("an output width");
     assert!(
-        theta.len() == p + a_dim && grad.len() == p + a_dim && a_dim <= MAX_ACT,
-        "theta and grad hold the MLP's parameters and log σ (at most MAX_ACT actions)"
+        theta.len() == p + a_dim && a_dim <= MAX_ACT,
+        "theta holds the MLP's parameters and log σ (at most MAX_ACT actions)"
     );
-    let alpha = T::from_f64(cfg.alpha);
-    let scale = 1.0 / cfg.tasks as f64;
-    let (theta_mean, log_std) = theta.split_at(p);
-    let half_ln_2pi = T::from_f64(HALF_LN_2PI);
-    let inv_std: Vec<T> = log_std.iter().map(|l| (T::ZERO - *l).exp()).collect();
+    let (mean, log_std) = theta.split_at(p);
+    let inv_std = log_std.iter().map(|l| (T::ZERO - *l).exp()).collect();
+    (mean, log_std, inv_std)
+}
 
+#[inline(always)]
+fn inner_step_inline<T: Real>(
+    net: &Dense,
+    cfg: &MetaPg,
+    pre: Rows<'_, T>,
+    theta: &[T],
+    ip: &mut InnerPass<T>,
+) {
+    let p = net.num_params();
+    let a_dim = *net.sizes.last().expect("an output width");
+    let alpha = T::from_f64(cfg.alpha);
+    let half_ln_2pi = T::from_f64(HALF_LN_2PI);
+    let (theta_mean, log_std, inv_std) = split(net, theta);
     // Inner step: g = ∇J^LR(θ) on D, θ' = θ + α g.
-    net.forward(theta_mean, task.pre.obs, &mut ws.pre);
-    let rows = task.pre.mask.len();
-    ws.mu.clear();
-    ws.mu.extend_from_slice(ws.pre.output_mut());
-    zeros(&mut ws.g, p + a_dim);
-    fit_len(&mut ws.u, rows * a_dim);
-    fit_len(&mut ws.d1, rows);
-    fit_len(&mut ws.d2, rows);
+    net.forward(theta_mean, pre.obs, &mut ip.pre);
+    let rows = pre.mask.len();
+    ip.mu.clear();
+    ip.mu.extend_from_slice(ip.pre.output_mut());
+    zeros(&mut ip.g, p + a_dim);
+    fit_len(&mut ip.u, rows * a_dim);
+    fit_len(&mut ip.d1, rows);
+    fit_len(&mut ip.d2, rows);
     {
-        let pre = &task.pre;
         let n = pre.n;
-        let e = ws.pre.output_mut();
-        let (g_ls, u_all) = (&mut ws.g[p..], &mut ws.u);
+        let e = ip.pre.output_mut();
+        let (g_ls, u_all) = (&mut ip.g[p..], &mut ip.u);
         for t in 0..rows {
             let at = t * a_dim..(t + 1) * a_dim;
             let (mu, act, u) = (
-                &ws.mu[at.clone()],
+                &ip.mu[at.clone()],
                 &pre.act[at.clone()],
                 &mut u_all[at.clone()],
             );
@@ -252,22 +318,47 @@ fn meta_pg_task_inline<T: Real>(
                 }
                 Inner::Maml => (c, T::ZERO),
             };
-            ws.d1[t] = w;
-            ws.d2[t] = w2;
+            ip.d1[t] = w;
+            ip.d2[t] = w2;
             for j in 0..a_dim {
                 e[t * a_dim + j] = w * u[j] * inv_std[j];
                 g_ls[j] += w * (u[j] * u[j] - T::ONE);
             }
         }
     }
-    net.backward(theta_mean, &mut ws.pre, &mut ws.g[..p], true);
-    ws.theta_a.clear();
-    ws.theta_a
-        .extend(theta.iter().zip(&ws.g).map(|(t, g)| *t + alpha * *g));
+    net.backward(theta_mean, &mut ip.pre, &mut ip.g[..p], true);
+    ip.theta_a.clear();
+    ip.theta_a
+        .extend(theta.iter().zip(&ip.g).map(|(t, g)| *t + alpha * *g));
+    ip.at.clear();
+    ip.at.extend_from_slice(theta);
+}
+
+#[inline(always)]
+fn meta_pg_task_inline<T: Real>(
+    net: &Dense,
+    cfg: &MetaPg,
+    task: PgTask<'_, T>,
+    theta: &[T],
+    ip: &mut InnerPass<T>,
+    ws: &mut PgWorkspace<T>,
+    grad: &mut [T],
+) -> PgValues {
+    let p = net.num_params();
+    let a_dim = *net.sizes.last().expect("an output width");
+    assert_eq!(grad.len(), theta.len(), "grad matches theta");
+    let alpha = T::from_f64(cfg.alpha);
+    let scale = 1.0 / cfg.tasks as f64;
+    let half_ln_2pi = T::from_f64(HALF_LN_2PI);
+    let (theta_mean, log_std, inv_std) = split(net, theta);
+    let rows = task.pre.mask.len();
+    if ip.at != theta {
+        inner_step_inline(net, cfg, task.pre, theta, ip);
+    }
 
     // v = ∇_θ' J^out(θ') / M on D'.
     let mut values = PgValues::default();
-    let (theta_a_mean, log_std_a) = ws.theta_a.split_at(p);
+    let (theta_a_mean, log_std_a) = ip.theta_a.split_at(p);
     let inv_std_a: Vec<T> = log_std_a.iter().map(|l| (T::ZERO - *l).exp()).collect();
     net.forward(theta_a_mean, task.post.obs, &mut ws.post);
     zeros(&mut ws.v, p + a_dim);
@@ -339,7 +430,7 @@ fn meta_pg_task_inline<T: Real>(
             let mut kl = T::ZERO;
             for j in 0..a_dim {
                 let i = t * a_dim + j;
-                let diff = ws.mu[i] - task.mu_o[i];
+                let diff = ip.mu[i] - task.mu_o[i];
                 let q = (var_o[j] + diff * diff) * inv_var[j];
                 kl = kl + log_std[j] - task.log_std_o[j] + T::from_f64(0.5) * q - T::from_f64(0.5);
                 ws.kl_mu[i] = T::ZERO - eta * c * diff * inv_var[j];
@@ -356,7 +447,7 @@ fn meta_pg_task_inline<T: Real>(
     if second {
         // H v with the KL seed / α added: α·(H v + s/α) = α H v + ∇(−η KL).
         let (v_mean, v_ls) = ws.v.split_at(p);
-        net.r_forward(theta_mean, &ws.pre, v_mean, &mut ws.r);
+        net.r_forward(theta_mean, &ip.pre, v_mean, &mut ws.r);
         let inv_alpha = recip(alpha);
         let mut seed = std::mem::take(ws.r.r_seed());
         fit_len(&mut seed, rows * a_dim);
@@ -364,9 +455,9 @@ fn meta_pg_task_inline<T: Real>(
         let hv_ls = &mut ws.hv[p..];
         let two = T::from_f64(2.0);
         for t in 0..rows {
-            let (w, w2) = (ws.d1[t], ws.d2[t]);
+            let (w, w2) = (ip.d1[t], ip.d2[t]);
             let at = t * a_dim..(t + 1) * a_dim;
-            let (u, rmu) = (&ws.u[at.clone()], &r_mu[at]);
+            let (u, rmu) = (&ip.u[at.clone()], &r_mu[at]);
             let mut r_lp = T::ZERO;
             for j in 0..a_dim {
                 r_lp = r_lp + u[j] * inv_std[j] * rmu[j] + (u[j] * u[j] - T::ONE) * v_ls[j];
@@ -390,15 +481,17 @@ fn meta_pg_task_inline<T: Real>(
             }
         }
         *ws.r.r_seed() = seed;
-        net.r_backward(&ws.pre, v_mean, &mut ws.r, &mut ws.hv[..p]);
+        net.r_backward(&ip.pre, v_mean, &mut ws.r, &mut ws.hv[..p]);
         for ((o, v), h) in grad.iter_mut().zip(&ws.v).zip(&ws.hv) {
             *o = T::ZERO - (*v + alpha * *h);
         }
     } else {
         if penalty {
-            ws.pre.output_mut().copy_from_slice(&ws.kl_mu);
-            // The pre-update pass's W_lᵀ are θ's already.
-            net.backward(theta_mean, &mut ws.pre, &mut ws.hv[..p], false);
+            ip.pre.output_mut().copy_from_slice(&ws.kl_mu);
+            // The pre-update pass's W_lᵀ are θ's already. This backward pass overwrites
+            // the pass's e and g, so the inner step is no longer whole for reuse.
+            net.backward(theta_mean, &mut ip.pre, &mut ws.hv[..p], false);
+            ip.at.clear();
             ws.hv[p..].copy_from_slice(&ws.kl_ls);
         }
         for ((o, v), h) in grad.iter_mut().zip(&ws.v).zip(&ws.hv) {
@@ -638,8 +731,18 @@ mod tests {
                             tasks: 3,
                         };
                         let mut grad = vec![0.0; p + 2];
-                        let mut ws = PgWorkspace::default();
-                        let values = meta_pg_task(&net, &cfg, task, &theta, &mut ws, &mut grad);
+                        let (mut inner, mut ws) = (InnerPass::default(), PgWorkspace::default());
+                        let values =
+                            meta_pg_task(&net, &cfg, task, &theta, &mut inner, &mut ws, &mut grad);
+                        // The inner step reused at the same θ, and recomputed after a step
+                        // taken elsewhere, give the same bits.
+                        let mut again = vec![0.0; p + 2];
+                        meta_pg_task(&net, &cfg, task, &theta, &mut inner, &mut ws, &mut again);
+                        assert_eq!(grad, again, "{cfg:?}: reused inner step");
+                        let elsewhere: Vec<f64> = theta.iter().map(|t| t + 0.01).collect();
+                        inner_step(&net, &cfg, task.pre, &elsewhere, &mut inner);
+                        meta_pg_task(&net, &cfg, task, &theta, &mut inner, &mut ws, &mut again);
+                        assert_eq!(grad, again, "{cfg:?}: recomputed inner step");
                         let frozen = (!second_order).then_some(theta.as_slice());
                         let want = fd(&theta, 1e-4, |th| loss(&net, &cfg, th, &task, frozen));
                         let scale = want.iter().fold(0.0f64, |m, x| m.max(x.abs()));

@@ -9,7 +9,12 @@ use rayon::prelude::*;
 use super::*;
 use crate::nn::dense::Dense;
 pub use crate::nn::dense_pg::Outer;
-use crate::nn::dense_pg::{meta_pg_task, Inner, MetaPg, PgTask, PgWorkspace, Rows, MAX_ACT};
+use std::sync::Mutex;
+
+use crate::nn::dense_pg::{
+    inner_step, meta_pg_task, Inner, InnerPass, MetaPg, PgTask, PgWorkspace, Rows, MAX_ACT,
+};
+use crate::nn::functional::MlpParams;
 use crate::nn::fused::is_flex;
 
 thread_local! {
@@ -20,7 +25,8 @@ thread_local! {
 }
 
 /// One batch's tensors read back to host memory, task-major.
-struct HostBatch {
+#[derive(Debug)]
+pub(super) struct HostBatch {
     /// Steps per task (K·T).
     rows: usize,
     obs: Vec<f32>,
@@ -33,7 +39,7 @@ struct HostBatch {
 }
 
 impl HostBatch {
-    fn new(b: &TaskBatch) -> Self {
+    pub(super) fn new(b: &TaskBatch) -> Self {
         Self {
             rows: b.k * b.t,
             obs: to_vec(b.obs.clone()),
@@ -59,12 +65,110 @@ impl HostBatch {
     }
 }
 
-/// One owned chunk's pre-update and post-update batches and π_θo's means on the former.
+/// One owned chunk's pre-update and post-update batches, π_θo's means on the former, and
+/// every task's inner step.
 struct HostChunk {
     tasks: usize,
-    pre: HostBatch,
+    inner: Arc<HostInner>,
     post: HostBatch,
     mu_o: Vec<f32>,
+}
+
+/// A chunk's pre-update batch on host memory and every task's inner step on it, as the
+/// sampler took it ([`adapt_on_host`]) and the outer steps reuse and update it.
+#[derive(Debug)]
+pub struct HostInner {
+    pre: HostBatch,
+    passes: Vec<Mutex<InnerPass<f32>>>,
+}
+
+/// The inner step θ' = θ + α ∇J^LR(θ) of every task of the pre-update batch `b` on host
+/// memory ([`crate::nn::dense_pg::inner_step`], tasks in parallel): the sampler's
+/// adaptation where [`host_path_applies`]. Returns the per-task θ' (`[M, ·, ·]` tensors, for
+/// post-update sampling) and the steps, which the outer meta-gradient at the same θ reuses.
+pub fn adapt_on_host(
+    theta: &GaussianParams,
+    b: &TaskBatch,
+    cfg: &MetaPgConfig,
+) -> (GaussianParams, HostInner) {
+    let [_, _, obs_dim] = b.obs.dims();
+    let [_, _, act_dim] = b.act.dims();
+    let net = network(cfg, obs_dim, act_dim);
+    let flat = flat_params(theta);
+    let pre = HostBatch::new(b);
+    let kernel = meta_pg(cfg, Outer::Surrogate, 0.0, b.m);
+    let passes: Vec<Mutex<InnerPass<f32>>> = (0..b.m)
+        .into_par_iter()
+        .map(|i| {
+            let mut pass = InnerPass::default();
+            inner_step(
+                &net,
+                &kernel,
+                pre.task(i, obs_dim, act_dim),
+                &flat,
+                &mut pass,
+            );
+            Mutex::new(pass)
+        })
+        .collect();
+    let adapted: Vec<f32> = passes
+        .iter()
+        .flat_map(|p| p.lock().expect("no panics while held").adapted().to_vec())
+        .collect();
+    let device = b.obs.device();
+    let params = per_task_params(&net, theta.mean.activation, &adapted, b.m, &device);
+    (params, HostInner { pre, passes })
+}
+
+/// The policy network's [`Dense`] shape.
+fn network(meta: &MetaPgConfig, obs_dim: usize, act_dim: usize) -> Dense {
+    let mut sizes = vec![obs_dim];
+    sizes.extend(&meta.policy.hidden);
+    sizes.push(act_dim);
+    Dense::new(sizes, meta.policy.activation)
+}
+
+/// Shared parameters (task dimension 1) as one flat vector in [`crate::params::flatten`]
+/// order: per layer W then b, then log σ.
+fn flat_params(theta: &GaussianParams) -> Vec<f32> {
+    let mut flat = Vec::new();
+    for (w, b) in theta.mean.w.iter().zip(&theta.mean.b) {
+        assert_eq!(w.dims()[0], 1, "shared parameters");
+        flat.extend(to_vec(w.clone()));
+        flat.extend(to_vec(b.clone()));
+    }
+    flat.extend(to_vec(theta.log_std.clone()));
+    flat
+}
+
+/// Per-task parameters from `m` flat vectors laid end to end: W `[M, n_l, n_{l+1}]`, b
+/// `[M, 1, n_{l+1}]`, log σ `[M, 1, A]`.
+fn per_task_params(
+    net: &Dense,
+    activation: crate::nn::Activation,
+    flat: &[f32],
+    m: usize,
+    device: &Device,
+) -> GaussianParams {
+    let per = flat.len() / m;
+    let gather = |off: usize, len: usize, shape: [usize; 3]| {
+        let v: Vec<f32> = (0..m)
+            .flat_map(|i| flat[i * per + off..i * per + off + len].iter().copied())
+            .collect();
+        Tensor::<3>::from_data(TensorData::new(v, shape), device)
+    };
+    let (mut w, mut b, mut off) = (Vec::new(), Vec::new(), 0);
+    for l in 0..net.layers() {
+        let (ni, no) = (net.sizes[l], net.sizes[l + 1]);
+        w.push(gather(off, ni * no, [m, ni, no]));
+        b.push(gather(off + ni * no, no, [m, 1, no]));
+        off += ni * no + no;
+    }
+    let a = net.sizes[net.layers()];
+    GaussianParams {
+        mean: MlpParams { w, b, activation },
+        log_std: gather(off, a, [m, 1, a]),
+    }
 }
 
 /// A meta-iteration's samples on host memory, for [`HostSamples::gradient`].
@@ -94,14 +198,19 @@ impl HostSamples {
         obs_dim: usize,
         act_dim: usize,
     ) -> Self {
-        let mut sizes = vec![obs_dim];
-        sizes.extend(&meta.policy.hidden);
-        sizes.push(act_dim);
+        let net = network(meta, obs_dim, act_dim);
         let chunks = s.per_owned(|c| {
             let part = s.part(c);
+            // The sampler's inner steps when it took them on host memory, else fresh ones.
+            let inner = part.host.clone().unwrap_or_else(|| {
+                Arc::new(HostInner {
+                    pre: HostBatch::new(&part.pre[0]),
+                    passes: (0..part.post.m).map(|_| Mutex::default()).collect(),
+                })
+            });
             HostChunk {
                 tasks: part.post.m,
-                pre: HostBatch::new(&part.pre[0]),
+                inner,
                 post: HostBatch::new(&part.post),
                 mu_o: mu_o
                     .and_then(|m| m[c].clone())
@@ -110,7 +219,7 @@ impl HostSamples {
             }
         });
         Self {
-            net: Dense::new(sizes, meta.policy.activation),
+            net,
             act_dim,
             chunks,
         }
@@ -132,21 +241,22 @@ impl HostSamples {
             let per_task: Vec<(Vec<f32>, [f64; 2])> = (0..chunk.tasks)
                 .into_par_iter()
                 .map(|i| {
-                    let r = chunk.pre.rows;
+                    let r = chunk.inner.pre.rows;
                     let mu_o = if chunk.mu_o.is_empty() {
                         &[][..]
                     } else {
                         &chunk.mu_o[i * r * a..(i + 1) * r * a]
                     };
                     let task = PgTask {
-                        pre: chunk.pre.task(i, obs_dim, a),
+                        pre: chunk.inner.pre.task(i, obs_dim, a),
                         post: chunk.post.task(i, obs_dim, a),
                         mu_o,
                         log_std_o,
                     };
                     let mut grad = vec![0.0f32; theta.len()];
+                    let mut inner = chunk.inner.passes[i].lock().expect("no panics while held");
                     let v = WORKSPACE.with_borrow_mut(|ws| {
-                        meta_pg_task(&self.net, cfg, task, theta, ws, &mut grad)
+                        meta_pg_task(&self.net, cfg, task, theta, &mut inner, ws, &mut grad)
                     });
                     (grad, [v.outer, v.kl])
                 })
@@ -237,5 +347,53 @@ pub(crate) mod testing {
             .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
         println!("error {err:e} of {scale:e}");
         assert!(err < 2e-5 * scale, "error {err:e} of {scale:e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::samples_and_moved_theta;
+    use super::*;
+    use crate::device::DeviceKind;
+    use crate::rng::stream;
+
+    /// The sampler's inner step on host memory gives the tensor route's θ' (per task, every
+    /// parameter tensor in the same layout) up to f32 rounding.
+    #[test]
+    fn adapt_on_host_equals_the_tensor_route() {
+        let device = DeviceKind::Flex.device().unwrap().autodiff();
+        let env = crate::env::make("nav2d").unwrap();
+        let meta = MetaPgConfig {
+            tasks: 4,
+            rollouts: 3,
+            ..MetaPgConfig::default()
+        };
+        let policy = meta.policy.init(2, 2, &mut stream(7, "policy"), &device);
+        let (s, _) = samples_and_moved_theta(&env, &policy, &meta, 7);
+        let theta = GaussianParams::from_policy(&policy).detach();
+        for c in s.owned() {
+            let pre = &s.part(c).pre[0];
+            let (host, _) = adapt_on_host(&theta, pre, &meta);
+            let tensor = adapt(&theta, pre, meta.estimator, meta.inner_lr, false);
+            let pairs = host
+                .mean
+                .w
+                .iter()
+                .zip(&tensor.mean.w)
+                .chain(host.mean.b.iter().zip(&tensor.mean.b))
+                .chain([(&host.log_std, &tensor.log_std)]);
+            for (h, t) in pairs {
+                assert_eq!(h.dims(), t.dims(), "one layout");
+                let (h, t) = (to_vec(h.clone()), to_vec(t.clone()));
+                let scale = t.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+                let err = h
+                    .iter()
+                    .zip(&t)
+                    .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                // θ' = θ + α g: θ's own rounding (≈ 6e-8 relative) plus g's (see
+                // `testing::assert_same_gradient`).
+                assert!(err < 1e-6 * scale, "error {err:e} of {scale:e}");
+            }
+        }
     }
 }

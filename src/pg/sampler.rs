@@ -135,6 +135,9 @@ pub struct MetaSamples {
     pub pre: Vec<TaskBatch>,
     /// Post-update batch.
     pub post: TaskBatch,
+    /// The inner step on host memory, when the sampler took it there
+    /// ([`super::host::adapt_on_host`]).
+    pub host: Option<Arc<super::host::HostInner>>,
 }
 
 impl MetaSamples {
@@ -182,19 +185,29 @@ pub fn sample_meta_batch(
 ) -> Result<(MetaSamples, GaussianParams)> {
     let mut p = theta.clone();
     let mut pre = Vec::with_capacity(cfg.inner_steps);
+    let mut host = None;
     let (er, ar) = (&mut rngs.env, &mut rngs.act);
     for _ in 0..cfg.inner_steps {
         phases.enter("sample");
         let tr = sample_tasks(env, tasks, &p, cfg.rollouts, er, ar, device);
         let b = process(&tr, cfg, device)?;
         phases.enter("inner");
-        p = adapt(&p, &b, cfg.estimator, cfg.inner_lr, cfg.second_order);
+        let [_, _, act_dim] = b.act.dims();
+        if cfg.inner_steps == 1 && super::host_path_applies(cfg, act_dim, device) {
+            // The learners' outer step computes its meta-gradient on host memory too and
+            // reuses this step at the sampling θ.
+            let (adapted, inner) = super::host::adapt_on_host(&p, &b, cfg);
+            p = adapted;
+            host = Some(Arc::new(inner));
+        } else {
+            p = adapt(&p, &b, cfg.estimator, cfg.inner_lr, cfg.second_order);
+        }
         pre.push(b);
     }
     phases.enter("sample");
     let tr = sample_tasks(env, tasks, &p, cfg.rollouts, er, ar, device);
     let post = process(&tr, cfg, device)?;
-    Ok((MetaSamples { pre, post }, p))
+    Ok((MetaSamples { pre, post, host }, p))
 }
 
 impl MetaSamples {
@@ -203,6 +216,7 @@ impl MetaSamples {
         MetaSamples {
             pre: self.pre.iter().map(|b| b.tasks(lo, hi)).collect(),
             post: self.post.tasks(lo, hi),
+            host: None,
         }
     }
 }

@@ -286,6 +286,7 @@ fn chunked_gradients_equal_the_whole_batch_gradient() {
     let s = MetaSamples {
         pre: vec![f.pre.clone()],
         post: f.post.clone(),
+        host: None,
     };
     let cfg = GaussianPolicyConfig {
         hidden: vec![H],

@@ -754,6 +754,34 @@ impl<T: Real> Workspace<T> {
     }
 }
 
+/// Calls `$inline(args…)` compiled for AVX-512, AVX2 or the baseline, the best level the
+/// CPU has (chosen at run time): the kernels' entry points. The same operations run at
+/// every level (no fused multiply-add), so the results agree.
+macro_rules! simd_dispatch {
+    ($inline:ident::<$t:ident>($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty) => {{
+        #[cfg(target_arch = "x86_64")]
+        {
+            #[target_feature(enable = "avx2,avx512f")]
+            unsafe fn avx512<$t: Real>($($arg: $ty),*) -> $ret {
+                $inline($($arg),*)
+            }
+            #[target_feature(enable = "avx2")]
+            unsafe fn avx2<$t: Real>($($arg: $ty),*) -> $ret {
+                $inline($($arg),*)
+            }
+            use crate::lanes::Simd;
+            match Simd::best() {
+                // SAFETY: the CPU supports the level (`Simd::best` checked it).
+                Simd::Avx512 => return unsafe { avx512($($arg),*) },
+                Simd::Avx2 => return unsafe { avx2($($arg),*) },
+                Simd::Baseline => {}
+            }
+        }
+        $inline($($arg),*)
+    }};
+}
+pub(super) use simd_dispatch;
+
 /// The MAML meta-gradient of one task into `grad`: `steps` inner SGD steps of size
 /// `alpha` on the support set from θ (set by [`Workspace::start_from`]), then ∇_θ of the
 /// query loss, differentiated through the steps when `second_order` (exact; see the
@@ -767,34 +795,13 @@ pub fn maml_task<T: Real>(
     grad: &mut [T],
 ) -> TaskLosses {
     let cfg = (alpha, steps, second_order);
-    #[cfg(target_arch = "x86_64")]
-    {
-        /// `maml_task_inline` compiled with the named instruction sets.
-        macro_rules! at_level {
-            ($name:ident, $features:literal) => {
-                #[target_feature(enable = $features)]
-                unsafe fn $name<T: Real>(
-                    net: &Dense,
-                    task: TaskData<'_, T>,
-                    cfg: (f64, usize, bool),
-                    ws: &mut Workspace<T>,
-                    grad: &mut [T],
-                ) -> TaskLosses {
-                    maml_task_inline(net, task, cfg, ws, grad)
-                }
-            };
-        }
-        at_level!(avx512, "avx2,avx512f");
-        at_level!(avx2, "avx2");
-        use crate::lanes::Simd;
-        match Simd::best() {
-            // SAFETY: the CPU supports the level (`Simd::best` checked it).
-            Simd::Avx512 => return unsafe { avx512(net, task, cfg, ws, grad) },
-            Simd::Avx2 => return unsafe { avx2(net, task, cfg, ws, grad) },
-            Simd::Baseline => {}
-        }
-    }
-    maml_task_inline(net, task, cfg, ws, grad)
+    simd_dispatch!(maml_task_inline::<T>(
+        net: &Dense,
+        task: TaskData<'_, T>,
+        cfg: (f64, usize, bool),
+        ws: &mut Workspace<T>,
+        grad: &mut [T],
+    ) -> TaskLosses)
 }
 
 #[inline(always)]

@@ -39,7 +39,7 @@
 //! to the R-operator's seed (scaled by 1/α) when second order, since the R-backward
 //! recursion is linear in its seed, or its own backward pass otherwise.
 
-use super::dense::{Dense, Pass, Real, Workspace};
+use super::dense::{simd_dispatch, Dense, Pass, Real, Workspace};
 
 /// The inner objective's estimator (the two with a host kernel; DiCE keeps the tensor
 /// route).
@@ -171,34 +171,13 @@ pub fn inner_step<T: Real>(
     theta: &[T],
     inner: &mut InnerPass<T>,
 ) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        /// `inner_step_inline` compiled with the named instruction sets.
-        macro_rules! at_level {
-            ($name:ident, $features:literal) => {
-                #[target_feature(enable = $features)]
-                unsafe fn $name<T: Real>(
-                    net: &Dense,
-                    cfg: &MetaPg,
-                    pre: Rows<'_, T>,
-                    theta: &[T],
-                    inner: &mut InnerPass<T>,
-                ) {
-                    inner_step_inline(net, cfg, pre, theta, inner)
-                }
-            };
-        }
-        at_level!(avx512, "avx2,avx512f");
-        at_level!(avx2, "avx2");
-        use crate::lanes::Simd;
-        match Simd::best() {
-            // SAFETY: the CPU supports the level (`Simd::best` checked it).
-            Simd::Avx512 => return unsafe { avx512(net, cfg, pre, theta, inner) },
-            Simd::Avx2 => return unsafe { avx2(net, cfg, pre, theta, inner) },
-            Simd::Baseline => {}
-        }
-    }
-    inner_step_inline(net, cfg, pre, theta, inner)
+    simd_dispatch!(inner_step_inline::<T>(
+        net: &Dense,
+        cfg: &MetaPg,
+        pre: Rows<'_, T>,
+        theta: &[T],
+        inner: &mut InnerPass<T>,
+    ) -> ())
 }
 
 /// ∇_θ loss(θ) of one task into `grad` (the module docs' loss, a descent direction's
@@ -214,36 +193,15 @@ pub fn meta_pg_task<T: Real>(
     ws: &mut PgWorkspace<T>,
     grad: &mut [T],
 ) -> PgValues {
-    #[cfg(target_arch = "x86_64")]
-    {
-        /// `meta_pg_task_inline` compiled with the named instruction sets.
-        macro_rules! at_level {
-            ($name:ident, $features:literal) => {
-                #[target_feature(enable = $features)]
-                unsafe fn $name<T: Real>(
-                    net: &Dense,
-                    cfg: &MetaPg,
-                    task: PgTask<'_, T>,
-                    theta: &[T],
-                    inner: &mut InnerPass<T>,
-                    ws: &mut PgWorkspace<T>,
-                    grad: &mut [T],
-                ) -> PgValues {
-                    meta_pg_task_inline(net, cfg, task, theta, inner, ws, grad)
-                }
-            };
-        }
-        at_level!(avx512, "avx2,avx512f");
-        at_level!(avx2, "avx2");
-        use crate::lanes::Simd;
-        match Simd::best() {
-            // SAFETY: the CPU supports the level (`Simd::best` checked it).
-            Simd::Avx512 => return unsafe { avx512(net, cfg, task, theta, inner, ws, grad) },
-            Simd::Avx2 => return unsafe { avx2(net, cfg, task, theta, inner, ws, grad) },
-            Simd::Baseline => {}
-        }
-    }
-    meta_pg_task_inline(net, cfg, task, theta, inner, ws, grad)
+    simd_dispatch!(meta_pg_task_inline::<T>(
+        net: &Dense,
+        cfg: &MetaPg,
+        task: PgTask<'_, T>,
+        theta: &[T],
+        inner: &mut InnerPass<T>,
+        ws: &mut PgWorkspace<T>,
+        grad: &mut [T],
+    ) -> PgValues)
 }
 
 /// `v` resized to `n` zeros.

@@ -754,54 +754,56 @@ impl<T: Real> Workspace<T> {
     }
 }
 
-/// Calls `$inline(args…)` compiled for AVX-512, AVX2 or the baseline, the best level the
-/// CPU has (chosen at run time): the kernels' entry points. The same operations run at
-/// every level (no fused multiply-add), so the results agree.
-macro_rules! simd_dispatch {
-    ($inline:ident::<$t:ident>($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty) => {{
-        #[cfg(target_arch = "x86_64")]
-        {
-            #[target_feature(enable = "avx2,avx512f")]
-            unsafe fn avx512<$t: Real>($($arg: $ty),*) -> $ret {
-                $inline($($arg),*)
+/// Defines the public kernel entry point `$name(args…)`, which calls `$inline(args…)`
+/// compiled for AVX-512, AVX2 or the baseline, the best level the CPU has (chosen at run
+/// time). The same operations run at every level (no fused multiply-add), so the results
+/// agree.
+macro_rules! simd_entry {
+    (
+        $(#[$doc:meta])*
+        pub fn $name:ident<$t:ident: Real>($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty
+            => $inline:ident;
+    ) => {
+        $(#[$doc])*
+        pub fn $name<$t: Real>($($arg: $ty),*) -> $ret {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,avx512f")]
+                unsafe fn avx512<$t: Real>($($arg: $ty),*) -> $ret {
+                    $inline($($arg),*)
+                }
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2<$t: Real>($($arg: $ty),*) -> $ret {
+                    $inline($($arg),*)
+                }
+                use crate::lanes::Simd;
+                match Simd::best() {
+                    // SAFETY: the CPU supports the level (`Simd::best` checked it).
+                    Simd::Avx512 => return unsafe { avx512($($arg),*) },
+                    Simd::Avx2 => return unsafe { avx2($($arg),*) },
+                    Simd::Baseline => {}
+                }
             }
-            #[target_feature(enable = "avx2")]
-            unsafe fn avx2<$t: Real>($($arg: $ty),*) -> $ret {
-                $inline($($arg),*)
-            }
-            use crate::lanes::Simd;
-            match Simd::best() {
-                // SAFETY: the CPU supports the level (`Simd::best` checked it).
-                Simd::Avx512 => return unsafe { avx512($($arg),*) },
-                Simd::Avx2 => return unsafe { avx2($($arg),*) },
-                Simd::Baseline => {}
-            }
+            $inline($($arg),*)
         }
-        $inline($($arg),*)
-    }};
+    };
 }
-pub(super) use simd_dispatch;
+pub(super) use simd_entry;
 
-/// The MAML meta-gradient of one task into `grad`: `steps` inner SGD steps of size
-/// `alpha` on the support set from θ (set by [`Workspace::start_from`]), then ∇_θ of the
-/// query loss, differentiated through the steps when `second_order` (exact; see the
-/// module docs), else first-order MAML's ∇L_Q(θ_n). Compiled for AVX-512, AVX2 and the
-/// baseline.
-pub fn maml_task<T: Real>(
-    net: &Dense,
-    task: TaskData<'_, T>,
-    (alpha, steps, second_order): (f64, usize, bool),
-    ws: &mut Workspace<T>,
-    grad: &mut [T],
-) -> TaskLosses {
-    let cfg = (alpha, steps, second_order);
-    simd_dispatch!(maml_task_inline::<T>(
+simd_entry! {
+    /// The MAML meta-gradient of one task into `grad`, with `cfg` = (α, steps,
+    /// second_order): `steps` inner SGD steps of size α on the support set from θ (set by
+    /// [`Workspace::start_from`]), then ∇_θ of the
+    /// query loss, differentiated through the steps when `second_order` (exact; see the
+    /// module docs), else first-order MAML's ∇L_Q(θ_n). Compiled for AVX-512, AVX2 and the
+    /// baseline.
+    pub fn maml_task<T: Real>(
         net: &Dense,
         task: TaskData<'_, T>,
         cfg: (f64, usize, bool),
         ws: &mut Workspace<T>,
         grad: &mut [T],
-    ) -> TaskLosses)
+    ) -> TaskLosses => maml_task_inline;
 }
 
 #[inline(always)]

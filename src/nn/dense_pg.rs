@@ -39,7 +39,7 @@
 //! to the R-operator's seed (scaled by 1/α) when second order, since the R-backward
 //! recursion is linear in its seed, or its own backward pass otherwise.
 
-use super::dense::{simd_dispatch, Dense, Pass, Real, Workspace};
+use super::dense::{simd_entry, Dense, Pass, Real, Workspace};
 
 /// The inner objective's estimator (the two with a host kernel; DiCE keeps the tensor
 /// route).
@@ -162,38 +162,24 @@ pub struct PgWorkspace<T> {
     hv: Vec<T>,
 }
 
-/// The inner step θ' = θ + α ∇J^LR(θ) of one task on its pre-update batch `pre`, into
-/// `inner` ([`InnerPass::adapted`]). Compiled for AVX-512, AVX2 and the baseline.
-pub fn inner_step<T: Real>(
-    net: &Dense,
-    cfg: &MetaPg,
-    pre: Rows<'_, T>,
-    theta: &[T],
-    inner: &mut InnerPass<T>,
-) {
-    simd_dispatch!(inner_step_inline::<T>(
+simd_entry! {
+    /// The inner step θ' = θ + α ∇J^LR(θ) of one task on its pre-update batch `pre`, into
+    /// `inner` ([`InnerPass::adapted`]). Compiled for AVX-512, AVX2 and the baseline.
+    pub fn inner_step<T: Real>(
         net: &Dense,
         cfg: &MetaPg,
         pre: Rows<'_, T>,
         theta: &[T],
         inner: &mut InnerPass<T>,
-    ) -> ())
+    ) -> () => inner_step_inline;
 }
 
-/// ∇_θ loss(θ) of one task into `grad` (the module docs' loss, a descent direction's
-/// negative, as the tensor route's `backward` gives it); returns the objective values.
-/// `theta` and `grad` hold the MLP's parameters then log σ; `inner` is the task's inner
-/// step, recomputed unless it is at `theta`. Compiled for AVX-512, AVX2 and the baseline.
-pub fn meta_pg_task<T: Real>(
-    net: &Dense,
-    cfg: &MetaPg,
-    task: PgTask<'_, T>,
-    theta: &[T],
-    inner: &mut InnerPass<T>,
-    ws: &mut PgWorkspace<T>,
-    grad: &mut [T],
-) -> PgValues {
-    simd_dispatch!(meta_pg_task_inline::<T>(
+simd_entry! {
+    /// ∇_θ loss(θ) of one task into `grad` (the module docs' loss, a descent direction's
+    /// negative, as the tensor route's `backward` gives it); returns the objective values.
+    /// `theta` and `grad` hold the MLP's parameters then log σ; `inner` is the task's inner
+    /// step, recomputed unless it is at `theta`. Compiled for AVX-512, AVX2 and the baseline.
+    pub fn meta_pg_task<T: Real>(
         net: &Dense,
         cfg: &MetaPg,
         task: PgTask<'_, T>,
@@ -201,7 +187,7 @@ pub fn meta_pg_task<T: Real>(
         inner: &mut InnerPass<T>,
         ws: &mut PgWorkspace<T>,
         grad: &mut [T],
-    ) -> PgValues)
+    ) -> PgValues => meta_pg_task_inline;
 }
 
 /// `v` resized to `n` zeros.

@@ -671,7 +671,6 @@ impl Dense {
             transpose(&mut ws.vt, &v[wo..bo], ni, no);
             matmul::<T, false>(&mut ws.rg, &pass.e[l], &ws.vt, (k, no, ni), true);
             let (rg, ds) = (&ws.rg, &pass.ds[l - 1]);
-            ws.re.clear();
             match self.activation {
                 Activation::Tanh => {
                     // + g ⊙ σ'' ⊙ R{z}, with σ'' = −2 h σ' (h has its ones column).
@@ -688,7 +687,10 @@ impl Dense {
                         }
                     }
                 }
-                _ => ws.re.extend(rg.iter().zip(ds).map(|(a, b)| *a * *b)),
+                _ => {
+                    ws.re.clear();
+                    ws.re.extend(rg.iter().zip(ds).map(|(a, b)| *a * *b));
+                }
             }
         }
     }

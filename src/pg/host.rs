@@ -68,7 +68,6 @@ impl HostBatch {
 /// One owned chunk's pre-update and post-update batches, π_θo's means on the former, and
 /// every task's inner step.
 struct HostChunk {
-    tasks: usize,
     inner: Arc<HostInner>,
     post: HostBatch,
     mu_o: Vec<f32>,
@@ -129,20 +128,15 @@ fn network(meta: &MetaPgConfig, obs_dim: usize, act_dim: usize) -> Dense {
 }
 
 /// Shared parameters (task dimension 1) as one flat vector in [`crate::params::flatten`]
-/// order: per layer W then b, then log σ.
+/// order: the MLP's ([`MlpParams::to_flat`]), then log σ.
 fn flat_params(theta: &GaussianParams) -> Vec<f32> {
-    let mut flat = Vec::new();
-    for (w, b) in theta.mean.w.iter().zip(&theta.mean.b) {
-        assert_eq!(w.dims()[0], 1, "shared parameters");
-        flat.extend(to_vec(w.clone()));
-        flat.extend(to_vec(b.clone()));
-    }
+    let mut flat = theta.mean.to_flat();
     flat.extend(to_vec(theta.log_std.clone()));
     flat
 }
 
-/// Per-task parameters from `m` flat vectors laid end to end: W `[M, n_l, n_{l+1}]`, b
-/// `[M, 1, n_{l+1}]`, log σ `[M, 1, A]`.
+/// Per-task parameters from `m` flat vectors laid end to end: each read by
+/// [`MlpParams::from_flat`] (task dimension 1), then joined along the task dimension.
 fn per_task_params(
     net: &Dense,
     activation: crate::nn::Activation,
@@ -150,31 +144,35 @@ fn per_task_params(
     m: usize,
     device: &Device,
 ) -> GaussianParams {
-    let per = flat.len() / m;
-    let gather = |off: usize, len: usize, shape: [usize; 3]| {
-        let v: Vec<f32> = (0..m)
-            .flat_map(|i| flat[i * per + off..i * per + off + len].iter().copied())
-            .collect();
-        Tensor::<3>::from_data(TensorData::new(v, shape), device)
+    let (p, a) = (net.num_params(), net.sizes[net.layers()]);
+    let tasks: Vec<(MlpParams, Tensor<3>)> = flat
+        .chunks_exact(flat.len() / m)
+        .map(|t| {
+            let mean = MlpParams::from_flat(&t[..p], &net.sizes, activation, device, false);
+            let log_std = Tensor::from_data(TensorData::new(t[p..].to_vec(), [1, 1, a]), device);
+            (mean, log_std)
+        })
+        .collect();
+    let join = |f: &dyn Fn(&(MlpParams, Tensor<3>)) -> Tensor<3>| {
+        Tensor::cat(tasks.iter().map(f).collect(), 0)
     };
-    let (mut w, mut b, mut off) = (Vec::new(), Vec::new(), 0);
-    for l in 0..net.layers() {
-        let (ni, no) = (net.sizes[l], net.sizes[l + 1]);
-        w.push(gather(off, ni * no, [m, ni, no]));
-        b.push(gather(off + ni * no, no, [m, 1, no]));
-        off += ni * no + no;
-    }
-    let a = net.sizes[net.layers()];
     GaussianParams {
-        mean: MlpParams { w, b, activation },
-        log_std: gather(off, a, [m, 1, a]),
+        mean: MlpParams {
+            w: (0..net.layers())
+                .map(|l| join(&|t| t.0.w[l].clone()))
+                .collect(),
+            b: (0..net.layers())
+                .map(|l| join(&|t| t.0.b[l].clone()))
+                .collect(),
+            activation,
+        },
+        log_std: join(&|t| t.1.clone()),
     }
 }
 
 /// A meta-iteration's samples on host memory, for [`HostSamples::gradient`].
 pub struct HostSamples {
     net: Dense,
-    act_dim: usize,
     chunks: Vec<Option<HostChunk>>,
 }
 
@@ -201,15 +199,12 @@ impl HostSamples {
         let net = network(meta, obs_dim, act_dim);
         let chunks = s.per_owned(|c| {
             let part = s.part(c);
-            // The sampler's inner steps when it took them on host memory, else fresh ones.
-            let inner = part.host.clone().unwrap_or_else(|| {
-                Arc::new(HostInner {
-                    pre: HostBatch::new(&part.pre[0]),
-                    passes: (0..part.post.m).map(|_| Mutex::default()).collect(),
-                })
-            });
+            // The sampler takes the inner step on host memory wherever this path applies.
+            let inner = part
+                .host
+                .clone()
+                .expect("the sampler's inner steps on host memory");
             HostChunk {
-                tasks: part.post.m,
                 inner,
                 post: HostBatch::new(&part.post),
                 mu_o: mu_o
@@ -218,11 +213,7 @@ impl HostSamples {
                     .unwrap_or_default(),
             }
         });
-        Self {
-            net,
-            act_dim,
-            chunks,
-        }
+        Self { net, chunks }
     }
 
     /// ∇_θ of the loss of [`crate::nn::dense_pg`] summed over the meta-batch, at the flat
@@ -235,10 +226,10 @@ impl HostSamples {
         theta: &[f32],
         log_std_o: &[f32],
     ) -> (Vec<f32>, Vec<f64>) {
-        let (obs_dim, a) = (self.net.sizes[0], self.act_dim);
+        let (obs_dim, a) = (self.net.sizes[0], self.net.sizes[self.net.layers()]);
         s.sum_gradients(|c| {
             let chunk = self.chunks[c].as_ref().expect("a chunk this process owns");
-            let per_task: Vec<(Vec<f32>, [f64; 2])> = (0..chunk.tasks)
+            let per_task: Vec<(Vec<f32>, [f64; 2])> = (0..chunk.inner.passes.len())
                 .into_par_iter()
                 .map(|i| {
                     let r = chunk.inner.pre.rows;

@@ -442,7 +442,7 @@ unsafe fn transpose_blocks_avx(out: &mut [f32], x: &[f32], r: usize, c: usize) {
 /// `v` with `n` elements, keeping its allocation; the contents are unspecified (every
 /// caller overwrites all of them), so a buffer of the right size is not cleared again.
 #[inline(always)]
-fn fit<T: Real>(v: &mut Vec<T>, n: usize) {
+pub(super) fn fit<T: Real>(v: &mut Vec<T>, n: usize) {
     if v.len() != n {
         v.clear();
         v.resize(n, T::ZERO);

@@ -39,7 +39,7 @@
 //! to the R-operator's seed (scaled by 1/α) when second order, since the R-backward
 //! recursion is linear in its seed, or its own backward pass otherwise.
 
-use super::dense::{simd_entry, Dense, Pass, Real, Workspace};
+use super::dense::{fit, simd_entry, Dense, Pass, Real, Workspace};
 
 /// The inner objective's estimator (the two with a host kernel; DiCE keeps the tensor
 /// route).
@@ -235,9 +235,9 @@ fn inner_step_inline<T: Real>(
     ip.mu.clear();
     ip.mu.extend_from_slice(ip.pre.output_mut());
     zeros(&mut ip.g, p + a_dim);
-    fit_len(&mut ip.u, rows * a_dim);
-    fit_len(&mut ip.d1, rows);
-    fit_len(&mut ip.d2, rows);
+    fit(&mut ip.u, rows * a_dim);
+    fit(&mut ip.d1, rows);
+    fit(&mut ip.d2, rows);
     {
         let n = pre.n;
         let e = ip.pre.output_mut();
@@ -362,7 +362,7 @@ fn meta_pg_task_inline<T: Real>(
     assert!(measure || !penalty, "the KL penalty needs π_θo's means");
     zeros(&mut ws.kl_ls, a_dim);
     if measure {
-        fit_len(&mut ws.kl_mu, rows * a_dim);
+        fit(&mut ws.kl_mu, rows * a_dim);
         let pre = &task.pre;
         let c_scale = T::from_f64(scale) * recip(pre.n);
         let eta = T::from_f64(cfg.kl_coef);
@@ -394,7 +394,7 @@ fn meta_pg_task_inline<T: Real>(
         net.r_forward(theta_mean, &ip.pre, v_mean, &mut ws.r);
         let inv_alpha = recip(alpha);
         let mut seed = std::mem::take(ws.r.r_seed());
-        fit_len(&mut seed, rows * a_dim);
+        fit(&mut seed, rows * a_dim);
         let r_mu = ws.r.r_output();
         let hv_ls = &mut ws.hv[p..];
         let two = T::from_f64(2.0);
@@ -449,14 +449,6 @@ fn meta_pg_task_inline<T: Real>(
 #[inline(always)]
 fn recip<T: Real>(x: T) -> T {
     T::from_f64(1.0 / x.to_f64())
-}
-
-/// `v` with `n` elements (contents unspecified: every caller overwrites all of them).
-fn fit_len<T: Real>(v: &mut Vec<T>, n: usize) {
-    if v.len() != n {
-        v.clear();
-        v.resize(n, T::ZERO);
-    }
 }
 
 #[cfg(test)]
